@@ -1,0 +1,106 @@
+//! The one error type of the core.
+//!
+//! Every failure a caller can act on has its own variant carrying the ID or path involved, and a
+//! stable [`Error::code`] that the binding hands to JavaScript unchanged. Nothing in the core
+//! panics on bad input: a hostile or damaged store is an `Error`, never an abort.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No image matches the reference (name, ID, ID prefix or digest).
+    #[error("no image matches {reference:?}")]
+    NoImage { reference: String },
+
+    /// No layer has this ID (or unique ID prefix, or link name).
+    #[error("no layer matches {reference:?}")]
+    NoLayer { reference: String },
+
+    /// A short name or ID prefix matched more than one image or layer.
+    #[error("{reference:?} is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous {
+        reference: String,
+        candidates: Vec<String>,
+    },
+
+    /// The store uses something cstor does not read (another graph driver, say).
+    #[error("unsupported: {what}")]
+    Unsupported { what: String },
+
+    /// The store's metadata or files are not what containers/storage writes.
+    #[error("corrupt store: {path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+
+    /// The caller passed something malformed (an empty reference, a bad link name, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The store root does not exist or is not a directory.
+    #[error("no containers-storage store at {path}")]
+    NoStore { path: PathBuf },
+
+    /// The configuration file could not be read or parsed.
+    #[error("bad storage configuration {path}: {detail}")]
+    Config { path: PathBuf, detail: String },
+
+    /// An operating-system error while touching `path` (relative to the store root).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// The stable code the TypeScript API exposes as `err.code`.
+    ///
+    /// These strings are public API: they are matched by users' code and by the CLI's exit-code
+    /// logic, so a variant may be added but a code is never renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoImage { .. } => "ENOIMAGE",
+            Error::NoLayer { .. } => "ENOLAYER",
+            Error::Ambiguous { .. } => "EAMBIGUOUS",
+            Error::Unsupported { .. } => "EUNSUPPORTED",
+            Error::Corrupt { .. } => "ECORRUPT",
+            Error::InvalidArgument(_) => "EINVAL",
+            Error::NoStore { .. } => "ENOSTORE",
+            Error::Config { .. } => "ECONFIG",
+            Error::Io { source, .. } => match source.kind() {
+                io::ErrorKind::PermissionDenied => "EACCES",
+                io::ErrorKind::NotFound => "ENOENT",
+                _ => "EIO",
+            },
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Attaches the store-relative path to an `io::Error`, the way every store access reports it.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

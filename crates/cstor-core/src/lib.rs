@@ -1,0 +1,21 @@
+//! cstor-core reads containers-storage — the on-disk image store of podman, buildah, skopeo and
+//! CRI-O (overlay driver) — directly, without a daemon.
+//!
+//! Start with [`Store::open`] (or [`config::discover`] to find the store the way podman does),
+//! then list and resolve [`images`] and [`layers`]. The module names follow the containers/storage
+//! vocabulary and the sections of FORMAT.md: [`lock`] for its lock files, [`overlay`] for the
+//! driver's link files, [`names`] for reference resolution.
+
+pub mod config;
+pub mod error;
+pub mod images;
+pub mod layers;
+pub mod lock;
+pub mod names;
+pub mod overlay;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use images::{Image, ImageDetails, ImageRecord, Platform};
+pub use layers::{Layer, LayerRecord};
+pub use store::{Store, StoreOptions};

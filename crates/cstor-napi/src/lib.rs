@@ -1,0 +1,199 @@
+//! The Node.js binding of cstor-core.
+//!
+//! It decides nothing: it converts core values into JavaScript objects, runs every store access
+//! on the blocking pool so the JS thread never waits on disk or on a lock, and turns each core
+//! error into a JavaScript error whose message starts with its stable code (`[ENOIMAGE] …`),
+//! which `ts/errors.ts` maps to a typed error class. A panic in the core becomes an `EINTERNAL`
+//! error, never an abort of the Node process.
+
+mod convert;
+
+use std::sync::Arc;
+
+use cstor_core::config::{discover, Environment};
+use cstor_core::{Store, StoreOptions};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+pub use convert::{ImageDetailsInfo, ImageInfo, LayerInfo, PlatformInfo, StoreConfigInfo};
+
+/// Maps a core error to the message format `ts/errors.ts` parses.
+fn to_js_error(e: cstor_core::Error) -> Error {
+    Error::new(Status::GenericFailure, format!("[{}] {e}", e.code()))
+}
+
+/// Runs `work` on tokio's blocking pool and converts its outcome.
+async fn blocking<T, F>(work: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> cstor_core::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(to_js_error),
+        Err(e) => Err(Error::new(
+            Status::GenericFailure,
+            format!("[EINTERNAL] cstor failed internally: {e}"),
+        )),
+    }
+}
+
+#[napi(object)]
+pub struct OpenOptions {
+    pub root: String,
+    pub runroot: Option<String>,
+    pub driver: Option<String>,
+    pub additional_image_stores: Option<Vec<String>>,
+}
+
+/// Where podman would find its store, from `storage.conf` and the environment.
+#[napi]
+pub async fn discover_config() -> Result<StoreConfigInfo> {
+    blocking(|| discover(&Environment::current()).map(StoreConfigInfo::from)).await
+}
+
+/// Opens a store; see `Storage.open` in the TypeScript API.
+#[napi]
+pub async fn open_store(options: OpenOptions) -> Result<NativeStore> {
+    let options = StoreOptions {
+        graph_root: options.root.into(),
+        run_root: options.runroot.map(Into::into),
+        driver: options.driver,
+        additional_image_stores: options
+            .additional_image_stores
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    };
+    blocking(move || Store::open(options))
+        .await
+        .map(|store| NativeStore {
+            store: Arc::new(store),
+        })
+}
+
+/// An opened store. Every method re-reads the metadata under the store's locks, so it always
+/// answers with what is on disk now.
+#[napi]
+pub struct NativeStore {
+    store: Arc<Store>,
+}
+
+#[napi]
+impl NativeStore {
+    #[napi(getter)]
+    pub fn graph_root(&self) -> String {
+        self.store.graph_root().to_string_lossy().into_owned()
+    }
+
+    #[napi(getter)]
+    pub fn run_root(&self) -> Option<String> {
+        self.store
+            .run_root()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// The main store followed by the additional image stores.
+    #[napi(getter)]
+    pub fn store_paths(&self) -> Vec<String> {
+        self.store
+            .dirs()
+            .iter()
+            .map(|d| d.path.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[napi]
+    pub async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let images = store.images()?;
+            let sizes = store.image_sizes(&images)?;
+            Ok(images
+                .iter()
+                .zip(sizes)
+                .map(|(image, size)| ImageInfo::new(&store, image, size))
+                .collect())
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn get_image(&self, reference: String) -> Result<ImageInfo> {
+        let store = self.store.clone();
+        blocking(move || {
+            let image = store.image(&reference)?;
+            let size = store.image_sizes(std::slice::from_ref(&image))?[0];
+            Ok(ImageInfo::new(&store, &image, size))
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn inspect_image(&self, reference: String) -> Result<ImageDetailsInfo> {
+        let store = self.store.clone();
+        blocking(move || {
+            let image = store.image(&reference)?;
+            let details = store.inspect_image(&image)?;
+            Ok(ImageDetailsInfo::new(&store, details))
+        })
+        .await
+    }
+
+    /// The raw bytes of one big-data item of an image.
+    #[napi]
+    pub async fn image_big_data(&self, reference: String, key: String) -> Result<Buffer> {
+        let store = self.store.clone();
+        blocking(move || {
+            let image = store.image(&reference)?;
+            store.image_big_data(&image, &key)
+        })
+        .await
+        .map(Buffer::from)
+    }
+
+    #[napi]
+    pub async fn list_layers(&self) -> Result<Vec<LayerInfo>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let layers = store.layers()?;
+            Ok(layers.iter().map(|l| LayerInfo::new(&store, l)).collect())
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn get_layer(&self, reference: String) -> Result<LayerInfo> {
+        let store = self.store.clone();
+        blocking(move || store.layer(&reference).map(|l| LayerInfo::new(&store, &l))).await
+    }
+
+    /// The layer and its ancestors by `parent`, top first.
+    #[napi]
+    pub async fn layer_chain(&self, reference: String) -> Result<Vec<LayerInfo>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let top = store.layer(&reference)?;
+            let chain = store.layer_chain(top.id())?;
+            Ok(chain.iter().map(|l| LayerInfo::new(&store, l)).collect())
+        })
+        .await
+    }
+
+    /// The layers below a layer as its overlay `lower` file stacks them, parent first.
+    #[napi]
+    pub async fn lower_chain(&self, reference: String) -> Result<Vec<LayerInfo>> {
+        let store = self.store.clone();
+        blocking(move || {
+            let chain = store.lower_chain(&reference)?;
+            Ok(chain.iter().map(|l| LayerInfo::new(&store, l)).collect())
+        })
+        .await
+    }
+
+    #[napi]
+    pub async fn resolve_link(&self, link: String) -> Result<LayerInfo> {
+        let store = self.store.clone();
+        blocking(move || store.resolve_link(&link).map(|l| LayerInfo::new(&store, &l))).await
+    }
+}

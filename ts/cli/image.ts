@@ -1,0 +1,63 @@
+/** `cstor image …`: list, inspect, layers. */
+import type { Image, Storage } from '../index.js'
+import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
+import { UsageError } from './usage.js'
+
+/** Splits a stored name into podman's REPOSITORY and TAG columns. */
+function repositoryAndTag(name: string): [string, string] {
+  const at = name.indexOf('@')
+  if (at >= 0) return [name.slice(0, at), '<none>']
+  const colon = name.lastIndexOf(':')
+  return colon > name.lastIndexOf('/') ? [name.slice(0, colon), name.slice(colon + 1)] : [name, 'latest']
+}
+
+async function list(storage: Storage, json: boolean): Promise<void> {
+  const images = await storage.listImages()
+  if (json) return printJson(images)
+  const rows = images.flatMap((image: Image) => {
+    const names = image.names.length > 0 ? image.names.map(repositoryAndTag) : [['<none>', '<none>']]
+    return names.map(([repository, tag]) => [
+      repository,
+      tag,
+      shortId(image.id),
+      humanAge(image.created),
+      humanSize(image.size),
+    ])
+  })
+  printTable(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], rows)
+}
+
+async function inspect(storage: Storage, reference: string): Promise<void> {
+  const details = await (await storage.image(reference)).inspect()
+  // Inspect output is JSON for people too, as podman's is.
+  printJson(details)
+}
+
+async function layers(storage: Storage, reference: string, json: boolean): Promise<void> {
+  const layerList = await (await storage.image(reference)).layers()
+  if (json) return printJson(layerList)
+  printTable(
+    ['ID', 'DIFF DIGEST', 'SIZE', 'CREATED'],
+    layerList.map((l) => [shortId(l.id), l.diffDigest ?? '-', humanSize(l.diffSize), humanAge(l.created)]),
+  )
+}
+
+export async function imageCommand(storage: Storage, args: string[], json: boolean): Promise<void> {
+  const [verb, ...rest] = args
+  const reference = (): string => {
+    if (rest.length !== 1) throw new UsageError(`cstor image ${verb} takes one image reference`)
+    return rest[0]
+  }
+  switch (verb) {
+    case 'list':
+    case 'ls':
+      if (rest.length > 0) throw new UsageError('cstor image list takes no arguments')
+      return list(storage, json)
+    case 'inspect':
+      return inspect(storage, reference())
+    case 'layers':
+      return layers(storage, reference(), json)
+    default:
+      throw new UsageError(verb ? `unknown image command ${JSON.stringify(verb)}` : 'cstor image needs a command')
+  }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+/**
+ * The `cstor` command. It parses global options, opens the store through the public API — the CLI
+ * has no private path into the binding — and hands the rest to one module per verb group.
+ */
+import { parseArgs } from 'node:util'
+import { CstorError, Storage } from '../index.js'
+import { imageCommand } from './image.js'
+import { layerCommand, resolveLinkCommand } from './layer.js'
+import { HELP, UsageError } from './usage.js'
+
+const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      root: { type: 'string' },
+      runroot: { type: 'string' },
+      'storage-opt': { type: 'string', multiple: true },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(HELP)
+    return values.help ? 0 : 2
+  }
+  const additionalImageStores = (values['storage-opt'] ?? []).map((opt) => {
+    if (!opt.startsWith(ADDITIONAL_STORE_OPTION)) throw new UsageError(`unsupported --storage-opt ${JSON.stringify(opt)}`)
+    return opt.slice(ADDITIONAL_STORE_OPTION.length)
+  })
+  const [group, ...rest] = positionals
+  const commands: Record<string, (storage: Storage, args: string[], json: boolean) => Promise<void>> = {
+    image: imageCommand,
+    images: (storage, args, json) => imageCommand(storage, ['list', ...args], json),
+    layer: layerCommand,
+    'resolve-link': resolveLinkCommand,
+  }
+  const command = commands[group]
+  if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
+  const storage = await Storage.discover({
+    ...(values.root !== undefined && { root: values.root }),
+    ...(values.runroot !== undefined && { runroot: values.runroot }),
+    ...(additionalImageStores.length > 0 && { additionalImageStores }),
+  })
+  await command(storage, rest, values.json)
+  return 0
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`cstor: ${(err as Error).message}\nRun 'cstor --help' for usage.\n`)
+      process.exitCode = 2
+    } else if (err instanceof CstorError) {
+      process.stderr.write(`cstor: ${err.message} (${err.code})\n`)
+      process.exitCode = 1
+    } else {
+      process.stderr.write(`cstor: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+      process.exitCode = 1
+    }
+  },
+)

@@ -1,0 +1,34 @@
+/** Usage errors (exit code 2) and the help text. */
+
+export class UsageError extends Error {}
+
+export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
+
+Read containers-storage (podman, buildah, skopeo, CRI-O) image stores directly.
+
+Commands:
+  image list                 List images (like podman images -a)
+  image inspect <ref>        Show an image: record, manifest, config, platform, layers
+  image layers <ref>         List an image's layers, top first
+  layer list                 List layers
+  layer inspect <id>         Show a layer's record, overlay link and lower chain
+  resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
+
+References: a full or unique-prefix ID, a name (alpine, alpine:3, localhost/x:1,
+docker.io/library/alpine:latest) or name@sha256:digest.
+
+Global options:
+  --root DIR        Store graph root (default: from storage.conf, as podman)
+  --runroot DIR     Store run root
+  --storage-opt additionalimagestore=DIR
+                    Add a read-only additional image store (repeatable)
+  --json            Print JSON instead of tables
+  -h, --help        Show this help
+
+Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error.
+
+Examples:
+  cstor image list
+  cstor --root /var/lib/containers/storage image inspect alpine --json
+  cstor layer inspect 3c03e8f2
+`

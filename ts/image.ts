@@ -1,0 +1,82 @@
+import { call } from './errors.js'
+import { Layer } from './layer.js'
+import type { ImageInfo, NativeStore, PlatformInfo } from './native.js'
+
+export type Platform = PlatformInfo
+
+/** What `Image.inspect()` returns: the image with its manifest, config, platform and layers. */
+export interface ImageDetails {
+  image: Image
+  manifest: Record<string, unknown>
+  config: Record<string, unknown>
+  platform: Platform
+  /** Top first, base last. */
+  layers: Layer[]
+  size: number
+}
+
+/**
+ * An image of the store: its `images.json` record, plus methods that read its big data and layers.
+ * The fields are a snapshot taken when the image was looked up; the methods read the store again.
+ */
+export class Image {
+  readonly id!: string
+  readonly names!: string[]
+  readonly namesHistory!: string[]
+  /** The digest of the image's manifest. */
+  readonly digest?: string | null
+  /** Every digest the image is known by, `digest` first. */
+  readonly digests!: string[]
+  /** `repository@digest` pairs, as podman's `RepoDigests`. */
+  readonly repoDigests!: string[]
+  /** Uncompressed layer bytes plus big data, as podman's `Size`. */
+  readonly size!: number
+  readonly topLayer?: string | null
+  readonly created?: string | null
+  readonly bigDataNames!: string[]
+  /** The store the image lives in: the graph root or an additional image store. */
+  readonly store!: string
+  readonly readOnly!: boolean
+  readonly #native: NativeStore
+
+  constructor(native: NativeStore, info: ImageInfo) {
+    Object.assign(this, info)
+    this.#native = native
+  }
+
+  async inspect(): Promise<ImageDetails> {
+    const details = await call(() => this.#native.inspectImage(this.id))
+    return {
+      image: new Image(this.#native, details.image),
+      manifest: details.manifest,
+      config: details.config,
+      platform: details.platform,
+      layers: details.layers.map((info) => new Layer(this.#native, info)),
+      size: details.size,
+    }
+  }
+
+  /** The image's manifest (the `manifest` big-data item), parsed. */
+  async manifest(): Promise<Record<string, unknown>> {
+    return (await this.inspect()).manifest
+  }
+
+  /** The image's config, found through the manifest's `config.digest`, parsed. */
+  async config(): Promise<Record<string, unknown>> {
+    return (await this.inspect()).config
+  }
+
+  async platform(): Promise<Platform> {
+    return (await this.inspect()).platform
+  }
+
+  /** The image's layers, top first, base last. */
+  async layers(): Promise<Layer[]> {
+    return (await this.inspect()).layers
+  }
+
+  /** One big-data item (manifest, config, signatures, ...) as raw bytes. */
+  async bigData(key: string): Promise<Buffer> {
+    return call(() => this.#native.imageBigData(this.id, key))
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * cstor: read containers-storage — the image store of podman, buildah, skopeo and CRI-O — directly.
+ * @packageDocumentation
+ */
+export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
+export { Image, type ImageDetails, type Platform } from './image.js'
+export { Layer } from './layer.js'
+export * from './errors.js'

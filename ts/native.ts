@@ -1,0 +1,14 @@
+/**
+ * The native binding, loaded through the loader `napi build` generates (`index.js` at the package
+ * root), which picks the `.node` file of this platform or the `cstor-<platform>` package.
+ */
+export {
+  discoverConfig,
+  openStore,
+  NativeStore,
+  type ImageDetailsInfo,
+  type ImageInfo,
+  type LayerInfo,
+  type PlatformInfo,
+  type StoreConfigInfo,
+} from '../index.js'

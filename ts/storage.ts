@@ -1,0 +1,111 @@
+import { call } from './errors.js'
+import { Image } from './image.js'
+import { Layer } from './layer.js'
+import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
+
+export interface OpenOptions {
+  /** The graph root, podman's `--root`. */
+  root: string
+  /** The run root, podman's `--runroot`. */
+  runroot?: string
+  /** The graph driver; anything but `overlay` is refused with `EUNSUPPORTED`. */
+  driver?: string
+  /** Read-only stores whose images and layers are listed after the main store's. */
+  additionalImageStores?: string[]
+}
+
+export type StoreConfig = StoreConfigInfo
+
+/**
+ * A containers-storage store (overlay driver), read directly from disk under podman's own locks.
+ *
+ * ```ts
+ * const storage = await Storage.discover()
+ * for await (const image of storage.images()) console.log(image.id, image.names)
+ * const layers = await (await storage.image('alpine')).layers()
+ * ```
+ */
+export class Storage {
+  readonly #native: NativeStore
+
+  private constructor(native: NativeStore) {
+    this.#native = native
+  }
+
+  /** Opens the store at `options.root`. */
+  static async open(options: OpenOptions): Promise<Storage> {
+    return new Storage(await call(() => openStore(options)))
+  }
+
+  /**
+   * Opens the store podman would use: `CONTAINERS_STORAGE_CONF`, `storage.conf` (system, or the
+   * user's when rootless), `CONTAINERS_STORAGE_ROOT`, then the root or rootless defaults.
+   * `overrides` replace what discovery found (podman's `--root`, `--runroot`).
+   */
+  static async discover(overrides: Partial<OpenOptions> = {}): Promise<Storage> {
+    const config = await Storage.config()
+    return Storage.open({
+      root: overrides.root ?? config.graphRoot,
+      runroot: overrides.runroot ?? config.runRoot,
+      driver: overrides.driver ?? config.driver ?? undefined,
+      additionalImageStores: overrides.additionalImageStores ?? config.additionalImageStores,
+    })
+  }
+
+  /** Where podman would find its store, without opening it. */
+  static async config(): Promise<StoreConfig> {
+    return call(() => discoverConfig())
+  }
+
+  get root(): string {
+    return this.#native.graphRoot
+  }
+
+  get runroot(): string | null {
+    return this.#native.runRoot
+  }
+
+  /** The main store followed by the additional image stores. */
+  get stores(): string[] {
+    return this.#native.storePaths
+  }
+
+  async listImages(): Promise<Image[]> {
+    const images = await call(() => this.#native.listImages())
+    return images.map((info) => new Image(this.#native, info))
+  }
+
+  /** Every image: `for await (const image of storage.images())`. */
+  async *images(): AsyncGenerator<Image> {
+    yield* await this.listImages()
+  }
+
+  /**
+   * The image a reference names: full ID, `sha256:`ID or digest, a name (`alpine`,
+   * `alpine:latest`, `docker.io/library/alpine:latest`, `localhost/x:1`), `name@sha256:…`, or a
+   * unique ID prefix. Throws `NoImageError` or `AmbiguousError`.
+   */
+  async image(reference: string): Promise<Image> {
+    return new Image(this.#native, await call(() => this.#native.getImage(reference)))
+  }
+
+  async listLayers(): Promise<Layer[]> {
+    const layers = await call(() => this.#native.listLayers())
+    return layers.map((info) => new Layer(this.#native, info))
+  }
+
+  /** Every layer: `for await (const layer of storage.layers())`. */
+  async *layers(): AsyncGenerator<Layer> {
+    yield* await this.listLayers()
+  }
+
+  /** The layer with this ID, name or unique ID prefix. Throws `NoLayerError` or `AmbiguousError`. */
+  async layer(reference: string): Promise<Layer> {
+    return new Layer(this.#native, await call(() => this.#native.getLayer(reference)))
+  }
+
+  /** The layer an `overlay/l/<LINK>` short link stands for. */
+  async resolveLink(link: string): Promise<Layer> {
+    return new Layer(this.#native, await call(() => this.#native.resolveLink(link)))
+  }
+}
