@@ -71,8 +71,10 @@ export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof CstorError) return err
   const match = CODED_MESSAGE.exec(err.message)
   if (!match || !(match[1] in classes)) {
-    // napi-rs rejects wrongly typed arguments itself, before the core runs.
-    if ((err as { code?: unknown }).code === 'InvalidArg') {
+    // napi-rs rejects wrongly typed arguments itself, before the core runs, with a status
+    // such as `StringExpected`, `ObjectExpected` or `InvalidArg`.
+    const status = String((err as { code?: unknown }).code ?? '')
+    if (status === 'InvalidArg' || status.endsWith('Expected')) {
       return new InvalidArgumentError('EINVAL', err.message, { cause: err })
     }
     return err

@@ -268,7 +268,11 @@ runroot = "/srv/r"
 additionalimagestores = ["/ro/a", "/ro/b"]
 "#,
         );
-        let cfg = discover(&env(0, &[("CONTAINERS_STORAGE_CONF", conf.to_str().unwrap())])).unwrap();
+        let cfg = discover(&env(
+            0,
+            &[("CONTAINERS_STORAGE_CONF", conf.to_str().unwrap())],
+        ))
+        .unwrap();
         assert_eq!(cfg.graph_root, PathBuf::from("/srv/g"));
         assert_eq!(cfg.run_root, PathBuf::from("/srv/r"));
         assert_eq!(cfg.driver.as_deref(), Some("overlay"));
@@ -339,12 +343,18 @@ additionalimagestores = ["/ro/a", "/ro/b"]
     fn missing_or_malformed_explicit_config_is_a_config_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.conf");
-        let err = discover(&env(0, &[("CONTAINERS_STORAGE_CONF", missing.to_str().unwrap())]))
-            .unwrap_err();
+        let err = discover(&env(
+            0,
+            &[("CONTAINERS_STORAGE_CONF", missing.to_str().unwrap())],
+        ))
+        .unwrap_err();
         assert_eq!(err.code(), "ECONFIG");
         let bad = write_conf(dir.path(), "[storage\n");
-        let err =
-            discover(&env(0, &[("CONTAINERS_STORAGE_CONF", bad.to_str().unwrap())])).unwrap_err();
+        let err = discover(&env(
+            0,
+            &[("CONTAINERS_STORAGE_CONF", bad.to_str().unwrap())],
+        ))
+        .unwrap_err();
         assert_eq!(err.code(), "ECONFIG");
     }
 }

@@ -153,7 +153,10 @@ impl Store {
         let _guard = lock.as_ref().map(LockFile::read).transpose()?;
         let path = big_data_path(image, key);
         read_metadata_file(dir, &path)?.ok_or_else(|| {
-            Error::corrupt(&path, format!("image {} has no big-data item {key:?}", image.id()))
+            Error::corrupt(
+                &path,
+                format!("image {} has no big-data item {key:?}", image.id()),
+            )
         })
     }
 
@@ -183,7 +186,10 @@ impl Store {
         }
         Err(Error::corrupt(
             big_data_path(image, MANIFEST_KEY),
-            format!("image {} has no manifest naming a stored config", image.id()),
+            format!(
+                "image {} has no manifest naming a stored config",
+                image.id()
+            ),
         ))
     }
 
@@ -238,7 +244,10 @@ fn image_chain(by_id: &HashMap<&str, &Layer>, image: &Image) -> Result<Vec<Layer
     parent_chain(by_id, top).map_err(|e| match e {
         Error::NoLayer { reference } => Error::corrupt(
             Path::new(IMAGES_DIR).join("images.json"),
-            format!("image {} names top layer {reference}, which does not exist", image.id()),
+            format!(
+                "image {} names top layer {reference}, which does not exist",
+                image.id()
+            ),
         ),
         other => other,
     })

@@ -145,7 +145,10 @@ pub(crate) fn parent_chain(by_id: &HashMap<&str, &Layer>, top: &str) -> Result<V
             },
             Some(child) => Error::corrupt(
                 Path::new(LAYERS_DIR).join("layers.json"),
-                format!("layer {} names a parent {id} that does not exist", child.id()),
+                format!(
+                    "layer {} names a parent {id} that does not exist",
+                    child.id()
+                ),
             ),
         })?;
         if !visited.insert(id.clone()) {
@@ -258,10 +261,7 @@ mod tests {
     fn prefix_lookup_is_unique_or_ambiguous() {
         let layers = vec![layer("abc1", None), layer("abc2", None)];
         assert_eq!(find_layer(&layers, "abc1").unwrap().id(), "abc1");
-        assert_eq!(
-            find_layer(&layers, "abc").unwrap_err().code(),
-            "EAMBIGUOUS"
-        );
+        assert_eq!(find_layer(&layers, "abc").unwrap_err().code(), "EAMBIGUOUS");
         assert_eq!(find_layer(&layers, "x").unwrap_err().code(), "ENOLAYER");
     }
 }

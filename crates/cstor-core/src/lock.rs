@@ -11,10 +11,10 @@
 //! process in a registry keyed by device and inode, and a counted in-process state decides when the
 //! kernel lock is taken and released.
 
+use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
-use cap_std::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -83,7 +83,11 @@ impl LockFile {
     /// Takes the lock for reading: shared with other readers, podman's included; waits while
     /// a writer holds it.
     pub fn read(&self) -> Result<ReadGuard> {
-        let mut readers = self.shared.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut readers = self
+            .shared
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if *readers == 0 {
             fcntl_lock(&self.shared.file, libc::F_RDLCK).at(&self.shared.path)?;
         }
@@ -96,7 +100,11 @@ impl LockFile {
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        let mut readers = self.shared.readers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut readers = self
+            .shared
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *readers -= 1;
         if *readers == 0 {
             // Unlocking a lock we hold cannot fail for any reason we could act on.

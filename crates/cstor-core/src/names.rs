@@ -55,9 +55,10 @@ impl ImageName {
             return None;
         }
         let (domain, path) = match domain {
-            Some(DOCKER_DOMAIN) if !path.contains('/') => {
-                (Some(DOCKER_DOMAIN), format!("{DOCKER_OFFICIAL_NAMESPACE}{path}"))
-            }
+            Some(DOCKER_DOMAIN) if !path.contains('/') => (
+                Some(DOCKER_DOMAIN),
+                format!("{DOCKER_OFFICIAL_NAMESPACE}{path}"),
+            ),
             other => (other, path.to_owned()),
         };
         Some(ImageName {
@@ -83,9 +84,9 @@ fn is_domain(component: &str) -> bool {
 
 fn is_path_component(component: &str) -> bool {
     !component.is_empty()
-        && component
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && component.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 fn is_tag(tag: &str) -> bool {
@@ -97,7 +98,9 @@ fn is_tag(tag: &str) -> bool {
 }
 
 fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn is_digest(s: &str) -> bool {
@@ -118,7 +121,8 @@ fn repository_matches(stored: &ImageName, query: &ImageName) -> bool {
 /// Whether a stored name answers a query without a digest: same repository and tag.
 fn tag_matches(stored: &ImageName, query: &ImageName) -> bool {
     repository_matches(stored, query)
-        && stored.tag.as_deref().unwrap_or(DEFAULT_TAG) == query.tag.as_deref().unwrap_or(DEFAULT_TAG)
+        && stored.tag.as_deref().unwrap_or(DEFAULT_TAG)
+            == query.tag.as_deref().unwrap_or(DEFAULT_TAG)
 }
 
 fn parsed(names: &[String]) -> impl Iterator<Item = ImageName> + '_ {
@@ -158,7 +162,10 @@ pub fn resolve<'a>(images: &'a [Image], reference: &str) -> Result<&'a Image> {
             return Ok(image);
         }
         let digest = format!("sha256:{bare}");
-        if let Some(image) = images.iter().find(|i| i.all_digests().contains(&digest.as_str())) {
+        if let Some(image) = images
+            .iter()
+            .find(|i| i.all_digests().contains(&digest.as_str()))
+        {
             return Ok(image);
         }
         if reference.starts_with("sha256:") {

@@ -18,7 +18,11 @@ use crate::store::{is_valid_id, read_metadata_file, Store, StoreDir};
 /// of upper-case letters and digits is accepted so that a store written by another version still
 /// reads, and nothing that could be a path is.
 fn is_valid_link(link: &str) -> bool {
-    !link.is_empty() && link.len() <= 64 && link.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    !link.is_empty()
+        && link.len() <= 64
+        && link
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 fn overlay_file(id: &str, file: &str) -> PathBuf {
@@ -40,7 +44,9 @@ fn read_layer_file(store_dir: &StoreDir, id: &str, file: &str) -> Result<Option<
 /// The layer ID an `l/` link points to, from the link's target `../<id>/diff`.
 fn link_target(store_dir: &StoreDir, link: &str) -> Result<String> {
     if !is_valid_link(link) {
-        return Err(Error::InvalidArgument(format!("{link:?} is not an overlay link name")));
+        return Err(Error::InvalidArgument(format!(
+            "{link:?} is not an overlay link name"
+        )));
     }
     let path = Path::new("overlay/l").join(link);
     let target = store_dir.dir.read_link_contents(&path).at(&path)?;
@@ -50,7 +56,12 @@ fn link_target(store_dir: &StoreDir, link: &str) -> Result<String> {
         .and_then(|rest| rest.strip_suffix("/diff"))
         .filter(|id| is_valid_id(id))
         .map(str::to_owned)
-        .ok_or_else(|| Error::corrupt(&path, format!("link target {target:?} is not ../<layer-id>/diff")))
+        .ok_or_else(|| {
+            Error::corrupt(
+                &path,
+                format!("link target {target:?} is not ../<layer-id>/diff"),
+            )
+        })
 }
 
 impl Store {
@@ -80,13 +91,18 @@ impl Store {
                     .strip_prefix("l/")
                     .filter(|link| is_valid_link(link))
                     .map(str::to_owned)
-                    .ok_or_else(|| Error::corrupt(&path, format!("entry {entry:?} is not l/<LINK>")))
+                    .ok_or_else(|| {
+                        Error::corrupt(&path, format!("entry {entry:?} is not l/<LINK>"))
+                    })
             })
             .collect::<Result<_>>()?;
         if links.len() > MAX_CHAIN_DEPTH {
             return Err(Error::corrupt(
                 &path,
-                format!("{} lower layers, more than overlay's {MAX_CHAIN_DEPTH}", links.len()),
+                format!(
+                    "{} lower layers, more than overlay's {MAX_CHAIN_DEPTH}",
+                    links.len()
+                ),
             ));
         }
         Ok(links)
@@ -99,7 +115,9 @@ impl Store {
         for (index, store_dir) in self.dirs().iter().enumerate() {
             let id = match link_target(store_dir, link) {
                 Ok(id) => id,
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    continue
+                }
                 Err(e) => return Err(e),
             };
             return layers
@@ -124,8 +142,10 @@ impl Store {
     pub fn lower_chain(&self, top: &str) -> Result<Vec<Layer>> {
         let layers = self.layers()?;
         let layer = find_layer(&layers, top)?;
-        let by_id: HashMap<(usize, &str), &Layer> =
-            layers.iter().map(|l| ((l.store_index, l.id()), l)).collect();
+        let by_id: HashMap<(usize, &str), &Layer> = layers
+            .iter()
+            .map(|l| ((l.store_index, l.id()), l))
+            .collect();
         let store_dir = self.dir(layer.store_index);
         let mut seen = HashSet::from([layer.id().to_owned()]);
         let mut chain = Vec::new();
@@ -133,11 +153,16 @@ impl Store {
             let id = link_target(store_dir, &link)?;
             let path = overlay_file(layer.id(), "lower");
             if !seen.insert(id.clone()) {
-                return Err(Error::corrupt(path, format!("layer {id} appears twice: a cycle")));
+                return Err(Error::corrupt(
+                    path,
+                    format!("layer {id} appears twice: a cycle"),
+                ));
             }
             let lower = by_id
                 .get(&(layer.store_index, id.as_str()))
-                .ok_or_else(|| Error::corrupt(&path, format!("link {link} leads to unknown layer {id}")))?;
+                .ok_or_else(|| {
+                    Error::corrupt(&path, format!("link {link} leads to unknown layer {id}"))
+                })?;
             chain.push((*lower).clone());
         }
         Ok(chain)

@@ -176,6 +176,8 @@ pub(crate) fn read_json_records<T: serde::de::DeserializeOwned>(
     match read_metadata_file(dir, path)? {
         None => Ok(Vec::new()),
         Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(Vec::new()),
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e.to_string())),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(path, e.to_string()))
+        }
     }
 }

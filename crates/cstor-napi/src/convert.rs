@@ -24,7 +24,11 @@ impl From<StoreConfig> for StoreConfigInfo {
             graph_root: path_string(&c.graph_root),
             run_root: path_string(&c.run_root),
             driver: c.driver,
-            additional_image_stores: c.additional_image_stores.iter().map(|p| path_string(p)).collect(),
+            additional_image_stores: c
+                .additional_image_stores
+                .iter()
+                .map(|p| path_string(p))
+                .collect(),
             config_file: c.config_file.as_deref().map(path_string),
         }
     }

@@ -194,6 +194,11 @@ impl NativeStore {
     #[napi]
     pub async fn resolve_link(&self, link: String) -> Result<LayerInfo> {
         let store = self.store.clone();
-        blocking(move || store.resolve_link(&link).map(|l| LayerInfo::new(&store, &l))).await
+        blocking(move || {
+            store
+                .resolve_link(&link)
+                .map(|l| LayerInfo::new(&store, &l))
+        })
+        .await
     }
 }

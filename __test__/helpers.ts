@@ -1,0 +1,61 @@
+/** Paths of the fixture stores and runners for podman and the cstor CLI over them. */
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+
+export const repo = path.resolve(__dirname, '..')
+export const fixtures = process.env.CSTOR_FIXTURES ?? path.join(repo, '.fixtures')
+export const storageConf = path.join(fixtures, 'storage.conf')
+
+export interface FixtureStore {
+  root: string
+  runroot: string
+}
+
+export function fixtureStore(name: 'main' | 'extra'): FixtureStore {
+  return { root: path.join(fixtures, name, 'root'), runroot: path.join(fixtures, name, 'run') }
+}
+
+export const main = fixtureStore('main')
+export const extra = fixtureStore('extra')
+
+/** Runs podman on a store and parses its JSON output. */
+export function podmanJson<T = unknown>(store: FixtureStore, args: string[]): T {
+  const out = execFileSync('podman', ['--root', store.root, '--runroot', store.runroot, '--storage-driver', 'overlay', ...args], {
+    env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf },
+    maxBuffer: 1 << 28,
+  })
+  return JSON.parse(out.toString()) as T
+}
+
+export interface CliResult {
+  status: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the built CLI (`dist/cli/main.js`), as `npx cstor` would. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+  const result = spawnSync(process.execPath, [path.join(repo, 'dist', 'cli', 'main.js'), ...args], {
+    env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf, ...env },
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+  })
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr }
+}
+
+export function cliOn(store: FixtureStore, args: string[]): CliResult {
+  return cli(['--root', store.root, '--runroot', store.runroot, ...args])
+}
+
+/**
+ * A private copy of a fixture store (cp -a keeps symlinks, devices and xattrs), for tests that
+ * damage it on purpose. Removed by the returned function.
+ */
+export function copyStore(store: FixtureStore): FixtureStore & { cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-store-'))
+  execFileSync('cp', ['-a', store.root, path.join(dir, 'root')])
+  fs.mkdirSync(path.join(dir, 'run'))
+  return { root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+}

@@ -1,0 +1,85 @@
+//! The core on the fixture stores that podman and skopeo build (`__test__/fixtures/build-stores.sh`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use cstor_core::{Store, StoreOptions};
+
+fn fixtures() -> PathBuf {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new("bash")
+        .arg(repo.join("__test__/fixtures/build-stores.sh"))
+        .status()
+        .expect("the fixture builder runs");
+    assert!(status.success(), "building the fixture stores failed");
+    std::env::var_os("CSTOR_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join(".fixtures"))
+}
+
+fn open(store: &str) -> Store {
+    Store::open(StoreOptions {
+        graph_root: fixtures().join(store).join("root"),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn every_layer_chain_agrees_with_its_overlay_lower_file() {
+    let store = open("main");
+    let layers = store.layers().unwrap();
+    assert!(layers.len() > 55);
+    for layer in &layers {
+        let parents: Vec<String> = store.layer_chain(layer.id()).unwrap()[1..]
+            .iter()
+            .map(|l| l.id().to_owned())
+            .collect();
+        let lower: Vec<String> = store
+            .lower_chain(layer.id())
+            .unwrap()
+            .iter()
+            .map(|l| l.id().to_owned())
+            .collect();
+        assert_eq!(parents, lower, "layer {}", layer.id());
+        let link = store
+            .layer_link(layer)
+            .unwrap()
+            .expect("every layer has a link");
+        assert_eq!(store.resolve_link(&link).unwrap().id(), layer.id());
+    }
+}
+
+#[test]
+fn images_resolve_and_read_their_config_through_the_manifest() {
+    let store = open("main");
+    let app = store.image("app").unwrap();
+    assert!(app.record.names.contains(&"localhost/app:v1.0".to_owned()));
+    let details = store.inspect_image(&app).unwrap();
+    assert_eq!(details.platform.os, "linux");
+    let diff_ids: Vec<&str> = details.config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let layer_digests: Vec<&str> = details
+        .layers
+        .iter()
+        .rev()
+        .map(|l| l.record.diff_digest.as_deref().unwrap())
+        .collect();
+    assert_eq!(diff_ids, layer_digests);
+    let chain = store.image("localhost/chain:55").unwrap();
+    assert_eq!(store.image_layers(&chain).unwrap().len(), 55);
+}
+
+#[test]
+fn a_vfs_store_is_unsupported() {
+    let err = Store::open(StoreOptions {
+        graph_root: fixtures().join("vfs/root"),
+        ..Default::default()
+    })
+    .unwrap_err();
+    assert_eq!(err.code(), "EUNSUPPORTED");
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what cstor's demo and tests need on a Debian machine (as root), then builds the package.
+# Idempotent: installs only what is missing, rebuilds only what changed.
+#
+#   Debian packages: podman, skopeo, buildah, tar-split, busybox-static (fixture stores),
+#                    attr (xattrs in fixtures), python3 (lock interop test), nodejs/npm if absent
+#   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3
+#   npm packages:    npm ci
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need=()
+for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
+  setfattr:attr python3:python3 node:nodejs npm:npm; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [[ ${#need[@]} -gt 0 ]]; then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "bootstrap: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
+if ! command -v cargo >/dev/null; then
+  echo "bootstrap: cargo not found: install Rust >= 1.88 with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Everything `npm test` checks, in order of cost: format, lints, types, Rust tests, then the
+# vitest suite against fixture stores built by real podman/skopeo. Any missing tool fails the run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/bootstrap.sh
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "generated binding is up to date"
+if ! git diff --quiet -- index.js index.d.ts 2>/dev/null; then
+  echo "index.js / index.d.ts changed when rebuilt: commit the regenerated files" >&2
+  git --no-pager diff --stat -- index.js index.d.ts >&2
+  exit 1
+fi
+
+step "cargo fmt"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "tsc --noEmit"
+npx tsc -p tsconfig.check.json
+step "oxlint"
+npm run -s lint
+
+step "fixture stores"
+bash __test__/fixtures/build-stores.sh
+
+step "cargo test"
+cargo test --workspace --quiet
+
+step "vitest"
+npx vitest run
