@@ -29,11 +29,26 @@ export declare class NativeStore {
   layerChain(reference: string): Promise<Array<LayerInfo>>
   /** The layers below a layer as its overlay `lower` file stacks them, parent first. */
   lowerChain(reference: string): Promise<Array<LayerInfo>>
+  /** Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's). */
+  exportLayer(reference: string, fd: number, verify?: boolean | undefined | null): Promise<ExportStatsInfo>
   resolveLink(link: string): Promise<LayerInfo>
 }
 
+/**
+ * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
+ * `pipe(2)` of its own.
+ */
+export declare function createPipe(): Array<number>
+
 /** Where podman would find its store, from `storage.conf` and the environment. */
 export declare function discoverConfig(): Promise<StoreConfigInfo>
+
+export interface ExportStatsInfo {
+  /** Bytes of tar written. */
+  bytes: number
+  /** File bodies taken from `diff/`. */
+  files: number
+}
 
 export interface ImageDetailsInfo {
   image: ImageInfo

@@ -836,5 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeStore = nativeBinding.NativeStore
+module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore

@@ -4,5 +4,5 @@
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
 export { Image, type ImageDetails, type Platform } from './image.js'
-export { Layer } from './layer.js'
+export { Layer, type ExportOptions, type ExportStats } from './layer.js'
 export * from './errors.js'

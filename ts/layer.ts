@@ -1,5 +1,18 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import { Readable } from 'node:stream'
 import { call } from './errors.js'
-import type { LayerInfo, NativeStore } from './native.js'
+import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
+
+export interface ExportOptions {
+  /**
+   * Check each file body against the CRC-64 tar-split recorded (default `true`). With `false`,
+   * bodies are copied by the kernel (`copy_file_range`/`sendfile`) without passing through memory.
+   */
+  verify?: boolean
+}
+
+export type ExportStats = ExportStatsInfo
 
 /**
  * A layer of the store: its `layers.json` record, plus methods that walk its chain. The fields
@@ -33,6 +46,59 @@ export class Layer {
   constructor(native: NativeStore, info: LayerInfo) {
     Object.assign(this, info)
     this.#native = native
+  }
+
+  /**
+   * Writes the layer's tar — rebuilt byte for byte from its tar-split metadata and `diff/`, so its
+   * sha256 is `diffDigest` — to an open file descriptor (a file, pipe or socket). The fd stays
+   * the caller's to close.
+   */
+  async exportToFd(fd: number, options: ExportOptions = {}): Promise<ExportStats> {
+    return call(() => this.#native.exportLayer(this.id, fd, options.verify))
+  }
+
+  /**
+   * Writes the layer's tar to `file`, atomically: to a temporary name beside it, renamed into
+   * place only when the whole tar was written and checked. On error nothing is left behind.
+   */
+  async exportToFile(file: string, options: ExportOptions = {}): Promise<ExportStats> {
+    const temp = path.join(path.dirname(file), `.${path.basename(file)}.cstor-${process.pid}-${Date.now()}`)
+    const handle = await fs.promises.open(temp, 'wx', 0o644)
+    try {
+      const stats = await this.exportToFd(handle.fd, options)
+      await handle.sync()
+      await handle.close()
+      await fs.promises.rename(temp, file)
+      return stats
+    } catch (err) {
+      await handle.close().catch(() => {})
+      await fs.promises.rm(temp, { force: true })
+      throw err
+    }
+  }
+
+  /**
+   * The layer's tar as a Node Readable stream. The core writes into a pipe from its own thread,
+   * so the stream carries no copies made in JavaScript; an export error (a CRC mismatch, say)
+   * destroys the stream with that typed error instead of ending it.
+   */
+  export(options: ExportOptions = {}): Readable {
+    const [readFd, writeFd] = createPipe()
+    const exporting = this.exportToFd(writeFd, options).finally(() => fs.closeSync(writeFd))
+    // Observed here so that a stream nobody reads never raises an unhandled rejection.
+    exporting.catch(() => {})
+    const pipe = fs.createReadStream('', { fd: readFd, highWaterMark: 1 << 20 })
+    async function* chunks(): AsyncGenerator<Buffer> {
+      try {
+        for await (const chunk of pipe) yield chunk as Buffer
+        await exporting
+      } finally {
+        pipe.destroy()
+        // An abandoned stream must still let the export finish (it sees EPIPE) before returning.
+        await exporting.catch(() => {})
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false })
   }
 
   /** This layer and its ancestors by `parent`, top first, base last. */

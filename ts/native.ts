@@ -3,9 +3,11 @@
  * root), which picks the `.node` file of this platform or the `cstor-<platform>` package.
  */
 export {
+  createPipe,
   discoverConfig,
   openStore,
   NativeStore,
+  type ExportStatsInfo,
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,

@@ -1,7 +1,7 @@
 /** `cstor image …`: list, inspect, layers. */
 import type { Image, Storage } from '../index.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
-import { UsageError } from './usage.js'
+import { UsageError, type Flags } from './usage.js'
 
 /** Splits a stored name into podman's REPOSITORY and TAG columns. */
 function repositoryAndTag(name: string): [string, string] {
@@ -42,7 +42,7 @@ async function layers(storage: Storage, reference: string, json: boolean): Promi
   )
 }
 
-export async function imageCommand(storage: Storage, args: string[], json: boolean): Promise<void> {
+export async function imageCommand(storage: Storage, args: string[], { json }: Flags): Promise<void> {
   const [verb, ...rest] = args
   const reference = (): string => {
     if (rest.length !== 1) throw new UsageError(`cstor image ${verb} takes one image reference`)

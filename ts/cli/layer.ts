@@ -1,7 +1,7 @@
 /** `cstor layer …` and `cstor resolve-link`. */
 import type { Layer, Storage } from '../index.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
-import { UsageError } from './usage.js'
+import { UsageError, type Flags } from './usage.js'
 
 async function list(storage: Storage, json: boolean): Promise<void> {
   const layers = await storage.listLayers()
@@ -18,22 +18,38 @@ async function inspect(storage: Storage, reference: string): Promise<void> {
   printJson({ ...layer, parents: chain.slice(1).map((l) => l.id), lower: lower.map((l) => l.id) })
 }
 
-export async function layerCommand(storage: Storage, args: string[], json: boolean): Promise<void> {
+async function exportLayer(storage: Storage, reference: string, { output, verify, json }: Flags): Promise<void> {
+  if (output === undefined && process.stdout.isTTY) {
+    throw new UsageError('refusing to write a tar to a terminal: redirect stdout or use -o FILE')
+  }
+  const layer = await storage.layer(reference)
+  if (output === undefined) {
+    await layer.exportToFd(process.stdout.fd, { verify })
+    return
+  }
+  const stats = await layer.exportToFile(output, { verify })
+  if (json) printJson({ id: layer.id, file: output, ...stats })
+}
+
+export async function layerCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
   const [verb, ...rest] = args
   switch (verb) {
     case 'list':
     case 'ls':
       if (rest.length > 0) throw new UsageError('cstor layer list takes no arguments')
-      return list(storage, json)
+      return list(storage, flags.json)
     case 'inspect':
       if (rest.length !== 1) throw new UsageError('cstor layer inspect takes one layer ID')
       return inspect(storage, rest[0])
+    case 'export':
+      if (rest.length !== 1) throw new UsageError('cstor layer export takes one layer ID')
+      return exportLayer(storage, rest[0], flags)
     default:
       throw new UsageError(verb ? `unknown layer command ${JSON.stringify(verb)}` : 'cstor layer needs a command')
   }
 }
 
-export async function resolveLinkCommand(storage: Storage, args: string[], json: boolean): Promise<void> {
+export async function resolveLinkCommand(storage: Storage, args: string[], { json }: Flags): Promise<void> {
   if (args.length !== 1) throw new UsageError('cstor resolve-link takes one link ID')
   const layer = await storage.resolveLink(args[0])
   if (json) return printJson(layer)

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import { CstorError, Storage } from '../index.js'
 import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
-import { HELP, UsageError } from './usage.js'
+import { HELP, UsageError, type Flags } from './usage.js'
 
 const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
 
@@ -20,6 +20,8 @@ async function main(argv: string[]): Promise<number> {
       runroot: { type: 'string' },
       'storage-opt': { type: 'string', multiple: true },
       json: { type: 'boolean', default: false },
+      output: { type: 'string', short: 'o' },
+      'no-verify': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -32,9 +34,9 @@ async function main(argv: string[]): Promise<number> {
     return opt.slice(ADDITIONAL_STORE_OPTION.length)
   })
   const [group, ...rest] = positionals
-  const commands: Record<string, (storage: Storage, args: string[], json: boolean) => Promise<void>> = {
+  const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
     image: imageCommand,
-    images: (storage, args, json) => imageCommand(storage, ['list', ...args], json),
+    images: (storage, args, flags) => imageCommand(storage, ['list', ...args], flags),
     layer: layerCommand,
     'resolve-link': resolveLinkCommand,
   }
@@ -45,7 +47,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),
   })
-  await command(storage, rest, values.json)
+  await command(storage, rest, { json: values.json, output: values.output, verify: !values['no-verify'] })
   return 0
 }
 

@@ -2,6 +2,15 @@
 
 export class UsageError extends Error {}
 
+/** Options every verb receives. */
+export interface Flags {
+  json: boolean
+  /** `-o FILE` of `layer export`. */
+  output?: string
+  /** Verify CRCs on export (`--no-verify` turns it off). */
+  verify: boolean
+}
+
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
 
 Read containers-storage (podman, buildah, skopeo, CRI-O) image stores directly.
@@ -12,6 +21,9 @@ Commands:
   image layers <ref>         List an image's layers, top first
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
+  layer export <id> [-o FILE] [--no-verify]
+                             Write the layer's tar, rebuilt bit for bit from its tar-split
+                             (stdout unless -o; refuses a terminal)
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
 
 References: a full or unique-prefix ID, a name (alpine, alpine:3, localhost/x:1,
@@ -31,4 +43,5 @@ Examples:
   cstor image list
   cstor --root /var/lib/containers/storage image inspect alpine --json
   cstor layer inspect 3c03e8f2
+  cstor layer export 3c03e8f2 -o layer.tar
 `

@@ -8,12 +8,14 @@
 
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod images;
 pub mod layers;
 pub mod lock;
 pub mod names;
 pub mod overlay;
 pub mod store;
+pub mod tarsplit;
 
 pub use error::{Error, Result};
 pub use images::{Image, ImageDetails, ImageRecord, Platform};

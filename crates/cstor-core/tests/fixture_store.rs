@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use cstor_core::export::ExportOptions;
 use cstor_core::{Store, StoreOptions};
 
 fn fixtures() -> PathBuf {
@@ -82,4 +83,43 @@ fn a_vfs_store_is_unsupported() {
     })
     .unwrap_err();
     assert_eq!(err.code(), "EUNSUPPORTED");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn export_to_vec(store: &Store, layer: &cstor_core::Layer, verify: bool) -> Vec<u8> {
+    use std::io::{Read, Seek};
+    let mut out = tempfile::tempfile().unwrap();
+    let stats = store
+        .export_layer(layer, &mut out, ExportOptions { verify })
+        .unwrap();
+    let mut bytes = Vec::new();
+    out.rewind().unwrap();
+    out.read_to_end(&mut bytes).unwrap();
+    assert_eq!(stats.bytes, bytes.len() as u64);
+    bytes
+}
+
+#[test]
+fn every_layer_exports_to_its_diff_digest_verified_or_not() {
+    let store = open("main");
+    for layer in store.layers().unwrap() {
+        let expected = layer.record.diff_digest.clone().unwrap();
+        for verify in [true, false] {
+            let tar = export_to_vec(&store, &layer, verify);
+            assert_eq!(
+                format!("sha256:{}", sha256_hex(&tar)),
+                expected,
+                "layer {} verify={verify}",
+                layer.id()
+            );
+            assert_eq!(tar.len() as i64, layer.record.diff_size.unwrap());
+        }
+    }
 }

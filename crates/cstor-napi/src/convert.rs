@@ -1,6 +1,7 @@
 //! Core values as JavaScript objects (field names become camelCase in `index.d.ts`).
 
 use cstor_core::config::StoreConfig;
+use cstor_core::export::ExportStats;
 use cstor_core::names::repo_digests;
 use cstor_core::{Image, ImageDetails, Layer, Platform, Store};
 use napi_derive::napi;
@@ -163,6 +164,23 @@ impl ImageDetailsInfo {
             platform: d.platform.into(),
             layers: d.layers.iter().map(|l| LayerInfo::new(store, l)).collect(),
             size: d.size,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ExportStatsInfo {
+    /// Bytes of tar written.
+    pub bytes: i64,
+    /// File bodies taken from `diff/`.
+    pub files: i64,
+}
+
+impl From<ExportStats> for ExportStatsInfo {
+    fn from(s: ExportStats) -> Self {
+        ExportStatsInfo {
+            bytes: s.bytes as i64,
+            files: s.files as i64,
         }
     }
 }

@@ -8,14 +8,19 @@
 
 mod convert;
 
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 
 use cstor_core::config::{discover, Environment};
+use cstor_core::export::ExportOptions;
 use cstor_core::{Store, StoreOptions};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-pub use convert::{ImageDetailsInfo, ImageInfo, LayerInfo, PlatformInfo, StoreConfigInfo};
+pub use convert::{
+    ExportStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo, PlatformInfo, StoreConfigInfo,
+};
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
 fn to_js_error(e: cstor_core::Error) -> Error {
@@ -49,6 +54,36 @@ pub struct OpenOptions {
 #[napi]
 pub async fn discover_config() -> Result<StoreConfigInfo> {
     blocking(|| discover(&Environment::current()).map(StoreConfigInfo::from)).await
+}
+
+/// A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
+/// `pipe(2)` of its own.
+#[napi]
+pub fn create_pipe() -> Result<Vec<i32>> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        let err = std::io::Error::last_os_error();
+        return Err(Error::new(
+            Status::GenericFailure,
+            format!("[EIO] pipe: {err}"),
+        ));
+    }
+    Ok(fds.to_vec())
+}
+
+/// A private duplicate of a caller's fd, so the core owns (and closes) what it writes to.
+fn duplicate_fd(fd: i32) -> cstor_core::Result<File> {
+    // SAFETY: F_DUPFD_CLOEXEC on any integer is safe; failure is reported through errno.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return Err(cstor_core::Error::InvalidArgument(format!(
+            "fd {fd} is not open: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `dup` is a fresh descriptor that nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(dup) }))
 }
 
 /// Opens a store; see `Storage.open` in the TypeScript API.
@@ -189,6 +224,27 @@ impl NativeStore {
             Ok(chain.iter().map(|l| LayerInfo::new(&store, l)).collect())
         })
         .await
+    }
+
+    /// Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's).
+    #[napi]
+    pub async fn export_layer(
+        &self,
+        reference: String,
+        fd: i32,
+        verify: Option<bool>,
+    ) -> Result<ExportStatsInfo> {
+        let store = self.store.clone();
+        let options = ExportOptions {
+            verify: verify.unwrap_or(true),
+        };
+        blocking(move || {
+            let layer = store.layer(&reference)?;
+            let mut out = duplicate_fd(fd)?;
+            store.export_layer(&layer, &mut out, options)
+        })
+        .await
+        .map(ExportStatsInfo::from)
     }
 
     #[napi]
