@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::layers::{parent_chain, Layer};
-use crate::lock::LockFile;
+use crate::lock::read_lock;
 use crate::names;
 use crate::store::{is_valid_id, read_json_records, read_metadata_file, Store};
 
@@ -118,8 +118,7 @@ impl Store {
         let mut images = Vec::new();
         for (index, store_dir) in self.dirs().iter().enumerate() {
             let dir = &store_dir.dir;
-            let lock = LockFile::open(dir, Path::new("overlay-images/images.lock"))?;
-            let _guard = lock.as_ref().map(LockFile::read).transpose()?;
+            let _guard = read_lock(dir, Path::new("overlay-images/images.lock"))?;
             let path = Path::new(IMAGES_DIR).join("images.json");
             for record in read_json_records::<ImageRecord>(dir, &path)? {
                 if !is_valid_id(&record.id) {
@@ -149,8 +148,7 @@ impl Store {
     /// One big-data item of an image, read under the images lock.
     pub fn image_big_data(&self, image: &Image, key: &str) -> Result<Vec<u8>> {
         let dir = &self.dir(image.store_index).dir;
-        let lock = LockFile::open(dir, Path::new("overlay-images/images.lock"))?;
-        let _guard = lock.as_ref().map(LockFile::read).transpose()?;
+        let _guard = read_lock(dir, Path::new("overlay-images/images.lock"))?;
         let path = big_data_path(image, key);
         read_metadata_file(dir, &path)?.ok_or_else(|| {
             Error::corrupt(

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lock::LockFile;
+use crate::lock::read_lock;
 use crate::store::{is_valid_id, read_json_records, Store};
 
 /// overlay stacks at most 500 lower layers under a layer (containers/storage's `maxDepth`), so a
@@ -93,8 +93,7 @@ impl Store {
         let mut layers = Vec::new();
         for (index, store_dir) in self.dirs().iter().enumerate() {
             let dir = &store_dir.dir;
-            let lock = LockFile::open(dir, Path::new("overlay-layers/layers.lock"))?;
-            let _guard = lock.as_ref().map(LockFile::read).transpose()?;
+            let _guard = read_lock(dir, Path::new("overlay-layers/layers.lock"))?;
             for (file, volatile) in [("layers.json", false), ("volatile-layers.json", true)] {
                 let path = Path::new(LAYERS_DIR).join(file);
                 for record in read_json_records::<LayerRecord>(dir, &path)? {

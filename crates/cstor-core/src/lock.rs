@@ -83,11 +83,7 @@ impl LockFile {
     /// Takes the lock for reading: shared with other readers, podman's included; waits while
     /// a writer holds it.
     pub fn read(&self) -> Result<ReadGuard> {
-        let mut readers = self
-            .shared
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut readers = self.shared.readers();
         if *readers == 0 {
             fcntl_lock(&self.shared.file, libc::F_RDLCK).at(&self.shared.path)?;
         }
@@ -98,13 +94,25 @@ impl LockFile {
     }
 }
 
+impl Shared {
+    /// The reader count; a panic elsewhere while it was held leaves it valid, so poisoning is
+    /// ignored.
+    fn readers(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Takes the lock file `name` beneath `dir` for reading, if the store has one (see
+/// [`LockFile::open`]).
+pub fn read_lock(dir: &Dir, name: &Path) -> Result<Option<ReadGuard>> {
+    LockFile::open(dir, name)?
+        .map(|lock| lock.read())
+        .transpose()
+}
+
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        let mut readers = self
-            .shared
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut readers = self.shared.readers();
         *readers -= 1;
         if *readers == 0 {
             // Unlocking a lock we hold cannot fail for any reason we could act on.
