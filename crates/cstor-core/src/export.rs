@@ -249,7 +249,7 @@ impl<'a> TarWriter<'a> {
                         Some(libc::EAGAIN) => wait_writable(self.out)?,
                         // The kernel cannot move data between these fds: copy in user space.
                         Some(libc::EINVAL | libc::ENOSYS | libc::EXDEV | libc::EOPNOTSUPP) => {
-                            return self.copied_body(&mut body, path, left)
+                            return self.read_body(&mut body, path, left, |_| {})
                         }
                         _ => return Err(Error::io("<output>", err)),
                     }
@@ -257,10 +257,6 @@ impl<'a> TarWriter<'a> {
             }
         }
         Ok(())
-    }
-
-    fn copied_body(&mut self, body: &mut File, path: &Path, size: u64) -> Result<()> {
-        self.read_body(body, path, size, |_| {})
     }
 
     fn checked_body(
