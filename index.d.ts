@@ -9,6 +9,14 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A layer's parts, fetched in batches so a tar of many small files is not a promise per file. */
+export declare class NativeLayerParts {
+  /** The next parts, consecutive segments joined; an empty array at the end. */
+  nextBatch(): Promise<Array<LayerPartInfo>>
+  /** Releases the tar-split stream and the layer directory before the end is reached. */
+  close(): void
+}
+
 /**
  * An opened store. Every method re-reads the metadata under the store's locks, so it always
  * answers with what is on disk now.
@@ -31,6 +39,15 @@ export declare class NativeStore {
   lowerChain(reference: string): Promise<Array<LayerInfo>>
   /** Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's). */
   exportLayer(reference: string, fd: number, verify?: boolean | undefined | null): Promise<ExportStatsInfo>
+  /** The layer's tar as parts: verbatim segments and file bodies as open fds. */
+  layerParts(reference: string): Promise<NativeLayerParts>
+  /** Extracts an image's merged filesystem into `target` (created; must not exist or be empty). */
+  extractImage(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
+  /**
+   * Extracts one layer's own content into `target`, whiteouts as overlayfs stores them by
+   * default.
+   */
+  extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
   resolveLink(link: string): Promise<LayerInfo>
 }
 
@@ -48,6 +65,29 @@ export interface ExportStatsInfo {
   bytes: number
   /** File bodies taken from `diff/`. */
   files: number
+}
+
+/** Options of `extractImage`/`extractLayer`; unset fields take the TypeScript API's defaults. */
+export interface ExtractOptionsInfo {
+  reflinks?: boolean
+  owners?: boolean
+  xattrs?: boolean
+  /** `"apply"`, `"overlay"` or `"aufs"`. */
+  whiteouts?: string
+}
+
+export interface ExtractStatsInfo {
+  files: number
+  dirs: number
+  symlinks: number
+  hardlinks: number
+  specials: number
+  whiteouts: number
+  skipped: number
+  bytes: number
+  reflinkedFiles: number
+  kernelCopiedFiles: number
+  userCopiedFiles: number
 }
 
 export interface ImageDetailsInfo {
@@ -104,6 +144,20 @@ export interface LayerInfo {
   volatile: boolean
 }
 
+/**
+ * One piece of a layer's tar for JavaScript: `kind` is `"segment"` (with `data`) or `"file"`
+ * (with `name`, `size`, `crc` and an `fd` the receiver now owns).
+ */
+export interface LayerPartInfo {
+  kind: string
+  data?: Buffer
+  name?: string
+  size?: number
+  /** The CRC-64/GO-ISO tar-split recorded, as 16 hex digits. */
+  crc?: string
+  fd?: number
+}
+
 export interface OpenOptions {
   root: string
   runroot?: string
@@ -118,6 +172,14 @@ export interface PlatformInfo {
   os: string
   architecture: string
   variant?: string
+}
+
+export interface ProgressInfo {
+  /** The layer being applied, 0 = base. */
+  layer: number
+  layers: number
+  bytes: number
+  totalBytes: number
 }
 
 export interface StoreConfigInfo {

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
 module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig

@@ -85,6 +85,41 @@ describe('export is bit for bit', () => {
   })
 })
 
+describe('layer.parts(): segments and body fds', () => {
+  const openFds = () => fs.readdirSync('/proc/self/fd').length
+
+  it('reassemble to the exported tar, each fd handed over once', async () => {
+    const before = openFds()
+    for (const layer of layers) {
+      const pieces: Buffer[] = []
+      for await (const part of layer.parts()) {
+        if (part.kind === 'segment') pieces.push(part.data)
+        else {
+          expect(fs.fstatSync(part.fd).size).toBe(part.size)
+          expect(part.crc).toMatch(/^[0-9a-f]{16}$/)
+          pieces.push(fs.readFileSync(part.fd))
+          fs.closeSync(part.fd)
+        }
+      }
+      expect(sha256(Buffer.concat(pieces)), layer.id).toBe(layer.diffDigest)
+    }
+    expect(openFds()).toBe(before)
+  })
+
+  it('an iteration stopped early closes the fds it fetched but did not hand over', async () => {
+    const formats = await (await storage.image('quay.io/cstor/formats:1')).layers()
+    const many = formats.find((l) => (l.diffSize ?? 0) > 1 << 20)!
+    const before = openFds()
+    for await (const part of many.parts()) {
+      if (part.kind === 'file') {
+        fs.closeSync(part.fd)
+        break
+      }
+    }
+    expect(openFds()).toBe(before)
+  })
+})
+
 describe('export of damaged layers fails with typed errors, leaving nothing behind', () => {
   async function damaged(damage: (root: string, layer: Layer, body: string) => void) {
     const copy = copyStore(main)

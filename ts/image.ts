@@ -1,4 +1,5 @@
 import { call } from './errors.js'
+import { nativeExtractOptions, type ExtractOptions, type ExtractStats } from './extract.js'
 import { Layer } from './layer.js'
 import type { ImageInfo, NativeStore, PlatformInfo } from './native.js'
 
@@ -73,6 +74,16 @@ export class Image {
   /** The image's layers, top first, base last. */
   async layers(): Promise<Layer[]> {
     return (await this.inspect()).layers
+  }
+
+  /**
+   * Writes the image's merged filesystem — layers applied base to top, whiteouts and opaque
+   * directories carried out, as `podman image mount` shows it — into `dir`, which must not exist
+   * or be empty. The tree is built beside `dir` and renamed into place when complete.
+   */
+  async extract(dir: string, options: ExtractOptions = {}): Promise<ExtractStats> {
+    const [native, onProgress] = nativeExtractOptions(options)
+    return call(() => this.#native.extractImage(this.id, dir, native, onProgress))
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

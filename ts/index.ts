@@ -4,5 +4,6 @@
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
 export { Image, type ImageDetails, type Platform } from './image.js'
-export { Layer, type ExportOptions, type ExportStats } from './layer.js'
+export { Layer, type ExportOptions, type ExportStats, type LayerPart } from './layer.js'
+export type { ExtractOptions, ExtractProgress, ExtractStats, LayerExtractOptions } from './extract.js'
 export * from './errors.js'

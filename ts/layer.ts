@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { call } from './errors.js'
+import { nativeExtractOptions, type ExtractStats, type LayerExtractOptions } from './extract.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
 
 export interface ExportOptions {
@@ -13,6 +14,23 @@ export interface ExportOptions {
 }
 
 export type ExportStats = ExportStatsInfo
+
+/**
+ * A piece of a layer's tar, in order. Concatenating the segments' `data` and the bytes read from
+ * each file's `fd` gives the exported tar.
+ */
+export type LayerPart =
+  | { kind: 'segment'; data: Buffer }
+  | {
+      kind: 'file'
+      /** The entry's path beneath the layer's `diff/`. */
+      name: string
+      size: number
+      /** CRC-64/GO-ISO tar-split recorded for the body (16 hex digits), to check if you read it. */
+      crc: string | null
+      /** An open, read-only descriptor of the body at offset 0; yours to close. */
+      fd: number
+    }
 
 /**
  * A layer of the store: its `layers.json` record, plus methods that walk its chain. The fields
@@ -99,6 +117,43 @@ export class Layer {
       }
     }
     return Readable.from(chunks(), { objectMode: false })
+  }
+
+  /**
+   * The layer's tar as parts — verbatim segments (headers, padding) and file bodies as open fds —
+   * for passing on without copying (to a socket with SCM_RIGHTS, say). Each yielded fd belongs to
+   * the caller; fds fetched but not yet yielded are closed when iteration stops early. Bodies are
+   * not CRC-checked here: the CRC is handed over with the fd.
+   */
+  async *parts(): AsyncGenerator<LayerPart> {
+    const parts = await call(() => this.#native.layerParts(this.id))
+    try {
+      for (;;) {
+        const batch = await call(() => parts.nextBatch())
+        if (batch.length === 0) return
+        let handedOver = 0
+        try {
+          for (const part of batch) {
+            handedOver++
+            if (part.kind === 'segment') yield { kind: 'segment', data: part.data! }
+            else yield { kind: 'file', name: part.name!, size: part.size!, crc: part.crc ?? null, fd: part.fd! }
+          }
+        } finally {
+          for (const part of batch.slice(handedOver)) if (part.fd != null) fs.closeSync(part.fd)
+        }
+      }
+    } finally {
+      parts.close()
+    }
+  }
+
+  /**
+   * Writes this layer's own content (not its parents') into `dir`, which must not exist or be
+   * empty; whiteouts as `options.whiteouts` says.
+   */
+  async extract(dir: string, options: LayerExtractOptions = {}): Promise<ExtractStats> {
+    const [native, onProgress] = nativeExtractOptions(options)
+    return call(() => this.#native.extractLayer(this.id, dir, native, onProgress))
   }
 
   /** This layer and its ancestors by `parent`, top first, base last. */

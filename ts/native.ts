@@ -8,9 +8,12 @@ export {
   openStore,
   NativeStore,
   type ExportStatsInfo,
+  type ExtractOptionsInfo,
+  type ExtractStatsInfo,
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,
   type PlatformInfo,
+  type ProgressInfo,
   type StoreConfigInfo,
 } from '../index.js'

@@ -1,5 +1,6 @@
-/** `cstor image …`: list, inspect, layers. */
+/** `cstor image …`: list, inspect, layers, extract. */
 import type { Image, Storage } from '../index.js'
+import { runExtraction } from './extract.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
@@ -42,7 +43,8 @@ async function layers(storage: Storage, reference: string, json: boolean): Promi
   )
 }
 
-export async function imageCommand(storage: Storage, args: string[], { json }: Flags): Promise<void> {
+export async function imageCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
+  const { json } = flags
   const [verb, ...rest] = args
   const reference = (): string => {
     if (rest.length !== 1) throw new UsageError(`cstor image ${verb} takes one image reference`)
@@ -57,6 +59,11 @@ export async function imageCommand(storage: Storage, args: string[], { json }: F
       return inspect(storage, reference())
     case 'layers':
       return layers(storage, reference(), json)
+    case 'extract': {
+      if (rest.length !== 2) throw new UsageError('cstor image extract takes an image reference and a directory')
+      const image = await storage.image(rest[0])
+      return runExtraction(image.names[0] ?? image.id, rest[1], flags, (options) => image.extract(rest[1], options))
+    }
     default:
       throw new UsageError(verb ? `unknown image command ${JSON.stringify(verb)}` : 'cstor image needs a command')
   }

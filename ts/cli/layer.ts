@@ -1,5 +1,6 @@
 /** `cstor layer …` and `cstor resolve-link`. */
 import type { Layer, Storage } from '../index.js'
+import { runExtraction } from './extract.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
@@ -44,6 +45,11 @@ export async function layerCommand(storage: Storage, args: string[], flags: Flag
     case 'export':
       if (rest.length !== 1) throw new UsageError('cstor layer export takes one layer ID')
       return exportLayer(storage, rest[0], flags)
+    case 'extract': {
+      if (rest.length !== 2) throw new UsageError('cstor layer extract takes a layer ID and a directory')
+      const layer = await storage.layer(rest[0])
+      return runExtraction(`layer ${layer.id.slice(0, 12)}`, rest[1], flags, (options) => layer.extract(rest[1], options))
+    }
     default:
       throw new UsageError(verb ? `unknown layer command ${JSON.stringify(verb)}` : 'cstor layer needs a command')
   }

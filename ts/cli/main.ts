@@ -22,6 +22,10 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       output: { type: 'string', short: 'o' },
       'no-verify': { type: 'boolean', default: false },
+      'no-reflinks': { type: 'boolean', default: false },
+      'no-owners': { type: 'boolean', default: false },
+      'no-xattrs': { type: 'boolean', default: false },
+      whiteouts: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -47,7 +51,15 @@ async function main(argv: string[]): Promise<number> {
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),
   })
-  await command(storage, rest, { json: values.json, output: values.output, verify: !values['no-verify'] })
+  await command(storage, rest, {
+    json: values.json,
+    output: values.output,
+    verify: !values['no-verify'],
+    reflinks: !values['no-reflinks'],
+    owners: !values['no-owners'],
+    xattrs: !values['no-xattrs'],
+    whiteouts: values.whiteouts,
+  })
   return 0
 }
 

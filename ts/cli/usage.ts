@@ -9,6 +9,11 @@ export interface Flags {
   output?: string
   /** Verify CRCs on export (`--no-verify` turns it off). */
   verify: boolean
+  /** Extraction: `--no-reflinks`, `--no-owners`, `--no-xattrs`, `--whiteouts FORM`. */
+  reflinks: boolean
+  owners: boolean
+  xattrs: boolean
+  whiteouts?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -19,11 +24,18 @@ Commands:
   image list                 List images (like podman images -a)
   image inspect <ref>        Show an image: record, manifest, config, platform, layers
   image layers <ref>         List an image's layers, top first
+  image extract <ref> <dir> [--no-reflinks] [--no-owners] [--no-xattrs]
+                             Write the image's merged filesystem (as podman image mount
+                             shows it) into a new or empty directory
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
   layer export <id> [-o FILE] [--no-verify]
                              Write the layer's tar, rebuilt bit for bit from its tar-split
                              (stdout unless -o; refuses a terminal)
+  layer extract <id> <dir> [--whiteouts overlay|aufs|apply] [--no-reflinks] ...
+                             Write one layer's own content into a new or empty directory;
+                             whiteouts as overlayfs stores them (default), as .wh. files
+                             (aufs) or dropped (apply)
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
 
 References: a full or unique-prefix ID, a name (alpine, alpine:3, localhost/x:1,
@@ -35,6 +47,9 @@ Global options:
   --storage-opt additionalimagestore=DIR
                     Add a read-only additional image store (repeatable)
   --json            Print JSON instead of tables
+  --no-reflinks     Extract by copying even where FICLONE could share extents
+  --no-owners       Do not chown extracted files (the default when not root)
+  --no-xattrs       Do not copy extended attributes
   -h, --help        Show this help
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error.
@@ -44,4 +59,5 @@ Examples:
   cstor --root /var/lib/containers/storage image inspect alpine --json
   cstor layer inspect 3c03e8f2
   cstor layer export 3c03e8f2 -o layer.tar
+  cstor image extract alpine ./rootfs
 `

@@ -6,9 +6,11 @@
 //! vocabulary and the sections of FORMAT.md: [`lock`] for its lock files, [`overlay`] for the
 //! driver's link files, [`names`] for reference resolution.
 
+pub mod clone;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod extract;
 pub mod images;
 pub mod layers;
 pub mod lock;
@@ -16,6 +18,7 @@ pub mod names;
 pub mod overlay;
 pub mod store;
 pub mod tarsplit;
+pub mod whiteout;
 
 pub use error::{Error, Result};
 pub use images::{Image, ImageDetails, ImageRecord, Platform};

@@ -1,7 +1,10 @@
 //! Core values as JavaScript objects (field names become camelCase in `index.d.ts`).
 
 use cstor_core::config::StoreConfig;
-use cstor_core::export::ExportStats;
+use std::os::fd::IntoRawFd;
+
+use cstor_core::export::{ExportStats, LayerPart};
+use cstor_core::extract::{ExtractOptions, ExtractStats, Progress, Whiteouts};
 use cstor_core::names::repo_digests;
 use cstor_core::{Image, ImageDetails, Layer, Platform, Store};
 use napi_derive::napi;
@@ -181,6 +184,142 @@ impl From<ExportStats> for ExportStatsInfo {
         ExportStatsInfo {
             bytes: s.bytes as i64,
             files: s.files as i64,
+        }
+    }
+}
+
+/// One piece of a layer's tar for JavaScript: `kind` is `"segment"` (with `data`) or `"file"`
+/// (with `name`, `size`, `crc` and an `fd` the receiver now owns).
+#[napi(object)]
+pub struct LayerPartInfo {
+    pub kind: String,
+    pub data: Option<napi::bindgen_prelude::Buffer>,
+    pub name: Option<String>,
+    pub size: Option<i64>,
+    /// The CRC-64/GO-ISO tar-split recorded, as 16 hex digits.
+    pub crc: Option<String>,
+    pub fd: Option<i32>,
+}
+
+impl From<LayerPart> for LayerPartInfo {
+    /// A body's descriptor is handed over to JavaScript, which must close it.
+    fn from(part: LayerPart) -> Self {
+        let empty = LayerPartInfo {
+            kind: String::new(),
+            data: None,
+            name: None,
+            size: None,
+            crc: None,
+            fd: None,
+        };
+        match part {
+            LayerPart::Segment(data) => LayerPartInfo {
+                kind: "segment".into(),
+                data: Some(data.into()),
+                ..empty
+            },
+            LayerPart::Body {
+                name,
+                size,
+                crc,
+                file,
+            } => LayerPartInfo {
+                kind: "file".into(),
+                name: Some(path_string(&name)),
+                size: Some(size as i64),
+                crc: crc.map(|c| format!("{c:016x}")),
+                fd: Some(file.into_raw_fd()),
+                ..empty
+            },
+        }
+    }
+}
+
+/// Options of `extractImage`/`extractLayer`; unset fields take the TypeScript API's defaults.
+#[napi(object)]
+#[derive(Default)]
+pub struct ExtractOptionsInfo {
+    pub reflinks: Option<bool>,
+    pub owners: Option<bool>,
+    pub xattrs: Option<bool>,
+    /// `"apply"`, `"overlay"` or `"aufs"`.
+    pub whiteouts: Option<String>,
+}
+
+impl ExtractOptionsInfo {
+    pub fn into_core(self, default_whiteouts: Whiteouts) -> cstor_core::Result<ExtractOptions> {
+        let whiteouts = match self.whiteouts.as_deref() {
+            None => default_whiteouts,
+            Some("apply") => Whiteouts::Apply,
+            Some("overlay") => Whiteouts::Overlay,
+            Some("aufs") => Whiteouts::Aufs,
+            Some(other) => {
+                return Err(cstor_core::Error::InvalidArgument(format!(
+                    "whiteouts must be apply, overlay or aufs, not {other:?}"
+                )))
+            }
+        };
+        Ok(ExtractOptions {
+            reflinks: self.reflinks.unwrap_or(true),
+            // SAFETY: geteuid cannot fail.
+            owners: self
+                .owners
+                .unwrap_or_else(|| unsafe { libc::geteuid() } == 0),
+            xattrs: self.xattrs.unwrap_or(true),
+            whiteouts,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct ExtractStatsInfo {
+    pub files: i64,
+    pub dirs: i64,
+    pub symlinks: i64,
+    pub hardlinks: i64,
+    pub specials: i64,
+    pub whiteouts: i64,
+    pub skipped: i64,
+    pub bytes: i64,
+    pub reflinked_files: i64,
+    pub kernel_copied_files: i64,
+    pub user_copied_files: i64,
+}
+
+impl From<ExtractStats> for ExtractStatsInfo {
+    fn from(s: ExtractStats) -> Self {
+        ExtractStatsInfo {
+            files: s.files as i64,
+            dirs: s.dirs as i64,
+            symlinks: s.symlinks as i64,
+            hardlinks: s.hardlinks as i64,
+            specials: s.specials as i64,
+            whiteouts: s.whiteouts as i64,
+            skipped: s.skipped as i64,
+            bytes: s.bytes as i64,
+            reflinked_files: s.reflinked_files as i64,
+            kernel_copied_files: s.kernel_copied_files as i64,
+            user_copied_files: s.user_copied_files as i64,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ProgressInfo {
+    /// The layer being applied, 0 = base.
+    pub layer: u32,
+    pub layers: u32,
+    pub bytes: i64,
+    pub total_bytes: i64,
+}
+
+impl From<Progress> for ProgressInfo {
+    fn from(p: Progress) -> Self {
+        ProgressInfo {
+            layer: p.layer as u32,
+            layers: p.layers as u32,
+            bytes: p.bytes as i64,
+            total_bytes: p.total_bytes as i64,
         }
     }
 }

@@ -10,16 +10,19 @@ mod convert;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cstor_core::config::{discover, Environment};
-use cstor_core::export::ExportOptions;
+use cstor_core::export::{ExportOptions, LayerPart, LayerParts};
+use cstor_core::extract::{Progress, Whiteouts};
 use cstor_core::{Store, StoreOptions};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 pub use convert::{
-    ExportStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo, PlatformInfo, StoreConfigInfo,
+    ExportStatsInfo, ExtractOptionsInfo, ExtractStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo,
+    LayerPartInfo, PlatformInfo, ProgressInfo, StoreConfigInfo,
 };
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
@@ -247,6 +250,61 @@ impl NativeStore {
         .map(ExportStatsInfo::from)
     }
 
+    /// The layer's tar as parts: verbatim segments and file bodies as open fds.
+    #[napi]
+    pub async fn layer_parts(&self, reference: String) -> Result<NativeLayerParts> {
+        let store = self.store.clone();
+        blocking(move || {
+            let layer = store.layer(&reference)?;
+            store.layer_parts(&layer)
+        })
+        .await
+        .map(|parts| NativeLayerParts {
+            parts: Arc::new(Mutex::new(Some(parts))),
+        })
+    }
+
+    /// Extracts an image's merged filesystem into `target` (created; must not exist or be empty).
+    #[napi]
+    pub async fn extract_image(
+        &self,
+        reference: String,
+        target: String,
+        options: Option<ExtractOptionsInfo>,
+        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+    ) -> Result<ExtractStatsInfo> {
+        let store = self.store.clone();
+        let options = options.unwrap_or_default().into_core(Whiteouts::Apply);
+        blocking(move || {
+            let options = options?;
+            let image = store.image(&reference)?;
+            store.extract_image(&image, target.as_ref(), options, &mut reporter(on_progress))
+        })
+        .await
+        .map(ExtractStatsInfo::from)
+    }
+
+    /// Extracts one layer's own content into `target`, whiteouts as overlayfs stores them by
+    /// default.
+    #[napi]
+    pub async fn extract_layer(
+        &self,
+        reference: String,
+        target: String,
+        options: Option<ExtractOptionsInfo>,
+        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+    ) -> Result<ExtractStatsInfo> {
+        let store = self.store.clone();
+        let options = options.unwrap_or_default().into_core(Whiteouts::Overlay);
+        blocking(move || {
+            let options = options?;
+            let layer = store.layer(&reference)?;
+            store.extract_layer(&layer, target.as_ref(), options, &mut reporter(on_progress))
+        })
+        .await
+        .map(ExtractStatsInfo::from)
+    }
+
     #[napi]
     pub async fn resolve_link(&self, link: String) -> Result<LayerInfo> {
         let store = self.store.clone();
@@ -256,5 +314,86 @@ impl NativeStore {
                 .map(|l| LayerInfo::new(&store, &l))
         })
         .await
+    }
+}
+
+/// A JavaScript progress callback, called without waiting for it.
+/// Forwards core progress reports to an optional JavaScript callback.
+fn reporter(
+    callback: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+) -> impl FnMut(Progress) {
+    move |progress| {
+        if let Some(callback) = &callback {
+            callback.call(progress.into(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+/// A batch is cut after this many segment bytes...
+const PART_BATCH_BYTES: usize = 1 << 20;
+/// ...or this many open fds, so a consumer that is slow to close them cannot exhaust the table.
+const PART_BATCH_FDS: usize = 64;
+
+/// A layer's parts, fetched in batches so a tar of many small files is not a promise per file.
+#[napi]
+pub struct NativeLayerParts {
+    /// `None` once finished or closed: the tar-split stream and `diff/` directory are released
+    /// then, not whenever the garbage collector gets to this object.
+    parts: Arc<Mutex<Option<LayerParts>>>,
+}
+
+#[napi]
+impl NativeLayerParts {
+    /// The next parts, consecutive segments joined; an empty array at the end.
+    #[napi]
+    pub async fn next_batch(&self) -> Result<Vec<LayerPartInfo>> {
+        let parts = self.parts.clone();
+        blocking(move || {
+            let mut guard = parts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let Some(parts) = guard.as_mut() else {
+                return Ok(Vec::new());
+            };
+            // Bodies stay `File`s until the batch is complete, so an error midway closes them.
+            let mut batch: Vec<LayerPart> = Vec::new();
+            let mut segment_bytes = 0;
+            let mut fds = 0;
+            while segment_bytes < PART_BATCH_BYTES && fds < PART_BATCH_FDS {
+                let next = parts.next().transpose();
+                match next {
+                    Err(e) => {
+                        *guard = None;
+                        return Err(e);
+                    }
+                    Ok(None) => {
+                        *guard = None;
+                        break;
+                    }
+                    Ok(Some(LayerPart::Segment(bytes))) => {
+                        segment_bytes += bytes.len();
+                        match batch.last_mut() {
+                            Some(LayerPart::Segment(joined)) => joined.extend_from_slice(&bytes),
+                            _ => batch.push(LayerPart::Segment(bytes)),
+                        }
+                    }
+                    Ok(Some(body)) => {
+                        batch.push(body);
+                        fds += 1;
+                    }
+                }
+            }
+            Ok(batch.into_iter().map(LayerPartInfo::from).collect())
+        })
+        .await
+    }
+
+    /// Releases the tar-split stream and the layer directory before the end is reached.
+    #[napi]
+    pub fn close(&self) {
+        *self
+            .parts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 }

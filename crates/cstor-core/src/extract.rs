@@ -1,0 +1,684 @@
+//! Extracting a layer, or an image's layers base to top, into a directory.
+//!
+//! The source is each layer's `diff/` — exactly what overlayfs stacks for `podman image mount` —
+//! so an image extraction equals the merged view by construction: whiteouts delete, opaque
+//! directories hide what is below, an upper entry replaces a lower one, an upper directory's
+//! metadata wins. File content is reflinked where the filesystems allow it (see [`crate::clone`]).
+//!
+//! Safety by construction: the tree is built in a private (0700) staging directory beside the
+//! target and renamed into place only when complete (on error it is removed: nothing
+//! half-written). Every operation is relative to an open directory fd and names one component
+//! read from a `diff/` listing, so no name can contain `/` or be `..`; final components are
+//! never followed, and directories are reopened beneath the staging root without following
+//! symlinks — a symlink planted by a lower layer (`a -> /etc`) is replaced, never written through.
+//! Directories are walked with an explicit stack, so a hostile depth cannot overflow the stack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use cap_fs_ext::DirExt;
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+
+use crate::clone::{Cloner, CopyMethod};
+use crate::error::{Error, IoContext, Result};
+use crate::images::Image;
+use crate::layers::Layer;
+use crate::lock::read_lock;
+use crate::store::Store;
+use crate::whiteout::{self, Marker};
+
+/// What becomes of the whiteouts a layer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Carry them out: delete what they name, empty opaque directories (an image's merged view).
+    Apply,
+    /// Write them as overlayfs reads them: char device 0:0, `trusted.overlay.opaque` xattr.
+    Overlay,
+    /// Write them as a layer tar has them: `.wh.<name>` and `.wh..wh..opq` empty files.
+    Aufs,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractOptions {
+    /// Try `FICLONE` before copying content.
+    pub reflinks: bool,
+    /// Give entries their recorded owners (needs root or `CAP_CHOWN`).
+    pub owners: bool,
+    /// Copy extended attributes (`security.capability`, `user.*`, ...).
+    pub xattrs: bool,
+    pub whiteouts: Whiteouts,
+}
+
+/// What an extraction made, and how file content got there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    /// Names linked to a file already extracted from the same layer.
+    pub hardlinks: u64,
+    /// Fifos and devices.
+    pub specials: u64,
+    /// Whiteouts and opaque markers met (applied or written, as asked).
+    pub whiteouts: u64,
+    /// Devices and sockets not made: creating devices needs `CAP_MKNOD`, and a tar has no sockets.
+    pub skipped: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    pub reflinked_files: u64,
+    pub kernel_copied_files: u64,
+    pub user_copied_files: u64,
+}
+
+/// Progress of a long extraction, reported between files.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// The layer being applied (0 = base) and how many there are.
+    pub layer: usize,
+    pub layers: usize,
+    /// Content bytes done, out of the layers' recorded uncompressed sizes (which also count tar
+    /// headers, so `bytes` ends somewhat below `total_bytes`).
+    pub bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// Reports at most this often (in content bytes), besides once per layer.
+const PROGRESS_STEP_BYTES: u64 = 32 << 20;
+
+impl Store {
+    /// Extracts the merged filesystem of `image` into `target` (which must not exist, or be an
+    /// empty directory).
+    pub fn extract_image(
+        &self,
+        image: &Image,
+        target: &Path,
+        options: ExtractOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExtractStats> {
+        let mut layers = self.image_layers(image)?;
+        layers.reverse();
+        self.extract_layers(&layers, target, options, progress)
+    }
+
+    /// Extracts one layer's own content into `target`.
+    pub fn extract_layer(
+        &self,
+        layer: &Layer,
+        target: &Path,
+        options: ExtractOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExtractStats> {
+        self.extract_layers(std::slice::from_ref(layer), target, options, progress)
+    }
+
+    fn extract_layers(
+        &self,
+        layers: &[Layer],
+        target: &Path,
+        options: ExtractOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<ExtractStats> {
+        let staging = Staging::create(target)?;
+        let total_bytes = layers
+            .iter()
+            .filter_map(|l| l.record.diff_size)
+            .sum::<i64>();
+        let mut applier = Applier {
+            root: &staging.dir,
+            options,
+            cloner: Cloner::new(options.reflinks),
+            stats: ExtractStats::default(),
+            dir_meta: BTreeMap::new(),
+            progress,
+            report: Progress {
+                layer: 0,
+                layers: layers.len(),
+                bytes: 0,
+                total_bytes: total_bytes.max(0) as u64,
+            },
+            reported_bytes: 0,
+        };
+        for (index, layer) in layers.iter().enumerate() {
+            let store_dir = &self.dir(layer.store_index).dir;
+            let _guard = read_lock(store_dir, Path::new("overlay-layers/layers.lock"))?;
+            let diff_path = Path::new("overlay").join(layer.id()).join("diff");
+            let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
+            applier.report.layer = index;
+            (applier.progress)(applier.report);
+            applier.apply_layer(&diff, &diff_path)?;
+        }
+        applier.finish()?;
+        let stats = applier.stats;
+        staging.commit()?;
+        Ok(stats)
+    }
+}
+
+/// A private directory beside the target that becomes the target by one `rename`, or is removed.
+struct Staging {
+    parent: Dir,
+    parent_path: PathBuf,
+    name: OsString,
+    temp: OsString,
+    dir: Dir,
+    committed: bool,
+}
+
+impl Staging {
+    fn create(target: &Path) -> Result<Staging> {
+        let name = target
+            .file_name()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{} cannot be an extraction target",
+                    target.display()
+                ))
+            })?
+            .to_owned();
+        let parent_path = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let parent = Dir::open_ambient_dir(&parent_path, ambient_authority()).at(&parent_path)?;
+        match parent.symlink_metadata(&name) {
+            Ok(meta) if meta.is_dir() => {
+                let mut entries = parent.read_dir(&name).at(target)?;
+                if entries.next().is_some() {
+                    return Err(not_empty(target));
+                }
+            }
+            Ok(_) => return Err(not_empty(target)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(target, e)),
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let mut temp = OsString::from(".");
+        temp.push(&name);
+        temp.push(format!(".cstor-{}-{nanos}", std::process::id()));
+        rustix::fs::mkdirat(&parent, temp.as_os_str(), Mode::from_raw_mode(0o700))
+            .map_err(|e| Error::io(parent_path.join(&temp), e.into()))?;
+        let dir = parent
+            .open_dir_nofollow(&temp)
+            .at(parent_path.join(&temp))?;
+        Ok(Staging {
+            parent,
+            parent_path,
+            name,
+            temp,
+            dir,
+            committed: false,
+        })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let target = self.parent_path.join(&self.name);
+        rustix::fs::renameat(
+            &self.parent,
+            self.temp.as_os_str(),
+            &self.parent,
+            self.name.as_os_str(),
+        )
+        .map_err(|e| match e {
+            Errno::NOTEMPTY | Errno::EXIST | Errno::NOTDIR | Errno::ISDIR => not_empty(&target),
+            e => Error::io(&target, e.into()),
+        })?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.parent.remove_dir_all(&self.temp);
+        }
+    }
+}
+
+fn not_empty(target: &Path) -> Error {
+    Error::InvalidArgument(format!(
+        "{} exists and is not an empty directory",
+        target.display()
+    ))
+}
+
+/// An entry's recorded metadata: its `lstat` and the xattrs that are the file's own.
+struct Meta {
+    stat: Stat,
+    xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+/// A path naming `name` in the directory `dir`, for the xattr calls Linux only offers by path:
+/// `/proc/self/fd/<dir>` stands for the open directory, and the `l*` calls do not follow `name`
+/// (`.` names the directory itself).
+fn proc_path(dir: &impl AsRawFd, name: &OsStr) -> PathBuf {
+    let mut path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+    path.push(name);
+    path
+}
+
+/// Reads all xattrs of `name` in `dir` (`.`: `dir` itself).
+fn read_xattrs(dir: &Dir, name: &OsStr, shown: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+    let path = proc_path(dir, name);
+    let io = |e: Errno| Error::io(shown, e.into());
+    let size = match rustix::fs::llistxattr_query(&path) {
+        Ok(size) => size,
+        Err(Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(io(e)),
+    };
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    let mut list = Vec::with_capacity(size);
+    rustix::fs::llistxattr(&path, &mut list).map_err(io)?;
+    let mut xattrs = Vec::new();
+    for key in list.split(|b| *b == 0).filter(|k| !k.is_empty()) {
+        let key = OsStr::from_bytes(key);
+        let len = match rustix::fs::lgetxattr_query(&path, key) {
+            Ok(len) => len,
+            Err(Errno::NODATA) => continue,
+            Err(e) => return Err(io(e)),
+        };
+        let mut value = Vec::with_capacity(len);
+        if len > 0 {
+            rustix::fs::lgetxattr(&path, key, &mut value).map_err(io)?;
+        }
+        xattrs.push((key.to_owned(), value));
+    }
+    Ok(xattrs)
+}
+
+/// Whether `xattrs` hold one of `names` with the value `y`.
+fn has_flag(xattrs: &[(OsString, Vec<u8>)], names: &[&str]) -> bool {
+    xattrs
+        .iter()
+        .any(|(k, v)| names.iter().any(|n| k.as_bytes() == n.as_bytes()) && v == b"y")
+}
+
+/// Where metadata is applied: an open file or directory, or a name in a directory (symlinks,
+/// fifos, devices — which cannot be opened for writing metadata).
+enum Target<'a> {
+    Fd(&'a dyn AsFd),
+    At(&'a Dir, &'a OsStr),
+}
+
+struct Applier<'a> {
+    root: &'a Dir,
+    options: ExtractOptions,
+    cloner: Cloner,
+    stats: ExtractStats,
+    /// Directory metadata, applied at the end, deepest first: a directory's mode may forbid
+    /// writing into it, and every write into it changes its mtime. A later layer's record
+    /// replaces a lower one's, as overlayfs shows the upper directory.
+    dir_meta: BTreeMap<PathBuf, Meta>,
+    progress: &'a mut dyn FnMut(Progress),
+    report: Progress,
+    reported_bytes: u64,
+}
+
+impl Applier<'_> {
+    fn apply_layer(&mut self, diff: &Dir, diff_path: &Path) -> Result<()> {
+        // Inode → first extracted path: hardlinks inside one layer stay hardlinks.
+        let mut links: HashMap<u64, PathBuf> = HashMap::new();
+        let mut pending = vec![PathBuf::new()];
+        while let Some(rel) = pending.pop() {
+            let src = open_beneath(diff, &rel, &diff_path.join(&rel))?;
+            let dst = open_beneath(self.root, &rel, &rel)?;
+            let mut entries = Vec::new();
+            for entry in src.entries().at(diff_path.join(&rel))? {
+                let name = entry.at(diff_path.join(&rel))?.file_name();
+                let shown = diff_path.join(&rel).join(&name);
+                let stat = rustix::fs::statat(&src, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| Error::io(&shown, e.into()))?;
+                entries.push((name, stat));
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let dir_xattrs = read_xattrs(&src, OsStr::new("."), &diff_path.join(&rel))?;
+            let opaque = !rel.as_os_str().is_empty()
+                && (has_flag(&dir_xattrs, &whiteout::OPAQUE_XATTRS)
+                    || entries
+                        .iter()
+                        .any(|(n, _)| whiteout::marker(n) == Marker::Opaque));
+            if opaque {
+                self.opaque(&dst, &rel)?;
+            }
+            for (name, stat) in entries {
+                let shown = diff_path.join(&rel).join(&name);
+                if let Some(sub) = self.entry(&src, &dst, &rel, &name, stat, &shown, &mut links)? {
+                    pending.push(sub);
+                }
+            }
+            if rel.as_os_str().is_empty() {
+                let xattrs = self.own_xattrs(dir_xattrs);
+                let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(diff_path, e.into()))?;
+                self.dir_meta.insert(rel, Meta { stat, xattrs });
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles an opaque directory (by xattr or marker) whose entries are about to be applied.
+    fn opaque(&mut self, dst: &Dir, rel: &Path) -> Result<()> {
+        self.stats.whiteouts += 1;
+        match self.options.whiteouts {
+            Whiteouts::Apply => {
+                for entry in dst.entries().at(rel)? {
+                    let name = entry.at(rel)?.file_name();
+                    self.remove(dst, rel, &name)?;
+                }
+            }
+            Whiteouts::Overlay => {
+                if let Some(meta) = self.dir_meta.get_mut(rel) {
+                    meta.xattrs
+                        .push((whiteout::OPAQUE_XATTRS[0].into(), b"y".to_vec()));
+                }
+            }
+            Whiteouts::Aufs => {
+                create_file(
+                    dst,
+                    OsStr::new(whiteout::OPAQUE_MARKER),
+                    &rel.join(whiteout::OPAQUE_MARKER),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one entry of a `diff/` directory; returns its path when it is a directory to walk.
+    #[allow(clippy::too_many_arguments)]
+    fn entry(
+        &mut self,
+        src: &Dir,
+        dst: &Dir,
+        rel: &Path,
+        name: &OsStr,
+        stat: Stat,
+        shown: &Path,
+        links: &mut HashMap<u64, PathBuf>,
+    ) -> Result<Option<PathBuf>> {
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        let path = rel.join(name);
+        match whiteout::marker(name) {
+            Marker::Opaque if file_type == FileType::RegularFile => return Ok(None),
+            Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
+                return self.whiteout(dst, rel, deleted).map(|()| None)
+            }
+            _ => {}
+        }
+        let is_char_whiteout = file_type == FileType::CharacterDevice && stat.st_rdev == 0;
+        let xattrs = if self.options.xattrs || stat.st_size == 0 {
+            read_xattrs(src, name, shown)?
+        } else {
+            Vec::new()
+        };
+        let is_xattr_whiteout = file_type == FileType::RegularFile
+            && stat.st_size == 0
+            && has_flag(&xattrs, &whiteout::WHITEOUT_XATTRS);
+        if is_char_whiteout || is_xattr_whiteout {
+            return self.whiteout(dst, rel, name).map(|()| None);
+        }
+        let meta = Meta {
+            stat,
+            xattrs: self.own_xattrs(xattrs),
+        };
+        if file_type == FileType::Directory {
+            match rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(existing)
+                    if FileType::from_raw_mode(existing.st_mode) == FileType::Directory => {}
+                _ => {
+                    self.remove(dst, rel, name)?;
+                    rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
+                        .map_err(|e| Error::io(&path, e.into()))?;
+                    self.stats.dirs += 1;
+                }
+            }
+            self.dir_meta.insert(path.clone(), meta);
+            return Ok(Some(path));
+        }
+        self.remove(dst, rel, name)?;
+        if stat.st_nlink > 1 && file_type != FileType::Directory {
+            if let Some(first) = links.get(&stat.st_ino) {
+                rustix::fs::linkat(self.root, first.as_os_str(), dst, name, AtFlags::empty())
+                    .map_err(|e| Error::io(&path, e.into()))?;
+                self.stats.hardlinks += 1;
+                return Ok(None);
+            }
+            links.insert(stat.st_ino, path.clone());
+        }
+        match file_type {
+            FileType::RegularFile => {
+                let mut from = File::from(
+                    rustix::fs::openat(
+                        src,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| Error::io(shown, e.into()))?,
+                );
+                let mut to = create_file(dst, name, &path)?;
+                let size = stat.st_size as u64;
+                if size > 0 {
+                    let method = self
+                        .cloner
+                        .copy(&mut from, &mut to, size)
+                        .map_err(|e| Error::io(&path, e))?;
+                    match method {
+                        CopyMethod::Reflink => self.stats.reflinked_files += 1,
+                        CopyMethod::KernelCopy => self.stats.kernel_copied_files += 1,
+                        CopyMethod::UserCopy => self.stats.user_copied_files += 1,
+                    }
+                }
+                self.set_meta(Target::Fd(&to), &meta, &path)?;
+                self.stats.files += 1;
+                self.advance(size);
+            }
+            FileType::Symlink => {
+                let link = rustix::fs::readlinkat(src, name, Vec::new())
+                    .map_err(|e| Error::io(shown, e.into()))?;
+                rustix::fs::symlinkat(link.as_c_str(), dst, name)
+                    .map_err(|e| Error::io(&path, e.into()))?;
+                self.set_meta(Target::At(dst, name), &meta, &path)?;
+                self.stats.symlinks += 1;
+            }
+            FileType::Fifo => {
+                rustix::fs::mkfifoat(dst, name, Mode::from_raw_mode(0o600))
+                    .map_err(|e| Error::io(&path, e.into()))?;
+                self.set_meta(Target::At(dst, name), &meta, &path)?;
+                self.stats.specials += 1;
+            }
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                match rustix::fs::mknodat(
+                    dst,
+                    name,
+                    file_type,
+                    Mode::from_raw_mode(0o600),
+                    stat.st_rdev,
+                ) {
+                    Ok(()) => {
+                        self.set_meta(Target::At(dst, name), &meta, &path)?;
+                        self.stats.specials += 1;
+                    }
+                    Err(Errno::PERM) => self.stats.skipped += 1,
+                    Err(e) => return Err(Error::io(&path, e.into())),
+                }
+            }
+            _ => self.stats.skipped += 1,
+        }
+        Ok(None)
+    }
+
+    /// Handles a whiteout of `deleted` in the directory `dst`.
+    fn whiteout(&mut self, dst: &Dir, rel: &Path, deleted: &OsStr) -> Result<()> {
+        self.stats.whiteouts += 1;
+        match self.options.whiteouts {
+            Whiteouts::Apply => self.remove(dst, rel, deleted),
+            Whiteouts::Overlay => {
+                self.remove(dst, rel, deleted)?;
+                rustix::fs::mknodat(dst, deleted, FileType::CharacterDevice, Mode::empty(), 0)
+                    .map_err(|e| Error::io(rel.join(deleted), e.into()))
+            }
+            Whiteouts::Aufs => {
+                let mut marker = OsString::from(whiteout::PREFIX);
+                marker.push(deleted);
+                self.remove(dst, rel, &marker)?;
+                create_file(dst, &marker, &rel.join(&marker)).map(drop)
+            }
+        }
+    }
+
+    /// Removes `name` from `dst` whatever it is (a directory with its contents), and forgets the
+    /// metadata recorded for directories that were beneath it.
+    fn remove(&mut self, dst: &Dir, rel: &Path, name: &OsStr) -> Result<()> {
+        let path = rel.join(name);
+        let result = match rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => Err(e.into()),
+            Ok(s) if FileType::from_raw_mode(s.st_mode) == FileType::Directory => {
+                dst.remove_dir_all(name)
+            }
+            Ok(_) => rustix::fs::unlinkat(dst, name, AtFlags::empty()).map_err(Into::into),
+        };
+        result.map_err(|e| Error::io(&path, e))?;
+        let doomed: Vec<PathBuf> = self
+            .dir_meta
+            .range(path.clone()..)
+            .take_while(|(k, _)| k.starts_with(&path))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in doomed {
+            self.dir_meta.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// The xattrs to copy: none when not asked, and never overlayfs's own.
+    fn own_xattrs(&self, xattrs: Vec<(OsString, Vec<u8>)>) -> Vec<(OsString, Vec<u8>)> {
+        if !self.options.xattrs {
+            return Vec::new();
+        }
+        xattrs
+            .into_iter()
+            .filter(|(k, _)| !whiteout::is_overlay_xattr(k.as_bytes()))
+            .collect()
+    }
+
+    /// Owner, then mode (a chown clears setuid bits), then xattrs (a chown also drops
+    /// `security.capability`), then times (every other change touches ctime, not mtime).
+    fn set_meta(&self, target: Target<'_>, meta: &Meta, path: &Path) -> Result<()> {
+        let io = |e: Errno| match e {
+            Errno::PERM => Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{e} (not permitted as this user: extract without owners or xattrs)"),
+                ),
+            ),
+            e => Error::io(path, e.into()),
+        };
+        let stat = &meta.stat;
+        let is_symlink = FileType::from_raw_mode(stat.st_mode) == FileType::Symlink;
+        let owner = Some(Uid::from_raw(stat.st_uid));
+        let group = Some(Gid::from_raw(stat.st_gid));
+        let mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
+        let times = Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: stat.st_atime,
+                tv_nsec: stat.st_atime_nsec as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: stat.st_mtime,
+                tv_nsec: stat.st_mtime_nsec as _,
+            },
+        };
+        match target {
+            Target::Fd(fd) => {
+                let fd = fd.as_fd();
+                if self.options.owners {
+                    rustix::fs::fchown(fd, owner, group).map_err(io)?;
+                }
+                rustix::fs::fchmod(fd, mode).map_err(io)?;
+                for (key, value) in &meta.xattrs {
+                    rustix::fs::fsetxattr(fd, key.as_os_str(), value, XattrFlags::empty())
+                        .map_err(io)?;
+                }
+                rustix::fs::futimens(fd, &times).map_err(io)?;
+            }
+            Target::At(dir, name) => {
+                if self.options.owners {
+                    rustix::fs::chownat(dir, name, owner, group, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(io)?;
+                }
+                if !is_symlink {
+                    rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(io)?;
+                }
+                let xattr_path = proc_path(dir, name);
+                for (key, value) in &meta.xattrs {
+                    rustix::fs::lsetxattr(&xattr_path, key.as_os_str(), value, XattrFlags::empty())
+                        .map_err(io)?;
+                }
+                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.stats.bytes += bytes;
+        self.report.bytes = self.stats.bytes;
+        if self.stats.bytes - self.reported_bytes >= PROGRESS_STEP_BYTES {
+            self.reported_bytes = self.stats.bytes;
+            (self.progress)(self.report);
+        }
+    }
+
+    /// Gives every directory its recorded metadata, children before parents.
+    fn finish(&mut self) -> Result<()> {
+        let dir_meta = std::mem::take(&mut self.dir_meta);
+        for (rel, meta) in dir_meta.iter().rev() {
+            // `open_beneath` may give an `O_PATH` descriptor, which metadata calls refuse;
+            // reopening `.` through it stays beneath the staging root.
+            let dir = rustix::fs::openat(
+                open_beneath(self.root, rel, rel)?,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| Error::io(rel, e.into()))?;
+            self.set_meta(Target::Fd(&dir), meta, rel)?;
+        }
+        (self.progress)(self.report);
+        Ok(())
+    }
+}
+
+/// Opens the directory `rel` beneath `root` without following a symlink anywhere on the way out.
+fn open_beneath(root: &Dir, rel: &Path, shown: &Path) -> Result<Dir> {
+    if rel.as_os_str().is_empty() {
+        root.try_clone().at(shown)
+    } else {
+        root.open_dir_nofollow(rel).at(shown)
+    }
+}
+
+/// Creates an empty regular file, private until its metadata is applied.
+fn create_file(dir: &Dir, name: &OsStr, path: &Path) -> Result<File> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map(File::from)
+    .map_err(|e| Error::io(path, e.into()))
+}
