@@ -26,6 +26,11 @@ export declare class NativeStore {
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
   get storePaths(): Array<string>
+  /**
+   * Releases the store's directory descriptors (so its filesystem can be unmounted); later
+   * calls fail with `EINVAL`.
+   */
+  close(): void
   listImages(): Promise<Array<ImageInfo>>
   getImage(reference: string): Promise<ImageInfo>
   inspectImage(reference: string): Promise<ImageDetailsInfo>
@@ -51,10 +56,6 @@ export declare class NativeStore {
   resolveLink(link: string): Promise<LayerInfo>
 }
 
-/**
- * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
- * `pipe(2)` of its own.
- */
 export declare function createPipe(): Array<number>
 
 /** Where podman would find its store, from `storage.conf` and the environment. */
@@ -188,4 +189,29 @@ export interface StoreConfigInfo {
   driver?: string
   additionalImageStores: Array<string>
   configFile?: string
+}
+
+/**
+ * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
+ * `pipe(2)` of its own.
+ * Compares two tar archives (plain or gzip) entry by entry.
+ */
+export declare function tarDiff(first: string, second: string): Promise<TarDiffInfo>
+
+/**
+ * One difference of `tarDiff`: `kind` is `missing` (first archive only), `extra` (second only)
+ * or `field` (`field` differs: `first` → `second`).
+ */
+export interface TarDifferenceInfo {
+  kind: string
+  name: string
+  field?: string
+  first?: string
+  second?: string
+}
+
+export interface TarDiffInfo {
+  firstEntries: number
+  secondEntries: number
+  differences: Array<TarDifferenceInfo>
 }

@@ -840,3 +840,4 @@ module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore
+module.exports.tarDiff = nativeBinding.tarDiff

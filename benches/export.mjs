@@ -1,35 +1,23 @@
 #!/usr/bin/env node
 // Layer export benchmark: one multi-GB layer made by podman from this machine's /usr, exported
 // by cstor (CLI to a pipe and to a file, with and without CRC checks; the JS stream API) side by
-// side with `tar-split asm`, `podman save`, GNU tar of the diff dir, `cat` of an equal tar, and a
-// pure-JS reassembler — all in one run, median of N runs each, with peak RSS and ratios.
+// side with `tar-split asm`, `podman save`, GNU tar of the diff dir, `cat` of an equal tar, a
+// pure-JS reassembler and node-tar packing the diff dir — all in one run, median of N runs each,
+// with peak RSS and ratios.
 //
 //   node benches/export.mjs [--source /usr] [--runs 3]
 // Needs `npm run build` first. Writes bench-results/export.md (git-ignored).
-import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import readline from 'node:readline'
 import zlib from 'node:zlib'
 import { parseArgs } from 'node:util'
+import * as tar from 'tar'
+import { benchStore, cli, inProcess, measure, out, q, report, repo, shell } from './lib.mjs'
 
 const { values } = parseArgs({ options: { source: { type: 'string', default: '/usr' }, runs: { type: 'string', default: '3' } } })
 const runs = Number(values.runs)
-const repo = path.resolve(import.meta.dirname, '..')
-const out = path.join(repo, 'bench-results')
-const root = path.join(out, 'store', 'root')
-const runroot = path.join(out, 'store', 'run')
-const image = `localhost/bench:${path.basename(values.source)}`
-const cli = path.join(repo, 'dist', 'cli', 'main.js')
-fs.mkdirSync(out, { recursive: true })
-const env = { ...process.env, CONTAINERS_STORAGE_CONF: path.join(out, 'storage.conf') }
-fs.writeFileSync(env.CONTAINERS_STORAGE_CONF, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`)
-const podman = (...args) => execFileSync('podman', ['--root', root, '--runroot', runroot, ...args], { env, maxBuffer: 1 << 26 }).toString()
-
-if (!podman('images', '--format', '{{.Repository}}:{{.Tag}}').split('\n').includes(image)) {
-  console.error(`importing ${values.source} into ${image} with podman import…`)
-  execFileSync('sh', ['-c', `tar -C / -c ${values.source.replace(/^\//, '')} | podman --root ${root} --runroot ${runroot} import --quiet - ${image}`], { env, stdio: 'inherit' })
-}
+const { root, runroot, image, env } = benchStore(values.source)
 const { Storage } = await import(path.join(repo, 'dist', 'index.js'))
 const storage = await Storage.open({ root, runroot })
 const layer = (await (await storage.image(image)).layers())[0]
@@ -38,22 +26,6 @@ const split = path.join(root, 'overlay-layers', `${layer.id}.tar-split.gz`)
 const tarCopy = path.join(out, 'layer.tar')
 await layer.exportToFile(tarCopy)
 console.error(`layer ${layer.id.slice(0, 12)}: ${(layer.diffSize / 1e9).toFixed(2)} GB`)
-
-/** Runs a shell pipeline under GNU time; returns seconds and peak RSS (MB) of the measured command. */
-function shell(script) {
-  const t0 = process.hrtime.bigint()
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'sh', '-c', script], { env, encoding: 'utf8' })
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9
-  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`)
-  const rss = Number(r.stderr.trim().split('\n').at(-1)) / 1024
-  return { seconds, rss }
-}
-
-async function inProcess(fn) {
-  const t0 = process.hrtime.bigint()
-  await fn()
-  return { seconds: Number(process.hrtime.bigint() - t0) / 1e9, rss: process.resourceUsage().maxRSS / 1024 }
-}
 
 async function drain(readable) {
   let bytes = 0
@@ -77,37 +49,20 @@ async function pureJs() {
   await new Promise((r) => sink.end(r))
 }
 
-const q = (s) => `'${s}'`
 const cases = [
-  ['cstor CLI → pipe (CRC verified)', () => shell(`node ${q(cli)} --root ${q(root)} layer export ${layer.id} | cat > /dev/null`)],
-  ['cstor CLI → pipe (--no-verify, sendfile)', () => shell(`node ${q(cli)} --root ${q(root)} layer export --no-verify ${layer.id} | cat > /dev/null`)],
-  ['cstor CLI → file (CRC verified)', () => shell(`node ${q(cli)} --root ${q(root)} layer export ${layer.id} -o ${q(out)}/cli.tar`)],
-  ['cstor CLI → file (--no-verify, copy_file_range)', () => shell(`node ${q(cli)} --root ${q(root)} layer export --no-verify ${layer.id} -o ${q(out)}/cli.tar`)],
+  ['cstor CLI → pipe (CRC verified)', () => shell(`node ${q(cli)} --root ${q(root)} layer export ${layer.id} | cat > /dev/null`, env)],
+  ['cstor CLI → pipe (--no-verify, sendfile)', () => shell(`node ${q(cli)} --root ${q(root)} layer export --no-verify ${layer.id} | cat > /dev/null`, env)],
+  ['cstor CLI → file (CRC verified)', () => shell(`node ${q(cli)} --root ${q(root)} layer export ${layer.id} -o ${q(out)}/cli.tar`, env)],
+  ['cstor CLI → file (--no-verify, copy_file_range)', () => shell(`node ${q(cli)} --root ${q(root)} layer export --no-verify ${layer.id} -o ${q(out)}/cli.tar`, env)],
   ['cstor JS stream API (CRC verified)', () => inProcess(() => drain(layer.export()))],
-  ['tar-split asm → pipe', () => shell(`tar-split asm --input ${q(split)} --path ${q(diff)} --output - | cat > /dev/null`)],
-  ['GNU tar of diff/ → pipe', () => shell(`tar -C ${q(diff)} -cf - . | cat > /dev/null`)],
-  ['cat of an equal tar → pipe', () => shell(`cat ${q(tarCopy)} | cat > /dev/null`)],
-  ['podman save → file', () => shell(`podman --root ${q(root)} --runroot ${q(runroot)} save -q -o ${q(out)}/save.tar ${image} && rm -f ${q(out)}/save.tar`)],
-  ['pure JS (node:zlib + fs streams)', () => inProcess(pureJs)],
+  ['tar-split asm → pipe', () => shell(`tar-split asm --input ${q(split)} --path ${q(diff)} --output - | cat > /dev/null`, env)],
+  ['GNU tar of diff/ → pipe', () => shell(`tar -C ${q(diff)} -cf - . | cat > /dev/null`, env)],
+  ['cat of an equal tar → pipe', () => shell(`cat ${q(tarCopy)} | cat > /dev/null`, env)],
+  ['podman save → file', () => shell(`podman --root ${q(root)} --runroot ${q(runroot)} save -q -o ${q(out)}/save.tar ${image} && rm -f ${q(out)}/save.tar`, env)],
+  ['pure JS tar-split reassembly (node:zlib + fs streams)', () => inProcess(pureJs)],
+  ['node-tar (npm `tar`) packing diff/', () => inProcess(() => drain(tar.create({ cwd: diff, portable: false }, ['.'])))],
 ]
 
-const results = []
-for (const [name, run] of cases) {
-  const samples = []
-  for (let i = 0; i < runs; i++) samples.push(await run())
-  samples.sort((a, b) => a.seconds - b.seconds)
-  const median = samples[Math.floor(samples.length / 2)]
-  results.push({ name, ...median, rss: Math.max(...samples.map((s) => s.rss)) })
-  console.error(`${name}: ${median.seconds.toFixed(2)} s`)
-}
-const reference = results.find((r) => r.name === 'tar-split asm → pipe').seconds
+const results = await measure(cases, runs)
 const gb = layer.diffSize / 1e9
-const table = [
-  `Layer: ${gb.toFixed(2)} GB from ${values.source}, ${runs} runs each (median), ${new Date().toISOString()}`,
-  '',
-  '| case | seconds | GB/s | vs tar-split asm | peak RSS MB |',
-  '| --- | ---: | ---: | ---: | ---: |',
-  ...results.map((r) => `| ${r.name} | ${r.seconds.toFixed(2)} | ${(gb / r.seconds).toFixed(2)} | ${(reference / r.seconds).toFixed(2)}× | ${r.rss.toFixed(0)} |`),
-].join('\n')
-fs.writeFileSync(path.join(out, 'export.md'), table + '\n')
-console.log(table)
+report('export.md', `Layer: ${gb.toFixed(2)} GB from ${values.source}, ${runs} runs each (median), ${new Date().toISOString()}`, results, 'tar-split asm → pipe', gb)

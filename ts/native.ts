@@ -6,6 +6,7 @@ export {
   createPipe,
   discoverConfig,
   openStore,
+  tarDiff,
   NativeStore,
   type ExportStatsInfo,
   type ExtractOptionsInfo,
@@ -16,4 +17,5 @@ export {
   type PlatformInfo,
   type ProgressInfo,
   type StoreConfigInfo,
+  type TarDiffInfo,
 } from '../index.js'

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { CstorError, Storage } from '../index.js'
 import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
+import { tarDiffCommand } from './tardiff.js'
 import { HELP, UsageError, type Flags } from './usage.js'
 
 const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
@@ -38,6 +39,16 @@ async function main(argv: string[]): Promise<number> {
     return opt.slice(ADDITIONAL_STORE_OPTION.length)
   })
   const [group, ...rest] = positionals
+  const flags: Flags = {
+    json: values.json,
+    output: values.output,
+    verify: !values['no-verify'],
+    reflinks: !values['no-reflinks'],
+    owners: !values['no-owners'],
+    xattrs: !values['no-xattrs'],
+    whiteouts: values.whiteouts,
+  }
+  if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
     image: imageCommand,
     images: (storage, args, flags) => imageCommand(storage, ['list', ...args], flags),
@@ -51,15 +62,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),
   })
-  await command(storage, rest, {
-    json: values.json,
-    output: values.output,
-    verify: !values['no-verify'],
-    reflinks: !values['no-reflinks'],
-    owners: !values['no-owners'],
-    xattrs: !values['no-xattrs'],
-    whiteouts: values.whiteouts,
-  })
+  await command(storage, rest, flags)
   return 0
 }
 

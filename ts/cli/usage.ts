@@ -37,6 +37,9 @@ Commands:
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
+  tar-diff <A> <B>           Compare two tars (plain or gzip) entry by entry: - only in A,
+                             + only in B, ~ a header field or the content differs.
+                             Exit 0 same, 1 different, 2 trouble (as diff)
 
 References: a full or unique-prefix ID, a name (alpine, alpine:3, localhost/x:1,
 docker.io/library/alpine:latest) or name@sha256:digest.
@@ -52,7 +55,8 @@ Global options:
   --no-xattrs       Do not copy extended attributes
   -h, --help        Show this help
 
-Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error.
+Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;
+tar-diff: 0 same, 1 different, 2 trouble.
 
 Examples:
   cstor image list
@@ -60,4 +64,5 @@ Examples:
   cstor layer inspect 3c03e8f2
   cstor layer export 3c03e8f2 -o layer.tar
   cstor image extract alpine ./rootfs
+  cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

@@ -4,11 +4,15 @@
 //! side is written — the point of extracting on btrfs or XFS with `reflink=1`. Elsewhere
 //! `copy_file_range` copies inside the kernel; a `read`/`write` loop is the last resort (other
 //! filesystems, old kernels).
+//!
+//! `copy_file_range` itself shares extents where it can (the kernel tries a remap first within
+//! one btrfs or XFS filesystem), so when reflinks are refused the kernel copy is `sendfile`,
+//! which always writes blocks of its own.
 
 use std::fs::File;
 use std::io::{Read, Write};
 
-use rustix::fs::{copy_file_range, ioctl_ficlone};
+use rustix::fs::{copy_file_range, ioctl_ficlone, sendfile};
 use rustix::io::Errno;
 
 /// How a file's content got to its copy.
@@ -23,6 +27,8 @@ pub enum CopyMethod {
 /// next file goes straight to the one that worked.
 #[derive(Debug, Clone, Copy)]
 pub struct Cloner {
+    /// Sharing extents is allowed (`FICLONE`, and `copy_file_range`, which may share too).
+    share: bool,
     reflink: bool,
     kernel_copy: bool,
 }
@@ -38,6 +44,7 @@ fn unsupported(e: Errno) -> bool {
 impl Cloner {
     pub fn new(allow_reflink: bool) -> Self {
         Cloner {
+            share: allow_reflink,
             reflink: allow_reflink,
             kernel_copy: true,
         }
@@ -60,7 +67,13 @@ impl Cloner {
         if self.kernel_copy {
             let mut done = 0;
             while done < len {
-                match copy_file_range(&*src, None, &*dst, None, (len - done) as usize) {
+                let want = (len - done) as usize;
+                let moved = if self.share {
+                    copy_file_range(&*src, None, &*dst, None, want)
+                } else {
+                    sendfile(&*dst, &*src, None, want)
+                };
+                match moved {
                     Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                     Ok(n) => done += n as u64,
                     Err(Errno::INTR) => {}

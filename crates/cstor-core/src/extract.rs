@@ -279,8 +279,11 @@ fn read_xattrs(dir: &Dir, name: &OsStr, shown: &Path) -> Result<Vec<(OsString, V
     if size == 0 {
         return Ok(Vec::new());
     }
-    let mut list = Vec::with_capacity(size);
-    rustix::fs::llistxattr(&path, &mut list).map_err(io)?;
+    // The list may have grown since the query; a short buffer then fails with ERANGE, an I/O
+    // error, rather than returning a cut list.
+    let mut list = vec![0; size];
+    let got = rustix::fs::llistxattr(&path, &mut list[..]).map_err(io)?;
+    list.truncate(got);
     let mut xattrs = Vec::new();
     for key in list.split(|b| *b == 0).filter(|k| !k.is_empty()) {
         let key = OsStr::from_bytes(key);
@@ -289,9 +292,10 @@ fn read_xattrs(dir: &Dir, name: &OsStr, shown: &Path) -> Result<Vec<(OsString, V
             Err(Errno::NODATA) => continue,
             Err(e) => return Err(io(e)),
         };
-        let mut value = Vec::with_capacity(len);
+        let mut value = vec![0; len];
         if len > 0 {
-            rustix::fs::lgetxattr(&path, key, &mut value).map_err(io)?;
+            let got = rustix::fs::lgetxattr(&path, key, &mut value[..]).map_err(io)?;
+            value.truncate(got);
         }
         xattrs.push((key.to_owned(), value));
     }
@@ -350,7 +354,8 @@ impl Applier<'_> {
                         .iter()
                         .any(|(n, _)| whiteout::marker(n) == Marker::Opaque));
             if opaque {
-                self.opaque(&dst, &rel)?;
+                let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(&rel, e.into()))?;
+                self.opaque(&dst, &rel, &stat)?;
             }
             for (name, stat) in entries {
                 let shown = diff_path.join(&rel).join(&name);
@@ -367,8 +372,9 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Handles an opaque directory (by xattr or marker) whose entries are about to be applied.
-    fn opaque(&mut self, dst: &Dir, rel: &Path) -> Result<()> {
+    /// Handles an opaque directory (by xattr or marker) whose entries are about to be applied;
+    /// `dir` is its recorded stat.
+    fn opaque(&mut self, dst: &Dir, rel: &Path, dir: &Stat) -> Result<()> {
         self.stats.whiteouts += 1;
         match self.options.whiteouts {
             Whiteouts::Apply => {
@@ -384,11 +390,23 @@ impl Applier<'_> {
                 }
             }
             Whiteouts::Aufs => {
-                create_file(
-                    dst,
-                    OsStr::new(whiteout::OPAQUE_MARKER),
-                    &rel.join(whiteout::OPAQUE_MARKER),
-                )?;
+                // As containers/storage writes the marker into a layer tar: the directory's
+                // permissions and owner, time zero.
+                let mut stat = *dir;
+                stat.st_mode = (stat.st_mode & 0o7777) | libc::S_IFREG;
+                (
+                    stat.st_mtime,
+                    stat.st_mtime_nsec,
+                    stat.st_atime,
+                    stat.st_atime_nsec,
+                ) = (0, 0, 0, 0);
+                let path = rel.join(whiteout::OPAQUE_MARKER);
+                let marker = create_file(dst, OsStr::new(whiteout::OPAQUE_MARKER), &path)?;
+                let meta = Meta {
+                    stat,
+                    xattrs: Vec::new(),
+                };
+                self.set_meta(Target::Fd(&marker), &meta, &path)?;
             }
         }
         Ok(())
@@ -411,7 +429,7 @@ impl Applier<'_> {
         match whiteout::marker(name) {
             Marker::Opaque if file_type == FileType::RegularFile => return Ok(None),
             Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
-                return self.whiteout(dst, rel, deleted).map(|()| None)
+                return self.whiteout(dst, rel, deleted, &stat).map(|()| None)
             }
             _ => {}
         }
@@ -425,7 +443,7 @@ impl Applier<'_> {
             && stat.st_size == 0
             && has_flag(&xattrs, &whiteout::WHITEOUT_XATTRS);
         if is_char_whiteout || is_xattr_whiteout {
-            return self.whiteout(dst, rel, name).map(|()| None);
+            return self.whiteout(dst, rel, name, &stat).map(|()| None);
         }
         let meta = Meta {
             stat,
@@ -518,21 +536,30 @@ impl Applier<'_> {
         Ok(None)
     }
 
-    /// Handles a whiteout of `deleted` in the directory `dst`.
-    fn whiteout(&mut self, dst: &Dir, rel: &Path, deleted: &OsStr) -> Result<()> {
+    /// Handles a whiteout of `deleted` in the directory `dst`; `recorded` is the stat of the
+    /// whiteout itself, whose mode, owner and times a written whiteout keeps.
+    fn whiteout(&mut self, dst: &Dir, rel: &Path, deleted: &OsStr, recorded: &Stat) -> Result<()> {
         self.stats.whiteouts += 1;
+        self.remove(dst, rel, deleted)?;
+        let meta = Meta {
+            stat: *recorded,
+            xattrs: Vec::new(),
+        };
         match self.options.whiteouts {
-            Whiteouts::Apply => self.remove(dst, rel, deleted),
+            Whiteouts::Apply => Ok(()),
             Whiteouts::Overlay => {
-                self.remove(dst, rel, deleted)?;
+                let path = rel.join(deleted);
                 rustix::fs::mknodat(dst, deleted, FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(|e| Error::io(rel.join(deleted), e.into()))
+                    .map_err(|e| Error::io(&path, e.into()))?;
+                self.set_meta(Target::At(dst, deleted), &meta, &path)
             }
             Whiteouts::Aufs => {
                 let mut marker = OsString::from(whiteout::PREFIX);
                 marker.push(deleted);
+                let path = rel.join(&marker);
                 self.remove(dst, rel, &marker)?;
-                create_file(dst, &marker, &rel.join(&marker)).map(drop)
+                let file = create_file(dst, &marker, &path)?;
+                self.set_meta(Target::Fd(&file), &meta, &path)
             }
         }
     }

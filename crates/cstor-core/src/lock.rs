@@ -7,16 +7,18 @@
 //!
 //! POSIX record locks belong to the *process*, not the fd: a second `open` + `close` of the same
 //! file in this process silently drops every lock the process holds on it, and two threads never
-//! block each other. So each lock file is opened once per process, kept open for the life of the
-//! process in a registry keyed by device and inode, and a counted in-process state decides when the
-//! kernel lock is taken and released.
+//! block each other. So each lock file is opened once per process — a registry keyed by device and
+//! inode hands every user the same open file while any user exists — and a counted in-process
+//! state decides when the kernel lock is taken and released. The file is closed when its last
+//! user is gone, when this process can hold no lock on it, so a closed store leaves no descriptor
+//! behind (its filesystem can be unmounted).
 
 use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, OpenOptions};
@@ -41,7 +43,7 @@ pub struct ReadGuard {
     shared: Arc<Shared>,
 }
 
-type Registry = Mutex<HashMap<(u64, u64), Arc<Shared>>>;
+type Registry = Mutex<HashMap<(u64, u64), Weak<Shared>>>;
 
 fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -63,11 +65,10 @@ impl LockFile {
         }
         let key = (meta.dev(), meta.ino());
         let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = registry.get(&key) {
-            return Ok(Some(LockFile {
-                shared: shared.clone(),
-            }));
+        if let Some(shared) = registry.get(&key).and_then(Weak::upgrade) {
+            return Ok(Some(LockFile { shared }));
         }
+        registry.retain(|_, shared| shared.strong_count() > 0);
         let mut options = OpenOptions::new();
         options.read(true).follow(FollowSymlinks::No);
         let file = dir.open_with(name, &options).at(name)?.into_std();
@@ -76,7 +77,7 @@ impl LockFile {
             path: name.to_owned(),
             readers: Mutex::new(0),
         });
-        registry.insert(key, shared.clone());
+        registry.insert(key, Arc::downgrade(&shared));
         Ok(Some(LockFile { shared }))
     }
 

@@ -6,10 +6,11 @@ use std::os::fd::IntoRawFd;
 use cstor_core::export::{ExportStats, LayerPart};
 use cstor_core::extract::{ExtractOptions, ExtractStats, Progress, Whiteouts};
 use cstor_core::names::repo_digests;
+use cstor_core::tardiff::{Difference, TarDiff};
 use cstor_core::{Image, ImageDetails, Layer, Platform, Store};
 use napi_derive::napi;
 
-fn path_string(path: &std::path::Path) -> String {
+pub(crate) fn path_string(path: &std::path::Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
@@ -320,6 +321,59 @@ impl From<Progress> for ProgressInfo {
             layers: p.layers as u32,
             bytes: p.bytes as i64,
             total_bytes: p.total_bytes as i64,
+        }
+    }
+}
+
+/// One difference of `tarDiff`: `kind` is `missing` (first archive only), `extra` (second only)
+/// or `field` (`field` differs: `first` → `second`).
+#[napi(object)]
+pub struct TarDifferenceInfo {
+    pub kind: String,
+    pub name: String,
+    pub field: Option<String>,
+    pub first: Option<String>,
+    pub second: Option<String>,
+}
+
+#[napi(object)]
+pub struct TarDiffInfo {
+    pub first_entries: i64,
+    pub second_entries: i64,
+    pub differences: Vec<TarDifferenceInfo>,
+}
+
+impl From<TarDiff> for TarDiffInfo {
+    fn from(d: TarDiff) -> Self {
+        let entry = |kind: &str, name: String| TarDifferenceInfo {
+            kind: kind.into(),
+            name,
+            field: None,
+            first: None,
+            second: None,
+        };
+        TarDiffInfo {
+            first_entries: d.first_entries as i64,
+            second_entries: d.second_entries as i64,
+            differences: d
+                .differences
+                .into_iter()
+                .map(|difference| match difference {
+                    Difference::Missing { name } => entry("missing", name),
+                    Difference::Extra { name } => entry("extra", name),
+                    Difference::Field {
+                        name,
+                        field,
+                        first,
+                        second,
+                    } => TarDifferenceInfo {
+                        field: Some(field),
+                        first,
+                        second,
+                        ..entry("field", name)
+                    },
+                })
+                .collect(),
         }
     }
 }

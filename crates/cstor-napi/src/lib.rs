@@ -20,9 +20,10 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use convert::path_string;
 pub use convert::{
     ExportStatsInfo, ExtractOptionsInfo, ExtractStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo,
-    LayerPartInfo, PlatformInfo, ProgressInfo, StoreConfigInfo,
+    LayerPartInfo, PlatformInfo, ProgressInfo, StoreConfigInfo, TarDiffInfo, TarDifferenceInfo,
 };
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
@@ -61,6 +62,14 @@ pub async fn discover_config() -> Result<StoreConfigInfo> {
 
 /// A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
 /// `pipe(2)` of its own.
+/// Compares two tar archives (plain or gzip) entry by entry.
+#[napi]
+pub async fn tar_diff(first: String, second: String) -> Result<TarDiffInfo> {
+    blocking(move || cstor_core::tardiff::tar_diff(first.as_ref(), second.as_ref()))
+        .await
+        .map(TarDiffInfo::from)
+}
+
 #[napi]
 pub fn create_pipe() -> Result<Vec<i32>> {
     let mut fds = [0; 2];
@@ -106,7 +115,10 @@ pub async fn open_store(options: OpenOptions) -> Result<NativeStore> {
     blocking(move || Store::open(options))
         .await
         .map(|store| NativeStore {
-            store: Arc::new(store),
+            graph_root: path_string(store.graph_root()),
+            run_root: store.run_root().map(path_string),
+            store_paths: store.dirs().iter().map(|d| path_string(&d.path)).collect(),
+            store: Mutex::new(Some(Arc::new(store))),
         })
 }
 
@@ -114,36 +126,59 @@ pub async fn open_store(options: OpenOptions) -> Result<NativeStore> {
 /// answers with what is on disk now.
 #[napi]
 pub struct NativeStore {
-    store: Arc<Store>,
+    graph_root: String,
+    run_root: Option<String>,
+    store_paths: Vec<String>,
+    /// `None` once closed. Calls under way hold their own reference and finish first.
+    store: Mutex<Option<Arc<Store>>>,
+}
+
+impl NativeStore {
+    /// The open store, or `EINVAL` after `close`.
+    fn store(&self) -> Result<Arc<Store>> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                to_js_error(cstor_core::Error::InvalidArgument(
+                    "the store has been closed".into(),
+                ))
+            })
+    }
 }
 
 #[napi]
 impl NativeStore {
     #[napi(getter)]
     pub fn graph_root(&self) -> String {
-        self.store.graph_root().to_string_lossy().into_owned()
+        self.graph_root.clone()
     }
 
     #[napi(getter)]
     pub fn run_root(&self) -> Option<String> {
-        self.store
-            .run_root()
-            .map(|p| p.to_string_lossy().into_owned())
+        self.run_root.clone()
     }
 
     /// The main store followed by the additional image stores.
     #[napi(getter)]
     pub fn store_paths(&self) -> Vec<String> {
-        self.store
-            .dirs()
-            .iter()
-            .map(|d| d.path.to_string_lossy().into_owned())
-            .collect()
+        self.store_paths.clone()
+    }
+
+    /// Releases the store's directory descriptors (so its filesystem can be unmounted); later
+    /// calls fail with `EINVAL`.
+    #[napi]
+    pub fn close(&self) {
+        *self
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
     #[napi]
     pub async fn list_images(&self) -> Result<Vec<ImageInfo>> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let images = store.images()?;
             let sizes = store.image_sizes(&images)?;
@@ -158,7 +193,7 @@ impl NativeStore {
 
     #[napi]
     pub async fn get_image(&self, reference: String) -> Result<ImageInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let image = store.image(&reference)?;
             let size = store.image_sizes(std::slice::from_ref(&image))?[0];
@@ -169,7 +204,7 @@ impl NativeStore {
 
     #[napi]
     pub async fn inspect_image(&self, reference: String) -> Result<ImageDetailsInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let image = store.image(&reference)?;
             let details = store.inspect_image(&image)?;
@@ -181,7 +216,7 @@ impl NativeStore {
     /// The raw bytes of one big-data item of an image.
     #[napi]
     pub async fn image_big_data(&self, reference: String, key: String) -> Result<Buffer> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let image = store.image(&reference)?;
             store.image_big_data(&image, &key)
@@ -192,7 +227,7 @@ impl NativeStore {
 
     #[napi]
     pub async fn list_layers(&self) -> Result<Vec<LayerInfo>> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let layers = store.layers()?;
             Ok(layers.iter().map(|l| LayerInfo::new(&store, l)).collect())
@@ -202,14 +237,14 @@ impl NativeStore {
 
     #[napi]
     pub async fn get_layer(&self, reference: String) -> Result<LayerInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || store.layer(&reference).map(|l| LayerInfo::new(&store, &l))).await
     }
 
     /// The layer and its ancestors by `parent`, top first.
     #[napi]
     pub async fn layer_chain(&self, reference: String) -> Result<Vec<LayerInfo>> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let top = store.layer(&reference)?;
             let chain = store.layer_chain(top.id())?;
@@ -221,7 +256,7 @@ impl NativeStore {
     /// The layers below a layer as its overlay `lower` file stacks them, parent first.
     #[napi]
     pub async fn lower_chain(&self, reference: String) -> Result<Vec<LayerInfo>> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let chain = store.lower_chain(&reference)?;
             Ok(chain.iter().map(|l| LayerInfo::new(&store, l)).collect())
@@ -237,7 +272,7 @@ impl NativeStore {
         fd: i32,
         verify: Option<bool>,
     ) -> Result<ExportStatsInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         let options = ExportOptions {
             verify: verify.unwrap_or(true),
         };
@@ -253,7 +288,7 @@ impl NativeStore {
     /// The layer's tar as parts: verbatim segments and file bodies as open fds.
     #[napi]
     pub async fn layer_parts(&self, reference: String) -> Result<NativeLayerParts> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             let layer = store.layer(&reference)?;
             store.layer_parts(&layer)
@@ -273,7 +308,7 @@ impl NativeStore {
         options: Option<ExtractOptionsInfo>,
         on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
     ) -> Result<ExtractStatsInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         let options = options.unwrap_or_default().into_core(Whiteouts::Apply);
         blocking(move || {
             let options = options?;
@@ -294,7 +329,7 @@ impl NativeStore {
         options: Option<ExtractOptionsInfo>,
         on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
     ) -> Result<ExtractStatsInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         let options = options.unwrap_or_default().into_core(Whiteouts::Overlay);
         blocking(move || {
             let options = options?;
@@ -307,7 +342,7 @@ impl NativeStore {
 
     #[napi]
     pub async fn resolve_link(&self, link: String) -> Result<LayerInfo> {
-        let store = self.store.clone();
+        let store = self.store()?;
         blocking(move || {
             store
                 .resolve_link(&link)
