@@ -44,6 +44,10 @@ export declare class NativeStore {
   lowerChain(reference: string): Promise<Array<LayerInfo>>
   /** Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's). */
   exportLayer(reference: string, fd: number, verify?: boolean | undefined | null): Promise<ExportStatsInfo>
+  /** The entries of a layer's tar. */
+  layerToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
+  /** The entries of an image's merged filesystem. */
+  imageToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
   /** The layer's tar as parts: verbatim segments and file bodies as open fds. */
   layerParts(reference: string): Promise<NativeLayerParts>
   /** Extracts an image's merged filesystem into `target` (created; must not exist or be empty). */
@@ -214,4 +218,34 @@ export interface TarDiffInfo {
   firstEntries: number
   secondEntries: number
   differences: Array<TarDifferenceInfo>
+}
+
+/** One TOC entry; see `cstor_core::toc::TocEntry`. */
+export interface TocEntryInfo {
+  name: string
+  /** `dir`, `reg`, `symlink`, `hardlink`, `char`, `block`, `fifo` or `whiteout`. */
+  kind: string
+  size: number
+  mode: number
+  uid: number
+  gid: number
+  userName: string
+  groupName: string
+  modTime: number
+  linkName: string
+  devMajor: number
+  devMinor: number
+  xattrs: Array<XattrInfo>
+  digest?: string
+  opaque: boolean
+}
+
+export interface TocOptionsInfo {
+  digests?: boolean
+  listWhiteouts?: boolean
+}
+
+export interface XattrInfo {
+  key: string
+  value: Buffer
 }

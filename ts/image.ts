@@ -1,6 +1,7 @@
 import { call } from './errors.js'
 import { nativeExtractOptions, type ExtractOptions, type ExtractStats } from './extract.js'
 import { Layer } from './layer.js'
+import { listWhiteouts, toToc, type ImageTocOptions, type Toc } from './toc.js'
 import type { ImageInfo, NativeStore, PlatformInfo } from './native.js'
 
 export type Platform = PlatformInfo
@@ -84,6 +85,15 @@ export class Image {
   async extract(dir: string, options: ExtractOptions = {}): Promise<ExtractStats> {
     const [native, onProgress] = nativeExtractOptions(options)
     return call(() => this.#native.extractImage(this.id, dir, native, onProgress))
+  }
+
+  /**
+   * The table of contents of the merged filesystem (as `extract` would write it), parents before
+   * children, eStargz-style.
+   */
+  async toc(options: ImageTocOptions = {}): Promise<Toc> {
+    const native = { digests: options.digests ?? false, listWhiteouts: listWhiteouts(options.whiteouts) }
+    return toToc(await call(() => this.#native.imageToc(this.id, native)))
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

@@ -3,6 +3,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { call } from './errors.js'
 import { nativeExtractOptions, type ExtractStats, type LayerExtractOptions } from './extract.js'
+import { toToc, type Toc, type TocOptions } from './toc.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
 
 export interface ExportOptions {
@@ -154,6 +155,11 @@ export class Layer {
   async extract(dir: string, options: LayerExtractOptions = {}): Promise<ExtractStats> {
     const [native, onProgress] = nativeExtractOptions(options)
     return call(() => this.#native.extractLayer(this.id, dir, native, onProgress))
+  }
+
+  /** The table of contents of this layer's tar, in tar order, whiteout markers included. */
+  async toc(options: TocOptions = {}): Promise<Toc> {
+    return toToc(await call(() => this.#native.layerToc(this.id, { digests: options.digests ?? false })))
   }
 
   /** This layer and its ancestors by `parent`, top first, base last. */

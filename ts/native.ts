@@ -18,4 +18,5 @@ export {
   type ProgressInfo,
   type StoreConfigInfo,
   type TarDiffInfo,
+  type TocEntryInfo,
 } from '../index.js'

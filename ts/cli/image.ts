@@ -1,4 +1,4 @@
-/** `cstor image …`: list, inspect, layers, extract. */
+/** `cstor image …`: list, inspect, layers, toc, extract. */
 import type { Image, Storage } from '../index.js'
 import { runExtraction } from './extract.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
@@ -59,6 +59,10 @@ export async function imageCommand(storage: Storage, args: string[], flags: Flag
       return inspect(storage, reference())
     case 'layers':
       return layers(storage, reference(), json)
+    case 'toc': {
+      const whiteouts = flags.whiteouts as 'apply' | 'list' | undefined
+      return printJson(await (await storage.image(reference())).toc({ digests: flags.digests, whiteouts }), { pretty: flags.pretty })
+    }
     case 'extract': {
       if (rest.length !== 2) throw new UsageError('cstor image extract takes an image reference and a directory')
       const image = await storage.image(rest[0])

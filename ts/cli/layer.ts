@@ -45,6 +45,9 @@ export async function layerCommand(storage: Storage, args: string[], flags: Flag
     case 'export':
       if (rest.length !== 1) throw new UsageError('cstor layer export takes one layer ID')
       return exportLayer(storage, rest[0], flags)
+    case 'toc':
+      if (rest.length !== 1) throw new UsageError('cstor layer toc takes one layer ID')
+      return printJson(await (await storage.layer(rest[0])).toc({ digests: flags.digests }), { pretty: flags.pretty })
     case 'extract': {
       if (rest.length !== 2) throw new UsageError('cstor layer extract takes a layer ID and a directory')
       const layer = await storage.layer(rest[0])

@@ -27,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
       'no-owners': { type: 'boolean', default: false },
       'no-xattrs': { type: 'boolean', default: false },
       whiteouts: { type: 'string' },
+      pretty: { type: 'boolean', default: false },
+      digests: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -47,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
     owners: !values['no-owners'],
     xattrs: !values['no-xattrs'],
     whiteouts: values.whiteouts,
+    pretty: values.pretty,
+    digests: values.digests,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {

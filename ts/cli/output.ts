@@ -1,7 +1,7 @@
 /** How the CLI prints: aligned tables like podman's for people, JSON with `--json` for programs. */
 
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n')
+export function printJson(value: unknown, { pretty = true } = {}): void {
+  process.stdout.write(JSON.stringify(value, null, pretty ? 2 : undefined) + '\n')
 }
 
 /** Prints rows under upper-case headers, columns separated by at least two spaces. */

@@ -14,6 +14,9 @@ export interface Flags {
   owners: boolean
   xattrs: boolean
   whiteouts?: string
+  /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
+  pretty: boolean
+  digests: boolean
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -27,11 +30,16 @@ Commands:
   image extract <ref> <dir> [--no-reflinks] [--no-owners] [--no-xattrs]
                              Write the image's merged filesystem (as podman image mount
                              shows it) into a new or empty directory
+  image toc <ref> [--pretty] [--digests] [--whiteouts list]
+                             Print the merged filesystem's table of contents as
+                             eStargz-style JSON; list: also deleted paths and opaque dirs
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
   layer export <id> [-o FILE] [--no-verify]
                              Write the layer's tar, rebuilt bit for bit from its tar-split
                              (stdout unless -o; refuses a terminal)
+  layer toc <id> [--pretty] [--digests]
+                             Print the layer tar's table of contents (eStargz-style JSON)
   layer extract <id> <dir> [--whiteouts overlay|aufs|apply] [--no-reflinks] ...
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
@@ -53,6 +61,8 @@ Global options:
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
+  --pretty          Indent JSON tables of contents
+  --digests         Give each file in a table of contents its sha256
   -h, --help        Show this help
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;
@@ -64,5 +74,6 @@ Examples:
   cstor layer inspect 3c03e8f2
   cstor layer export 3c03e8f2 -o layer.tar
   cstor image extract alpine ./rootfs
+  cstor image toc alpine --pretty --digests
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

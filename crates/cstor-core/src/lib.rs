@@ -16,9 +16,11 @@ pub mod layers;
 pub mod lock;
 pub mod names;
 pub mod overlay;
+pub mod reader;
 pub mod store;
 pub mod tardiff;
 pub mod tarsplit;
+pub mod toc;
 pub mod whiteout;
 
 pub use error::{Error, Result};

@@ -7,6 +7,7 @@ use cstor_core::export::{ExportStats, LayerPart};
 use cstor_core::extract::{ExtractOptions, ExtractStats, Progress, Whiteouts};
 use cstor_core::names::repo_digests;
 use cstor_core::tardiff::{Difference, TarDiff};
+use cstor_core::toc::{TocEntry, TocOptions};
 use cstor_core::{Image, ImageDetails, Layer, Platform, Store};
 use napi_derive::napi;
 
@@ -374,6 +375,78 @@ impl From<TarDiff> for TarDiffInfo {
                     },
                 })
                 .collect(),
+        }
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct TocOptionsInfo {
+    pub digests: Option<bool>,
+    pub list_whiteouts: Option<bool>,
+}
+
+impl From<TocOptionsInfo> for TocOptions {
+    fn from(o: TocOptionsInfo) -> Self {
+        TocOptions {
+            digests: o.digests.unwrap_or(false),
+            list_whiteouts: o.list_whiteouts.unwrap_or(false),
+        }
+    }
+}
+
+/// One TOC entry; see `cstor_core::toc::TocEntry`.
+#[napi(object)]
+pub struct TocEntryInfo {
+    pub name: String,
+    /// `dir`, `reg`, `symlink`, `hardlink`, `char`, `block`, `fifo` or `whiteout`.
+    pub kind: String,
+    pub size: i64,
+    pub mode: u32,
+    pub uid: i64,
+    pub gid: i64,
+    pub user_name: String,
+    pub group_name: String,
+    pub mod_time: i64,
+    pub link_name: String,
+    pub dev_major: u32,
+    pub dev_minor: u32,
+    pub xattrs: Vec<XattrInfo>,
+    pub digest: Option<String>,
+    pub opaque: bool,
+}
+
+#[napi(object)]
+pub struct XattrInfo {
+    pub key: String,
+    pub value: napi::bindgen_prelude::Buffer,
+}
+
+impl From<TocEntry> for TocEntryInfo {
+    fn from(e: TocEntry) -> Self {
+        TocEntryInfo {
+            name: e.name,
+            kind: e.kind.as_str().into(),
+            size: e.size as i64,
+            mode: e.mode,
+            uid: e.uid as i64,
+            gid: e.gid as i64,
+            user_name: e.user_name,
+            group_name: e.group_name,
+            mod_time: e.mod_time,
+            link_name: e.link_name,
+            dev_major: e.dev_major,
+            dev_minor: e.dev_minor,
+            xattrs: e
+                .xattrs
+                .into_iter()
+                .map(|(key, value)| XattrInfo {
+                    key,
+                    value: value.into(),
+                })
+                .collect(),
+            digest: e.digest,
+            opaque: e.opaque,
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use cstor_core::config::{discover, Environment};
 use cstor_core::export::{ExportOptions, LayerPart, LayerParts};
 use cstor_core::extract::{Progress, Whiteouts};
+use cstor_core::toc::{TocEntry, TocOptions};
 use cstor_core::{Store, StoreOptions};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -24,6 +25,7 @@ use convert::path_string;
 pub use convert::{
     ExportStatsInfo, ExtractOptionsInfo, ExtractStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo,
     LayerPartInfo, PlatformInfo, ProgressInfo, StoreConfigInfo, TarDiffInfo, TarDifferenceInfo,
+    TocEntryInfo, TocOptionsInfo, XattrInfo,
 };
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
@@ -134,6 +136,18 @@ pub struct NativeStore {
 }
 
 impl NativeStore {
+    /// Runs a TOC reader on the blocking pool and converts its entries.
+    async fn toc<F>(&self, options: Option<TocOptionsInfo>, read: F) -> Result<Vec<TocEntryInfo>>
+    where
+        F: FnOnce(&Store, TocOptions) -> cstor_core::Result<Vec<TocEntry>> + Send + 'static,
+    {
+        let store = self.store()?;
+        let options = options.unwrap_or_default().into();
+        blocking(move || read(&store, options))
+            .await
+            .map(|entries| entries.into_iter().map(TocEntryInfo::from).collect())
+    }
+
     /// The open store, or `EINVAL` after `close`.
     fn store(&self) -> Result<Arc<Store>> {
         self.store
@@ -283,6 +297,32 @@ impl NativeStore {
         })
         .await
         .map(ExportStatsInfo::from)
+    }
+
+    /// The entries of a layer's tar.
+    #[napi]
+    pub async fn layer_toc(
+        &self,
+        reference: String,
+        options: Option<TocOptionsInfo>,
+    ) -> Result<Vec<TocEntryInfo>> {
+        self.toc(options, move |store, options| {
+            store.layer_toc(&store.layer(&reference)?, options)
+        })
+        .await
+    }
+
+    /// The entries of an image's merged filesystem.
+    #[napi]
+    pub async fn image_toc(
+        &self,
+        reference: String,
+        options: Option<TocOptionsInfo>,
+    ) -> Result<Vec<TocEntryInfo>> {
+        self.toc(options, move |store, options| {
+            store.image_toc(&store.image(&reference)?, options)
+        })
+        .await
     }
 
     /// The layer's tar as parts: verbatim segments and file bodies as open fds.
