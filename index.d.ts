@@ -48,6 +48,11 @@ export declare class NativeStore {
   layerToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
   /** The entries of an image's merged filesystem. */
   imageToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
+  /**
+   * The layer's tar as a splitfdstream: a memfd with the stream and the content fds, all
+   * handed over to the caller.
+   */
+  layerSplitfdstream(reference: string, inlineThreshold?: number | undefined | null): Promise<SplitFdStreamInfo>
   /** The layer's tar as parts: verbatim segments and file bodies as open fds. */
   layerParts(reference: string): Promise<NativeLayerParts>
   /** Extracts an image's merged filesystem into `target` (created; must not exist or be empty). */
@@ -60,6 +65,16 @@ export declare class NativeStore {
   resolveLink(link: string): Promise<LayerInfo>
 }
 
+/**
+ * Rebuilds what a splitfdstream stands for into `out`; `content[k - 1]` is the stream's fd `k`.
+ * The caller keeps its fds (they are duplicated).
+ */
+export declare function assembleSplitfdstream(stream: number, content: Array<number>, out: number): Promise<ExportStatsInfo>
+
+/**
+ * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
+ * `pipe(2)` of its own.
+ */
 export declare function createPipe(): Array<number>
 
 /** Where podman would find its store, from `storage.conf` and the environment. */
@@ -187,6 +202,14 @@ export interface ProgressInfo {
   totalBytes: number
 }
 
+/** A splitfdstream's fds, handed over to JavaScript (which must close them). */
+export interface SplitFdStreamInfo {
+  /** A memfd holding the stream, at offset 0. */
+  stream: number
+  /** `content[k - 1]` is the stream's fd `k`. */
+  content: Array<number>
+}
+
 export interface StoreConfigInfo {
   graphRoot: string
   runRoot: string
@@ -195,11 +218,7 @@ export interface StoreConfigInfo {
   configFile?: string
 }
 
-/**
- * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
- * `pipe(2)` of its own.
- * Compares two tar archives (plain or gzip) entry by entry.
- */
+/** Compares two tar archives (plain or gzip) entry by entry. */
 export declare function tarDiff(first: string, second: string): Promise<TarDiffInfo>
 
 /**

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
 module.exports.NativeStore = nativeBinding.NativeStore
+module.exports.assembleSplitfdstream = nativeBinding.assembleSplitfdstream
 module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore

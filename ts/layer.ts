@@ -3,6 +3,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { call } from './errors.js'
 import { nativeExtractOptions, type ExtractStats, type LayerExtractOptions } from './extract.js'
+import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
 
@@ -155,6 +156,15 @@ export class Layer {
   async extract(dir: string, options: LayerExtractOptions = {}): Promise<ExtractStats> {
     const [native, onProgress] = nativeExtractOptions(options)
     return call(() => this.#native.extractLayer(this.id, dir, native, onProgress))
+  }
+
+  /**
+   * This layer's tar as a splitfdstream (see `SplitFdStream`): headers and small bodies inline,
+   * larger bodies as fds open on the store, for passing on without copying. Bodies passed as fds
+   * are not read here; inline ones are CRC-checked.
+   */
+  async splitFdStream(options: SplitFdStreamOptions = {}): Promise<SplitFdStream> {
+    return call(() => this.#native.layerSplitfdstream(this.id, options.inlineThreshold))
   }
 
   /** The table of contents of this layer's tar, in tar order, whiteout markers included. */

@@ -3,6 +3,7 @@
  * root), which picks the `.node` file of this platform or the `cstor-<platform>` package.
  */
 export {
+  assembleSplitfdstream,
   createPipe,
   discoverConfig,
   openStore,

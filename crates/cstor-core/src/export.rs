@@ -115,6 +115,13 @@ impl Iterator for LayerParts {
     }
 }
 
+impl LayerParts {
+    /// The layer's `diff/`, relative to its store, for naming bodies in errors.
+    pub fn diff_path(&self) -> &Path {
+        &self.diff_path
+    }
+}
+
 impl Store {
     /// The parts of `layer`'s tar, to be streamed or passed on as fds.
     pub fn layer_parts(&self, layer: &Layer) -> Result<LayerParts> {
@@ -156,16 +163,17 @@ impl Store {
                     size,
                     crc,
                     file,
-                } => writer.body(file, &parts.diff_path.join(name), size, crc)?,
+                } => writer.body(&file, &parts.diff_path.join(name), size, crc)?,
             }
         }
         writer.finish()
     }
 }
 
-/// The path of a body beneath `diff/`: tar names are relative (a leading `/` or `./` is dropped,
-/// as `tar-split asm` does), and a `..` component is refused outright rather than resolved.
-fn body_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
+/// The path of an entry beneath the layer root (empty for the root itself): tar names are
+/// relative (a leading `/` or `./` is dropped, as `tar-split asm` does), and a `..` component is
+/// refused outright rather than resolved.
+pub(crate) fn entry_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
     let mut path = PathBuf::new();
     for component in Path::new(OsStr::from_bytes(name)).components() {
         match component {
@@ -182,6 +190,12 @@ fn body_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
             }
         }
     }
+    Ok(path)
+}
+
+/// The path of a body beneath `diff/`, which cannot be the root.
+fn body_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
+    let path = entry_path(name, split_path)?;
     if path.as_os_str().is_empty() {
         return Err(Error::corrupt(split_path, "a file body without a name"));
     }
@@ -253,7 +267,8 @@ enum Mover {
 /// Writes tar bytes to an fd, buffering segments and small bodies, moving large bodies with the
 /// kernel; with verification on, a large body is read once for its CRC in cache-sized chunks and
 /// each chunk then moved by the kernel, so its bytes are copied to user space once, not twice.
-struct TarWriter<'a> {
+/// Writes a tar (or any byte run) to an fd: buffered segments, bodies moved by the kernel.
+pub(crate) struct TarWriter<'a> {
     out: &'a mut File,
     mover: Mover,
     verify: bool,
@@ -264,7 +279,7 @@ struct TarWriter<'a> {
 }
 
 impl<'a> TarWriter<'a> {
-    fn new(out: &'a mut File, options: ExportOptions) -> Self {
+    pub(crate) fn new(out: &'a mut File, options: ExportOptions) -> Self {
         let file_type = out.metadata().map(|m| m.file_type()).ok();
         let mover = match file_type {
             Some(t) if t.is_file() => Mover::CopyFileRange,
@@ -285,7 +300,7 @@ impl<'a> TarWriter<'a> {
         }
     }
 
-    fn segment(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn segment(&mut self, bytes: &[u8]) -> Result<()> {
         self.buffer.extend_from_slice(bytes);
         self.stats.bytes += bytes.len() as u64;
         if self.buffer.len() >= OUTPUT_BUFFER_BYTES {
@@ -309,14 +324,20 @@ impl<'a> TarWriter<'a> {
         Ok(())
     }
 
-    fn body(&mut self, body: File, path: &Path, size: u64, crc: Option<u64>) -> Result<()> {
+    pub(crate) fn body(
+        &mut self,
+        body: &File,
+        path: &Path,
+        size: u64,
+        crc: Option<u64>,
+    ) -> Result<()> {
         self.stats.files += 1;
         self.stats.bytes += size;
         let mut digest = self
             .verify
             .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64GoIso));
         if size <= SMALL_BODY_BYTES || self.mover == Mover::ReadWrite {
-            self.buffer_range(&body, path, 0, size, digest.as_mut())?;
+            self.buffer_range(body, path, 0, size, digest.as_mut())?;
         } else {
             self.flush()?;
             let mut sent = 0;
@@ -325,22 +346,19 @@ impl<'a> TarWriter<'a> {
                     Some(digest) => {
                         let len = (size - sent).min(VERIFY_CHUNK_BYTES) as usize;
                         self.scratch.resize(VERIFY_CHUNK_BYTES as usize, 0);
-                        read_exact_at(&body, &mut self.scratch[..len], sent, path)?;
+                        read_exact_at(body, &mut self.scratch[..len], sent, path)?;
                         digest.update(&self.scratch[..len]);
                         sent + len as u64
                     }
                     None => size,
                 };
                 while sent < checked {
-                    sent += self.move_range(&body, path, sent, checked - sent)?;
+                    sent += self.move_range(body, path, sent, checked - sent)?;
                 }
             }
         }
-        match (crc, digest.map(|d| d.finalize())) {
-            (Some(expected), Some(actual)) if expected != actual => Err(Error::corrupt(
-                path,
-                format!("CRC-64 mismatch: tar-split recorded {expected:016x}, the file has {actual:016x}"),
-            )),
+        match (crc, digest) {
+            (Some(expected), Some(digest)) => check_crc(path, expected, digest.finalize()),
             _ => Ok(()),
         }
     }
@@ -424,10 +442,37 @@ impl<'a> TarWriter<'a> {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<ExportStats> {
+    pub(crate) fn finish(mut self) -> Result<ExportStats> {
         self.flush()?;
         Ok(self.stats)
     }
+}
+
+fn check_crc(path: &Path, expected: u64, actual: u64) -> Result<()> {
+    if expected == actual {
+        return Ok(());
+    }
+    Err(Error::corrupt(
+        path,
+        format!("CRC-64 mismatch: tar-split recorded {expected:016x}, the file has {actual:016x}"),
+    ))
+}
+
+/// The whole of a (small) body, checked against its CRC when tar-split recorded one.
+pub(crate) fn read_checked(
+    file: &File,
+    path: &Path,
+    size: u64,
+    crc: Option<u64>,
+) -> Result<Vec<u8>> {
+    let mut bytes = vec![0; size as usize];
+    read_exact_at(file, &mut bytes, 0, path)?;
+    if let Some(expected) = crc {
+        let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64GoIso);
+        digest.update(&bytes);
+        check_crc(path, expected, digest.finalize())?;
+    }
+    Ok(bytes)
 }
 
 /// Fills `buf` from `file` at `offset`; a file that ends early no longer matches its tar-split.

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod names;
 pub mod overlay;
 pub mod reader;
+pub mod splitfdstream;
 pub mod store;
 pub mod tardiff;
 pub mod tarsplit;

@@ -8,11 +8,12 @@
 //! replaces a lower one (and a non-directory replacing a directory takes its subtree).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::export::entry_path;
 use crate::images::Image;
 use crate::layers::Layer;
 use crate::reader::{into_core_error, LayerReader};
@@ -123,23 +124,10 @@ impl Store {
     }
 }
 
-/// `./a/b/` → `a/b`; `None` for the root. A `..` component is corrupt: no tar podman wrote has one.
+/// `./a/b/` → `a/b`; `None` for the root; a `..` component is corrupt.
 fn clean_name(raw: &[u8], split_path: &Path) -> Result<Option<String>> {
-    let text = String::from_utf8_lossy(raw);
-    let mut parts = Vec::new();
-    for component in Path::new(text.as_ref()).components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_string_lossy()),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(Error::Corrupt {
-                    path: split_path.to_path_buf(),
-                    detail: format!("tar entry {text:?} leaves the layer"),
-                })
-            }
-        }
-    }
-    Ok((!parts.is_empty()).then(|| parts.join("/")))
+    let path = entry_path(raw, split_path)?;
+    Ok((!path.as_os_str().is_empty()).then(|| path.to_string_lossy().into_owned()))
 }
 
 fn toc_entry<R: std::io::Read>(

@@ -6,6 +6,7 @@ use std::os::fd::IntoRawFd;
 use cstor_core::export::{ExportStats, LayerPart};
 use cstor_core::extract::{ExtractOptions, ExtractStats, Progress, Whiteouts};
 use cstor_core::names::repo_digests;
+use cstor_core::splitfdstream::LayerStream;
 use cstor_core::tardiff::{Difference, TarDiff};
 use cstor_core::toc::{TocEntry, TocOptions};
 use cstor_core::{Image, ImageDetails, Layer, Platform, Store};
@@ -447,6 +448,24 @@ impl From<TocEntry> for TocEntryInfo {
                 .collect(),
             digest: e.digest,
             opaque: e.opaque,
+        }
+    }
+}
+
+/// A splitfdstream's fds, handed over to JavaScript (which must close them).
+#[napi(object)]
+pub struct SplitFdStreamInfo {
+    /// A memfd holding the stream, at offset 0.
+    pub stream: i32,
+    /// `content[k - 1]` is the stream's fd `k`.
+    pub content: Vec<i32>,
+}
+
+impl From<LayerStream> for SplitFdStreamInfo {
+    fn from(s: LayerStream) -> Self {
+        SplitFdStreamInfo {
+            stream: s.stream.into_raw_fd(),
+            content: s.content.into_iter().map(|f| f.into_raw_fd()).collect(),
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use cstor_core::config::{discover, Environment};
 use cstor_core::export::{ExportOptions, LayerPart, LayerParts};
 use cstor_core::extract::{Progress, Whiteouts};
+use cstor_core::splitfdstream;
 use cstor_core::toc::{TocEntry, TocOptions};
 use cstor_core::{Store, StoreOptions};
 use napi::bindgen_prelude::*;
@@ -24,8 +25,8 @@ use napi_derive::napi;
 use convert::path_string;
 pub use convert::{
     ExportStatsInfo, ExtractOptionsInfo, ExtractStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo,
-    LayerPartInfo, PlatformInfo, ProgressInfo, StoreConfigInfo, TarDiffInfo, TarDifferenceInfo,
-    TocEntryInfo, TocOptionsInfo, XattrInfo,
+    LayerPartInfo, PlatformInfo, ProgressInfo, SplitFdStreamInfo, StoreConfigInfo, TarDiffInfo,
+    TarDifferenceInfo, TocEntryInfo, TocOptionsInfo, XattrInfo,
 };
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
@@ -62,8 +63,6 @@ pub async fn discover_config() -> Result<StoreConfigInfo> {
     blocking(|| discover(&Environment::current()).map(StoreConfigInfo::from)).await
 }
 
-/// A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
-/// `pipe(2)` of its own.
 /// Compares two tar archives (plain or gzip) entry by entry.
 #[napi]
 pub async fn tar_diff(first: String, second: String) -> Result<TarDiffInfo> {
@@ -72,6 +71,29 @@ pub async fn tar_diff(first: String, second: String) -> Result<TarDiffInfo> {
         .map(TarDiffInfo::from)
 }
 
+/// Rebuilds what a splitfdstream stands for into `out`; `content[k - 1]` is the stream's fd `k`.
+/// The caller keeps its fds (they are duplicated).
+#[napi]
+pub async fn assemble_splitfdstream(
+    stream: i32,
+    content: Vec<i32>,
+    out: i32,
+) -> Result<ExportStatsInfo> {
+    blocking(move || {
+        let stream = duplicate_fd(stream)?;
+        let content = content
+            .into_iter()
+            .map(duplicate_fd)
+            .collect::<cstor_core::Result<Vec<File>>>()?;
+        let mut out = duplicate_fd(out)?;
+        splitfdstream::assemble(&stream, &content, &mut out)
+    })
+    .await
+    .map(ExportStatsInfo::from)
+}
+
+/// A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
+/// `pipe(2)` of its own.
 #[napi]
 pub fn create_pipe() -> Result<Vec<i32>> {
     let mut fds = [0; 2];
@@ -323,6 +345,22 @@ impl NativeStore {
             store.image_toc(&store.image(&reference)?, options)
         })
         .await
+    }
+
+    /// The layer's tar as a splitfdstream: a memfd with the stream and the content fds, all
+    /// handed over to the caller.
+    #[napi]
+    pub async fn layer_splitfdstream(
+        &self,
+        reference: String,
+        inline_threshold: Option<i64>,
+    ) -> Result<SplitFdStreamInfo> {
+        let store = self.store()?;
+        let threshold =
+            inline_threshold.map_or(splitfdstream::DEFAULT_INLINE_THRESHOLD, |t| t.max(0) as u64);
+        blocking(move || store.layer_splitfdstream(&store.layer(&reference)?, threshold))
+            .await
+            .map(SplitFdStreamInfo::from)
     }
 
     /// The layer's tar as parts: verbatim segments and file bodies as open fds.
