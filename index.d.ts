@@ -62,6 +62,8 @@ export declare class NativeStore {
    * default.
    */
   extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
+  /** Copies an image into an OCI image layout directory (created when missing). */
+  copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<OciCopyInfo>
   resolveLink(link: string): Promise<LayerInfo>
 }
 
@@ -176,6 +178,20 @@ export interface LayerPartInfo {
   /** The CRC-64/GO-ISO tar-split recorded, as 16 hex digits. */
   crc?: string
   fd?: number
+}
+
+export interface OciCopyInfo {
+  manifestDigest: string
+  manifestSize: number
+  layers: number
+  bytesWritten: number
+  blobsReused: number
+}
+
+export interface OciOptionsInfo {
+  /** `"none"` (default), `"gzip"` or `"zstd"`. */
+  compression?: string
+  refName?: string
 }
 
 export interface OpenOptions {

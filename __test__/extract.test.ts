@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { InvalidArgumentError, Storage, type ExtractProgress } from '../ts/index'
+import { InvalidArgumentError, Storage, type Progress } from '../ts/index'
 import { cliOn, copyStore, main, storageConf } from './helpers'
 import { snapshot } from './tree'
 
@@ -40,7 +40,7 @@ describe('image extraction equals podman image mount', () => {
   for (const ref of images) {
     it(ref, async () => {
       const target = path.join(dir, ref.replace(/[/:]/g, '_'))
-      const progress: ExtractProgress[] = []
+      const progress: Progress[] = []
       const image = await storage.image(ref)
       const stats = await image.extract(target, { onProgress: (p) => progress.push(p) })
       const merged = podman('image', 'mount', ref)

@@ -1,7 +1,5 @@
-import type { ExtractOptionsInfo, ExtractStatsInfo, ProgressInfo } from './native.js'
-
-/** How an extraction reports progress: the layer being applied and content bytes so far. */
-export type ExtractProgress = ProgressInfo
+import type { ExtractStatsInfo } from './native.js'
+import type { Progress } from './progress.js'
 
 /** What an extraction made, and how file content got there (reflinked, kernel or user copy). */
 export type ExtractStats = ExtractStatsInfo
@@ -14,7 +12,7 @@ export interface ExtractOptions {
   /** Copy extended attributes; default `true`. */
   xattrs?: boolean
   /** Called now and then (per layer and every 32 MiB of content), never awaited. */
-  onProgress?: (progress: ExtractProgress) => void
+  onProgress?: (progress: Progress) => void
 }
 
 export interface LayerExtractOptions extends ExtractOptions {
@@ -24,12 +22,4 @@ export interface LayerExtractOptions extends ExtractOptions {
    * `.wh.<name>` and `.wh..wh..opq` files; `'apply'` to drop them.
    */
   whiteouts?: 'overlay' | 'aufs' | 'apply'
-}
-
-/** Splits the options into what the binding takes and the progress callback. */
-export function nativeExtractOptions(
-  options: LayerExtractOptions,
-): [ExtractOptionsInfo, ((progress: ProgressInfo) => void) | undefined] {
-  const { onProgress, ...rest } = options
-  return [rest, onProgress]
 }

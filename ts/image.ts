@@ -1,5 +1,7 @@
 import { call } from './errors.js'
-import { nativeExtractOptions, type ExtractOptions, type ExtractStats } from './extract.js'
+import type { ExtractOptions, ExtractStats } from './extract.js'
+import type { OciCopyOptions, OciCopyResult } from './oci.js'
+import { splitProgress } from './progress.js'
 import { Layer } from './layer.js'
 import { listWhiteouts, toToc, type ImageTocOptions, type Toc } from './toc.js'
 import type { ImageInfo, NativeStore, PlatformInfo } from './native.js'
@@ -83,7 +85,7 @@ export class Image {
    * or be empty. The tree is built beside `dir` and renamed into place when complete.
    */
   async extract(dir: string, options: ExtractOptions = {}): Promise<ExtractStats> {
-    const [native, onProgress] = nativeExtractOptions(options)
+    const [native, onProgress] = splitProgress(options)
     return call(() => this.#native.extractImage(this.id, dir, native, onProgress))
   }
 
@@ -94,6 +96,16 @@ export class Image {
   async toc(options: ImageTocOptions = {}): Promise<Toc> {
     const native = { digests: options.digests ?? false, listWhiteouts: listWhiteouts(options.whiteouts) }
     return toToc(await call(() => this.#native.imageToc(this.id, native)))
+  }
+
+  /**
+   * Copies this image into the OCI image layout at `dir` (created when missing, appended to
+   * otherwise): layers rebuilt bit for bit and checked against their diff digests, the config
+   * byte for byte, a new OCI manifest, and an `index.json` entry named `refName`.
+   */
+  async copyToOci(dir: string, options: OciCopyOptions = {}): Promise<OciCopyResult> {
+    const [native, onProgress] = splitProgress(options)
+    return call(() => this.#native.copyToOci(this.id, dir, native, onProgress))
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

@@ -2,7 +2,8 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { call } from './errors.js'
-import { nativeExtractOptions, type ExtractStats, type LayerExtractOptions } from './extract.js'
+import type { ExtractStats, LayerExtractOptions } from './extract.js'
+import { splitProgress } from './progress.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
@@ -154,7 +155,7 @@ export class Layer {
    * empty; whiteouts as `options.whiteouts` says.
    */
   async extract(dir: string, options: LayerExtractOptions = {}): Promise<ExtractStats> {
-    const [native, onProgress] = nativeExtractOptions(options)
+    const [native, onProgress] = splitProgress(options)
     return call(() => this.#native.extractLayer(this.id, dir, native, onProgress))
   }
 

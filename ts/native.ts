@@ -15,6 +15,7 @@ export {
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,
+  type OciCopyInfo,
   type PlatformInfo,
   type ProgressInfo,
   type StoreConfigInfo,

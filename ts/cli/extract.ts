@@ -1,6 +1,7 @@
 /** `cstor image extract` and `cstor layer extract`: options, a progress bar, the summary. */
-import type { ExtractProgress, ExtractStats, LayerExtractOptions } from '../index.js'
+import type { ExtractStats, LayerExtractOptions } from '../index.js'
 import { humanSize, printJson } from './output.js'
+import { clearProgress, drawProgress } from './progress.js'
 import { UsageError, type Flags } from './usage.js'
 
 const WHITEOUT_FORMS = ['overlay', 'aufs', 'apply'] as const
@@ -20,16 +21,9 @@ export function extractOptions(flags: Flags): LayerExtractOptions {
   }
 }
 
-function drawProgress({ layer, layers, bytes, totalBytes }: ExtractProgress): void {
-  const width = 30
-  const fraction = totalBytes > 0 ? Math.min(1, bytes / totalBytes) : 0
-  const bar = '#'.repeat(Math.round(fraction * width)).padEnd(width, ' ')
-  process.stderr.write(`\r[${bar}] ${String(Math.round(fraction * 100)).padStart(3)}%  layer ${layer + 1}/${layers}  ${humanSize(bytes)}\x1b[K`)
-}
-
 /** Clears the progress bar and prints what was made. */
 export function printExtracted(what: string, dir: string, stats: ExtractStats, seconds: number, { json }: Flags): void {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K')
+  clearProgress()
   if (json) return printJson({ dir, seconds, ...stats })
   const content = [
     stats.reflinkedFiles > 0 && `${stats.reflinkedFiles} reflinked`,

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { CstorError, Storage } from '../index.js'
+import { copyCommand } from './copy.js'
 import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
 import { tarDiffCommand } from './tardiff.js'
@@ -29,6 +30,7 @@ async function main(argv: string[]): Promise<number> {
       whiteouts: { type: 'string' },
       pretty: { type: 'boolean', default: false },
       digests: { type: 'boolean', default: false },
+      compress: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -51,12 +53,14 @@ async function main(argv: string[]): Promise<number> {
     whiteouts: values.whiteouts,
     pretty: values.pretty,
     digests: values.digests,
+    compress: values.compress,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
     image: imageCommand,
     images: (storage, args, flags) => imageCommand(storage, ['list', ...args], flags),
     layer: layerCommand,
+    copy: copyCommand,
     'resolve-link': resolveLinkCommand,
   }
   const command = commands[group]

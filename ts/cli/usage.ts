@@ -17,6 +17,8 @@ export interface Flags {
   /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
   pretty: boolean
   digests: boolean
+  /** `copy --compress none|gzip|zstd`. */
+  compress?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -44,6 +46,9 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
+  copy <ref> oci:DIR[:NAME] [--compress gzip|zstd]
+                             Copy an image into an OCI image layout (created or appended
+                             to; an entry of the same NAME is replaced)
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
   tar-diff <A> <B>           Compare two tars (plain or gzip) entry by entry: - only in A,
                              + only in B, ~ a header field or the content differs.
@@ -61,6 +66,7 @@ Global options:
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
+  --compress ALGO   Layer blobs of copy: none (default), gzip or zstd
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
   -h, --help        Show this help
@@ -75,5 +81,6 @@ Examples:
   cstor layer export 3c03e8f2 -o layer.tar
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
+  cstor copy alpine oci:./layout:alpine --compress zstd
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

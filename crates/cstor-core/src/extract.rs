@@ -31,6 +31,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::images::Image;
 use crate::layers::Layer;
 use crate::lock::read_lock;
+pub use crate::progress::Progress;
 use crate::store::Store;
 use crate::whiteout::{self, Marker};
 
@@ -75,18 +76,6 @@ pub struct ExtractStats {
     pub reflinked_files: u64,
     pub kernel_copied_files: u64,
     pub user_copied_files: u64,
-}
-
-/// Progress of a long extraction, reported between files.
-#[derive(Debug, Clone, Copy)]
-pub struct Progress {
-    /// The layer being applied (0 = base) and how many there are.
-    pub layer: usize,
-    pub layers: usize,
-    /// Content bytes done, out of the layers' recorded uncompressed sizes (which also count tar
-    /// headers, so `bytes` ends somewhat below `total_bytes`).
-    pub bytes: u64,
-    pub total_bytes: u64,
 }
 
 /// Reports at most this often (in content bytes), besides once per layer.

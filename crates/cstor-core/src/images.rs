@@ -76,6 +76,17 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+impl Platform {
+    /// The platform an image config declares.
+    pub fn of_config(config: &serde_json::Value) -> Platform {
+        Platform {
+            os: json_str(config, "os").unwrap_or_default(),
+            architecture: json_str(config, "architecture").unwrap_or_default(),
+            variant: json_str(config, "variant"),
+        }
+    }
+}
+
 /// Everything `cstor image inspect` shows: the record plus what its big data and layers say.
 #[derive(Debug, Clone)]
 pub struct ImageDetails {
@@ -167,9 +178,21 @@ impl Store {
     /// the image ID is the config digest. When `manifest` is a list, the per-instance
     /// `manifest-<digest>` items are tried in order.
     pub fn image_config(&self, image: &Image) -> Result<serde_json::Value> {
+        let key = self.image_config_key(image)?;
+        self.image_big_data_json(image, &key)
+    }
+
+    /// The config exactly as stored, with its digest (which is its big-data key).
+    pub fn image_config_bytes(&self, image: &Image) -> Result<(String, Vec<u8>)> {
+        let key = self.image_config_key(image)?;
+        let bytes = self.image_big_data(image, &key)?;
+        Ok((key, bytes))
+    }
+
+    fn image_config_key(&self, image: &Image) -> Result<String> {
         let manifest = self.image_manifest(image)?;
         if let Some(digest) = config_digest(&manifest) {
-            return self.image_big_data_json(image, digest);
+            return Ok(digest.to_owned());
         }
         for key in &image.record.big_data_names {
             if !key.starts_with("manifest-") {
@@ -178,7 +201,7 @@ impl Store {
             let instance = self.image_big_data_json(image, key)?;
             if let Some(digest) = config_digest(&instance) {
                 if image.record.big_data_names.iter().any(|k| k == digest) {
-                    return self.image_big_data_json(image, digest);
+                    return Ok(digest.to_owned());
                 }
             }
         }
@@ -213,11 +236,7 @@ impl Store {
         let manifest = self.image_manifest(image)?;
         let config = self.image_config(image)?;
         let layers = self.image_layers(image)?;
-        let platform = Platform {
-            os: json_str(&config, "os").unwrap_or_default(),
-            architecture: json_str(&config, "architecture").unwrap_or_default(),
-            variant: json_str(&config, "variant"),
-        };
+        let platform = Platform::of_config(&config);
         Ok(ImageDetails {
             image: image.clone(),
             manifest,

@@ -6,6 +6,7 @@ use std::os::fd::IntoRawFd;
 use cstor_core::export::{ExportStats, LayerPart};
 use cstor_core::extract::{ExtractOptions, ExtractStats, Progress, Whiteouts};
 use cstor_core::names::repo_digests;
+use cstor_core::oci::{Compression, OciCopy, OciOptions};
 use cstor_core::splitfdstream::LayerStream;
 use cstor_core::tardiff::{Difference, TarDiff};
 use cstor_core::toc::{TocEntry, TocOptions};
@@ -466,6 +467,54 @@ impl From<LayerStream> for SplitFdStreamInfo {
         SplitFdStreamInfo {
             stream: s.stream.into_raw_fd(),
             content: s.content.into_iter().map(|f| f.into_raw_fd()).collect(),
+        }
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct OciOptionsInfo {
+    /// `"none"` (default), `"gzip"` or `"zstd"`.
+    pub compression: Option<String>,
+    pub ref_name: Option<String>,
+}
+
+impl OciOptionsInfo {
+    pub fn into_core(self) -> cstor_core::Result<OciOptions> {
+        let compression = match self.compression.as_deref() {
+            None | Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some("zstd") => Compression::Zstd,
+            Some(other) => {
+                return Err(cstor_core::Error::InvalidArgument(format!(
+                    "compression must be none, gzip or zstd, not {other:?}"
+                )))
+            }
+        };
+        Ok(OciOptions {
+            compression,
+            ref_name: self.ref_name,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct OciCopyInfo {
+    pub manifest_digest: String,
+    pub manifest_size: i64,
+    pub layers: u32,
+    pub bytes_written: i64,
+    pub blobs_reused: u32,
+}
+
+impl From<OciCopy> for OciCopyInfo {
+    fn from(c: OciCopy) -> Self {
+        OciCopyInfo {
+            manifest_digest: c.manifest_digest,
+            manifest_size: c.manifest_size as i64,
+            layers: c.layers as u32,
+            bytes_written: c.bytes_written as i64,
+            blobs_reused: c.blobs_reused as u32,
         }
     }
 }

@@ -25,8 +25,8 @@ use napi_derive::napi;
 use convert::path_string;
 pub use convert::{
     ExportStatsInfo, ExtractOptionsInfo, ExtractStatsInfo, ImageDetailsInfo, ImageInfo, LayerInfo,
-    LayerPartInfo, PlatformInfo, ProgressInfo, SplitFdStreamInfo, StoreConfigInfo, TarDiffInfo,
-    TarDifferenceInfo, TocEntryInfo, TocOptionsInfo, XattrInfo,
+    LayerPartInfo, OciCopyInfo, OciOptionsInfo, PlatformInfo, ProgressInfo, SplitFdStreamInfo,
+    StoreConfigInfo, TarDiffInfo, TarDifferenceInfo, TocEntryInfo, TocOptionsInfo, XattrInfo,
 };
 
 /// Maps a core error to the message format `ts/errors.ts` parses.
@@ -418,6 +418,26 @@ impl NativeStore {
         .map(ExtractStatsInfo::from)
     }
 
+    /// Copies an image into an OCI image layout directory (created when missing).
+    #[napi]
+    pub async fn copy_to_oci(
+        &self,
+        reference: String,
+        dir: String,
+        options: Option<OciOptionsInfo>,
+        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+    ) -> Result<OciCopyInfo> {
+        let store = self.store()?;
+        let options = options.unwrap_or_default().into_core();
+        blocking(move || {
+            let options = options?;
+            let image = store.image(&reference)?;
+            store.copy_to_oci(&image, dir.as_ref(), &options, &mut reporter(on_progress))
+        })
+        .await
+        .map(OciCopyInfo::from)
+    }
+
     #[napi]
     pub async fn resolve_link(&self, link: String) -> Result<LayerInfo> {
         let store = self.store()?;
@@ -430,7 +450,6 @@ impl NativeStore {
     }
 }
 
-/// A JavaScript progress callback, called without waiting for it.
 /// Forwards core progress reports to an optional JavaScript callback.
 fn reporter(
     callback: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
