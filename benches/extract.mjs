@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Image extraction benchmark: the multi-GB image podman builds from this machine's /usr,
 // extracted by cstor with reflinks (store and target on a loop-mounted XFS with reflink=1) and
-// with copies, side by side with `podman image mount` + `cp -a` and GNU `tar -x` of the exported
-// layer — in one run, median of N runs each, with peak RSS and ratios. Every run writes into a
+// with copies, side by side with `cp -a --reflink=always` of the layer's diff/ on the same XFS,
+// `podman image mount` + `cp -a` and GNU `tar -x` of the exported layer — in one run, median of N runs each, with peak RSS and ratios. Every run writes into a
 // fresh directory after a `sync`; page caches stay warm for all cases alike.
 //
 //   node benches/extract.mjs [--source /usr] [--runs 3]
@@ -43,11 +43,13 @@ if (layers.length !== 1) throw new Error(`${image} should have one layer`)
 if (!fs.existsSync(tarFile) || fs.statSync(tarFile).size !== bytes) await layers[0].exportToFile(tarFile)
 storage.close()
 
+const xfsDiff = path.join(xfsRoot, 'overlay', layers[0].id, 'diff')
 const targets = { xfs: path.join(xfs, 'out'), ext4: path.join(out, 'out') }
 const cstor = (storeRoot, target, flags = '') => `node ${q(cli)} --root ${q(storeRoot)} image extract ${image} ${q(target)} ${flags}`
 const podman = `podman --root ${q(root)} --runroot ${q(runroot)}`
 const cases = [
   ['cstor extract, reflinks (XFS)', () => shell(cstor(xfsRoot, targets.xfs), env)],
+  ['cp -a --reflink=always of diff/ (XFS)', () => shell(`cp -a --reflink=always ${q(xfsDiff)} ${q(targets.xfs)}`, env)],
   ['cstor extract --no-reflinks (XFS, sendfile)', () => shell(cstor(xfsRoot, targets.xfs, '--no-reflinks'), env)],
   ['cstor extract --no-reflinks (ext4)', () => shell(cstor(root, targets.ext4, '--no-reflinks'), env)],
   ['cstor extract (ext4, copy_file_range)', () => shell(cstor(root, targets.ext4), env)],

@@ -133,6 +133,7 @@ impl Store {
                 total_bytes: total_bytes.max(0) as u64,
             },
             reported_bytes: 0,
+            fresh: true,
         };
         for (index, layer) in layers.iter().enumerate() {
             let store_dir = &self.dir(layer.store_index).dir;
@@ -141,7 +142,7 @@ impl Store {
             let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
             applier.report.layer = index;
             (applier.progress)(applier.report);
-            applier.apply_layer(&diff, &diff_path)?;
+            applier.apply_layer(&diff, &diff_path, index == 0)?;
         }
         applier.finish()?;
         let stats = applier.stats;
@@ -256,11 +257,44 @@ fn proc_path(dir: &impl AsRawFd, name: &OsStr) -> PathBuf {
     path
 }
 
-/// Reads all xattrs of `name` in `dir` (`.`: `dir` itself).
-fn read_xattrs(dir: &Dir, name: &OsStr, shown: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
-    let path = proc_path(dir, name);
+/// Reads all xattrs of an open file, or of `name` in a directory (`.`: the directory itself).
+fn read_xattrs(target: Target<'_>, shown: &Path) -> Result<Vec<(OsString, Vec<u8>)>> {
+    use rustix::fs::{fgetxattr, flistxattr, lgetxattr, llistxattr};
+    use rustix::fs::{fgetxattr_query, flistxattr_query, lgetxattr_query, llistxattr_query};
+    match target {
+        Target::Fd(fd) => {
+            let fd = fd.as_fd();
+            xattrs_with(
+                |list| list.map_or_else(|| flistxattr_query(fd), |l| flistxattr(fd, l)),
+                |key, value| {
+                    value.map_or_else(|| fgetxattr_query(fd, key), |v| fgetxattr(fd, key, v))
+                },
+                shown,
+            )
+        }
+        Target::At(dir, name) => {
+            let path = proc_path(dir, name);
+            xattrs_with(
+                |list| list.map_or_else(|| llistxattr_query(&path), |l| llistxattr(&path, l)),
+                |key, value| {
+                    value.map_or_else(|| lgetxattr_query(&path, key), |v| lgetxattr(&path, key, v))
+                },
+                shown,
+            )
+        }
+    }
+}
+
+/// The xattr reading loop over a pair of list/get calls (by fd or by path), each asked for a
+/// size first (`None`). A list or value that grows in between fails with ERANGE, an I/O error,
+/// rather than coming back cut.
+fn xattrs_with(
+    list: impl Fn(Option<&mut [u8]>) -> rustix::io::Result<usize>,
+    get: impl Fn(&OsStr, Option<&mut [u8]>) -> rustix::io::Result<usize>,
+    shown: &Path,
+) -> Result<Vec<(OsString, Vec<u8>)>> {
     let io = |e: Errno| Error::io(shown, e.into());
-    let size = match rustix::fs::llistxattr_query(&path) {
+    let size = match list(None) {
         Ok(size) => size,
         Err(Errno::NOTSUP) => return Ok(Vec::new()),
         Err(e) => return Err(io(e)),
@@ -268,22 +302,20 @@ fn read_xattrs(dir: &Dir, name: &OsStr, shown: &Path) -> Result<Vec<(OsString, V
     if size == 0 {
         return Ok(Vec::new());
     }
-    // The list may have grown since the query; a short buffer then fails with ERANGE, an I/O
-    // error, rather than returning a cut list.
-    let mut list = vec![0; size];
-    let got = rustix::fs::llistxattr(&path, &mut list[..]).map_err(io)?;
-    list.truncate(got);
+    let mut names = vec![0; size];
+    let got = list(Some(&mut names[..])).map_err(io)?;
+    names.truncate(got);
     let mut xattrs = Vec::new();
-    for key in list.split(|b| *b == 0).filter(|k| !k.is_empty()) {
+    for key in names.split(|b| *b == 0).filter(|k| !k.is_empty()) {
         let key = OsStr::from_bytes(key);
-        let len = match rustix::fs::lgetxattr_query(&path, key) {
+        let len = match get(key, None) {
             Ok(len) => len,
             Err(Errno::NODATA) => continue,
             Err(e) => return Err(io(e)),
         };
         let mut value = vec![0; len];
         if len > 0 {
-            let got = rustix::fs::lgetxattr(&path, key, &mut value[..]).map_err(io)?;
+            let got = get(key, Some(&mut value[..])).map_err(io)?;
             value.truncate(got);
         }
         xattrs.push((key.to_owned(), value));
@@ -317,14 +349,19 @@ struct Applier<'a> {
     progress: &'a mut dyn FnMut(Progress),
     report: Progress,
     reported_bytes: u64,
+    /// The directory being applied was created by this layer (or is the root of the first):
+    /// nothing in it can be in the way, so nothing is looked up before being created.
+    fresh: bool,
 }
 
 impl Applier<'_> {
-    fn apply_layer(&mut self, diff: &Dir, diff_path: &Path) -> Result<()> {
+    /// Applies one layer; `first` when nothing was extracted before it.
+    fn apply_layer(&mut self, diff: &Dir, diff_path: &Path, first: bool) -> Result<()> {
         // Inode → first extracted path: hardlinks inside one layer stay hardlinks.
         let mut links: HashMap<u64, PathBuf> = HashMap::new();
-        let mut pending = vec![PathBuf::new()];
-        while let Some(rel) = pending.pop() {
+        let mut pending = vec![(PathBuf::new(), first)];
+        while let Some((rel, fresh)) = pending.pop() {
+            self.fresh = fresh;
             let src = open_beneath(diff, &rel, &diff_path.join(&rel))?;
             let dst = open_beneath(self.root, &rel, &rel)?;
             let mut entries = Vec::new();
@@ -336,7 +373,7 @@ impl Applier<'_> {
                 entries.push((name, stat));
             }
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let dir_xattrs = read_xattrs(&src, OsStr::new("."), &diff_path.join(&rel))?;
+            let dir_xattrs = read_xattrs(Target::At(&src, OsStr::new(".")), &diff_path.join(&rel))?;
             let opaque = !rel.as_os_str().is_empty()
                 && (has_flag(&dir_xattrs, &whiteout::OPAQUE_XATTRS)
                     || entries
@@ -401,7 +438,8 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// Applies one entry of a `diff/` directory; returns its path when it is a directory to walk.
+    /// Applies one entry of a `diff/` directory; returns its path when it is a directory to walk,
+    /// with whether this layer created it.
     #[allow(clippy::too_many_arguments)]
     fn entry(
         &mut self,
@@ -412,7 +450,7 @@ impl Applier<'_> {
         stat: Stat,
         shown: &Path,
         links: &mut HashMap<u64, PathBuf>,
-    ) -> Result<Option<PathBuf>> {
+    ) -> Result<Option<(PathBuf, bool)>> {
         let file_type = FileType::from_raw_mode(stat.st_mode);
         let path = rel.join(name);
         match whiteout::marker(name) {
@@ -423,10 +461,24 @@ impl Applier<'_> {
             _ => {}
         }
         let is_char_whiteout = file_type == FileType::CharacterDevice && stat.st_rdev == 0;
-        let xattrs = if self.options.xattrs || stat.st_size == 0 {
-            read_xattrs(src, name, shown)?
-        } else {
-            Vec::new()
+        // A regular file is opened first: its xattrs are then read by fd, not by a path
+        // resolved through /proc.
+        let from = match file_type {
+            FileType::RegularFile => Some(File::from(
+                rustix::fs::openat(
+                    src,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| Error::io(shown, e.into()))?,
+            )),
+            _ => None,
+        };
+        let xattrs = match &from {
+            _ if !self.options.xattrs && stat.st_size != 0 => Vec::new(),
+            Some(file) => read_xattrs(Target::Fd(file), shown)?,
+            None => read_xattrs(Target::At(src, name), shown)?,
         };
         let is_xattr_whiteout = file_type == FileType::RegularFile
             && stat.st_size == 0
@@ -439,18 +491,17 @@ impl Applier<'_> {
             xattrs: self.own_xattrs(xattrs),
         };
         if file_type == FileType::Directory {
-            match rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(existing)
-                    if FileType::from_raw_mode(existing.st_mode) == FileType::Directory => {}
-                _ => {
-                    self.remove(dst, rel, name)?;
-                    rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
-                        .map_err(|e| Error::io(&path, e.into()))?;
-                    self.stats.dirs += 1;
-                }
+            let existing = !self.fresh
+                && rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
+            if !existing {
+                self.remove(dst, rel, name)?;
+                rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
+                    .map_err(|e| Error::io(&path, e.into()))?;
+                self.stats.dirs += 1;
             }
             self.dir_meta.insert(path.clone(), meta);
-            return Ok(Some(path));
+            return Ok(Some((path, !existing)));
         }
         self.remove(dst, rel, name)?;
         if stat.st_nlink > 1 && file_type != FileType::Directory {
@@ -462,17 +513,8 @@ impl Applier<'_> {
             }
             links.insert(stat.st_ino, path.clone());
         }
-        match file_type {
-            FileType::RegularFile => {
-                let mut from = File::from(
-                    rustix::fs::openat(
-                        src,
-                        name,
-                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| Error::io(shown, e.into()))?,
-                );
+        match (file_type, from) {
+            (FileType::RegularFile, Some(mut from)) => {
                 let mut to = create_file(dst, name, &path)?;
                 let size = stat.st_size as u64;
                 if size > 0 {
@@ -490,7 +532,7 @@ impl Applier<'_> {
                 self.stats.files += 1;
                 self.advance(size);
             }
-            FileType::Symlink => {
+            (FileType::Symlink, _) => {
                 let link = rustix::fs::readlinkat(src, name, Vec::new())
                     .map_err(|e| Error::io(shown, e.into()))?;
                 rustix::fs::symlinkat(link.as_c_str(), dst, name)
@@ -498,13 +540,13 @@ impl Applier<'_> {
                 self.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.symlinks += 1;
             }
-            FileType::Fifo => {
+            (FileType::Fifo, _) => {
                 rustix::fs::mkfifoat(dst, name, Mode::from_raw_mode(0o600))
                     .map_err(|e| Error::io(&path, e.into()))?;
                 self.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.specials += 1;
             }
-            FileType::CharacterDevice | FileType::BlockDevice => {
+            (FileType::CharacterDevice | FileType::BlockDevice, _) => {
                 match rustix::fs::mknodat(
                     dst,
                     name,
@@ -556,6 +598,9 @@ impl Applier<'_> {
     /// Removes `name` from `dst` whatever it is (a directory with its contents), and forgets the
     /// metadata recorded for directories that were beneath it.
     fn remove(&mut self, dst: &Dir, rel: &Path, name: &OsStr) -> Result<()> {
+        if self.fresh {
+            return Ok(());
+        }
         let path = rel.join(name);
         let result = match rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => return Ok(()),
