@@ -17,11 +17,20 @@ export declare class NativeLayerParts {
   close(): void
 }
 
+/** A running server; `close()` stops accepting and removes the socket file. */
+export declare class NativeRpcServer {
+  get path(): string
+  /** Stops accepting connections; connections being served finish their current request. */
+  close(): void
+}
+
 /**
  * An opened store. Every method re-reads the metadata under the store's locks, so it always
  * answers with what is on disk now.
  */
 export declare class NativeStore {
+  /** Serves this store on a new Unix socket at `path` (which must not exist). */
+  serve(path: string): NativeRpcServer
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -217,6 +226,18 @@ export interface ProgressInfo {
   bytes: number
   totalBytes: number
 }
+
+/** Calls `method` on the server at `path` over a new connection. */
+export declare function rpcCall(path: string, method: string, params: string): Promise<RpcResultInfo>
+
+/** A result from a server: its JSON text and the fds that came with it (the caller's to close). */
+export interface RpcResultInfo {
+  result: string
+  fds: Array<number>
+}
+
+/** A layer streamed by the server at `path`, as parts, over a connection of its own. */
+export declare function rpcStreamLayer(path: string, layer: string): Promise<NativeLayerParts>
 
 /** A splitfdstream's fds, handed over to JavaScript (which must close them). */
 export interface SplitFdStreamInfo {

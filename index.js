@@ -836,9 +836,12 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
+module.exports.NativeRpcServer = nativeBinding.NativeRpcServer
 module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.assembleSplitfdstream = nativeBinding.assembleSplitfdstream
 module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore
+module.exports.rpcCall = nativeBinding.rpcCall
+module.exports.rpcStreamLayer = nativeBinding.rpcStreamLayer
 module.exports.tarDiff = nativeBinding.tarDiff

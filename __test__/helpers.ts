@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { assembleSplitFdStream, type SplitFdStream } from '../ts/index'
 
 export const repo = path.resolve(__dirname, '..')
 export const fixtures = process.env.CSTOR_FIXTURES ?? path.join(repo, '.fixtures')
@@ -58,4 +59,17 @@ export function copyStore(store: FixtureStore): FixtureStore & { cleanup: () => 
   execFileSync('cp', ['-a', store.root, path.join(dir, 'root')])
   fs.mkdirSync(path.join(dir, 'run'))
   return { root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** The bytes a splitfdstream stands for, assembled by cstor into a file in `dir`; closes its fds. */
+export async function assembledAndClosed(s: SplitFdStream, dir: string): Promise<Buffer> {
+  const file = path.join(dir, 'assembled.tar')
+  const fd = fs.openSync(file, 'w')
+  try {
+    await assembleSplitFdStream(s.stream, s.content, fd)
+  } finally {
+    fs.closeSync(fd)
+    for (const open of [s.stream, ...s.content]) fs.closeSync(open)
+  }
+  return fs.readFileSync(file)
 }

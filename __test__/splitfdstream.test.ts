@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assembleSplitFdStream, CorruptError, Storage, type Layer, type SplitFdStream } from '../ts/index'
-import { main } from './helpers'
+import { assembledAndClosed, main } from './helpers'
 
 let storage: Storage
 let layers: Layer[]
@@ -45,17 +45,6 @@ function decode(s: SplitFdStream): { bytes: Buffer; fdSizes: number[] } {
   return { bytes: Buffer.concat(pieces), fdSizes }
 }
 
-async function assembled(s: SplitFdStream): Promise<Buffer> {
-  const file = path.join(dir, 'assembled.tar')
-  const fd = fs.openSync(file, 'w')
-  try {
-    await assembleSplitFdStream(s.stream, s.content, fd)
-  } finally {
-    fs.closeSync(fd)
-  }
-  return fs.readFileSync(file)
-}
-
 describe('splitfdstream', () => {
   it('every layer: stream + fds rebuild the exact tar, decoded here and by cstor; no fd leaks', async () => {
     const before = openFds()
@@ -66,10 +55,11 @@ describe('splitfdstream', () => {
         expect(sha256(bytes), layer.id).toBe(layer.diffDigest)
         expect(fdSizes.length).toBe(s.content.length)
         expect(fdSizes.every((size) => size > 4096)).toBe(true)
-        expect(sha256(await assembled(s)), layer.id).toBe(layer.diffDigest)
-      } finally {
+      } catch (e) {
         closeAll(s)
+        throw e
       }
+      expect(sha256(await assembledAndClosed(s, dir)), layer.id).toBe(layer.diffDigest)
     }
     expect(openFds()).toBe(before)
   })

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'EACCES'
   | 'ENOENT'
   | 'EIO'
+  | 'EREMOTE'
   | 'EINTERNAL'
 
 export class CstorError extends Error {
@@ -46,6 +47,8 @@ export class NoStoreError extends CstorError {}
 export class ConfigError extends CstorError {}
 /** The operating system refused or failed an operation (permission, missing file, I/O). */
 export class SystemError extends CstorError {}
+/** A peer (a cstor JSON-RPC server) reported a failure that has no code of ours. */
+export class RemoteError extends CstorError {}
 /** A bug in cstor: please report it. */
 export class InternalError extends CstorError {}
 
@@ -61,6 +64,7 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
   EACCES: SystemError,
   ENOENT: SystemError,
   EIO: SystemError,
+  EREMOTE: RemoteError,
   EINTERNAL: InternalError,
 }
 

@@ -4,7 +4,9 @@
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
 export { Image, type ImageDetails, type Platform } from './image.js'
-export { Layer, type ExportOptions, type ExportStats, type LayerPart } from './layer.js'
+export { Layer, type ExportOptions, type ExportStats } from './layer.js'
+export type { LayerPart } from './parts.js'
+export { RpcClient, RpcServer } from './rpc.js'
 export type { ExtractOptions, ExtractStats, LayerExtractOptions } from './extract.js'
 export type { OciCopyOptions, OciCopyResult } from './oci.js'
 export type { Progress } from './progress.js'

@@ -4,6 +4,7 @@ import { Readable } from 'node:stream'
 import { call } from './errors.js'
 import type { ExtractStats, LayerExtractOptions } from './extract.js'
 import { splitProgress } from './progress.js'
+import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
@@ -17,23 +18,6 @@ export interface ExportOptions {
 }
 
 export type ExportStats = ExportStatsInfo
-
-/**
- * A piece of a layer's tar, in order. Concatenating the segments' `data` and the bytes read from
- * each file's `fd` gives the exported tar.
- */
-export type LayerPart =
-  | { kind: 'segment'; data: Buffer }
-  | {
-      kind: 'file'
-      /** The entry's path beneath the layer's `diff/`. */
-      name: string
-      size: number
-      /** CRC-64/GO-ISO tar-split recorded for the body (16 hex digits), to check if you read it. */
-      crc: string | null
-      /** An open, read-only descriptor of the body at offset 0; yours to close. */
-      fd: number
-    }
 
 /**
  * A layer of the store: its `layers.json` record, plus methods that walk its chain. The fields
@@ -129,25 +113,7 @@ export class Layer {
    * not CRC-checked here: the CRC is handed over with the fd.
    */
   async *parts(): AsyncGenerator<LayerPart> {
-    const parts = await call(() => this.#native.layerParts(this.id))
-    try {
-      for (;;) {
-        const batch = await call(() => parts.nextBatch())
-        if (batch.length === 0) return
-        let handedOver = 0
-        try {
-          for (const part of batch) {
-            handedOver++
-            if (part.kind === 'segment') yield { kind: 'segment', data: part.data! }
-            else yield { kind: 'file', name: part.name!, size: part.size!, crc: part.crc ?? null, fd: part.fd! }
-          }
-        } finally {
-          for (const part of batch.slice(handedOver)) if (part.fd != null) fs.closeSync(part.fd)
-        }
-      }
-    } finally {
-      parts.close()
-    }
+    yield* partsOf(await call(() => this.#native.layerParts(this.id)))
   }
 
   /**

@@ -1,4 +1,5 @@
 import { call } from './errors.js'
+import { RpcServer } from './rpc.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
 import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
@@ -58,6 +59,14 @@ export class Storage {
    */
   close(): void {
     this.#native.close()
+  }
+
+  /**
+   * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`);
+   * anyone who can connect to the socket can read the store.
+   */
+  async serve(socketPath: string): Promise<RpcServer> {
+    return new RpcServer(await call(async () => this.#native.serve(socketPath)))
   }
 
   /** Where podman would find its store, without opening it. */

@@ -8,6 +8,7 @@ import { CstorError, Storage } from '../index.js'
 import { copyCommand } from './copy.js'
 import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
+import { serveCommand } from './serve.js'
 import { tarDiffCommand } from './tardiff.js'
 import { HELP, UsageError, type Flags } from './usage.js'
 
@@ -31,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
       pretty: { type: 'boolean', default: false },
       digests: { type: 'boolean', default: false },
       compress: { type: 'string' },
+      socket: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -54,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     pretty: values.pretty,
     digests: values.digests,
     compress: values.compress,
+    socket: values.socket,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
@@ -62,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
     layer: layerCommand,
     copy: copyCommand,
     'resolve-link': resolveLinkCommand,
+    serve: serveCommand,
   }
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)

@@ -19,6 +19,8 @@ export interface Flags {
   digests: boolean
   /** `copy --compress none|gzip|zstd`. */
   compress?: string
+  /** `serve --socket PATH`. */
+  socket?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -49,6 +51,9 @@ Commands:
   copy <ref> oci:DIR[:NAME] [--compress gzip|zstd]
                              Copy an image into an OCI image layout (created or appended
                              to; an entry of the same NAME is replaced)
+  serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
+                             fds (SCM_RIGHTS): ListImages, ListLayers,
+                             GetLayerSplitfdstream, StreamLayer; until Ctrl-C
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
   tar-diff <A> <B>           Compare two tars (plain or gzip) entry by entry: - only in A,
                              + only in B, ~ a header field or the content differs.

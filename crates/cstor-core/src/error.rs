@@ -47,6 +47,11 @@ pub enum Error {
     #[error("bad storage configuration {path}: {detail}")]
     Config { path: PathBuf, detail: String },
 
+    /// A peer (a cstor JSON-RPC server) reported a failure; `code` is the peer's error code when
+    /// it is one of ours, `EREMOTE` otherwise.
+    #[error("{message}")]
+    Remote { code: &'static str, message: String },
+
     /// An operating-system error while touching `path` (relative to the store root).
     #[error("{path}: {source}")]
     Io {
@@ -71,12 +76,32 @@ impl Error {
             Error::InvalidArgument(_) => "EINVAL",
             Error::NoStore { .. } => "ENOSTORE",
             Error::Config { .. } => "ECONFIG",
+            Error::Remote { code, .. } => code,
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => "EACCES",
                 io::ErrorKind::NotFound => "ENOENT",
                 _ => "EIO",
             },
         }
+    }
+
+    /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
+    pub fn known_code(code: &str) -> &'static str {
+        const CODES: [&str; 12] = [
+            "ENOIMAGE",
+            "ENOLAYER",
+            "EAMBIGUOUS",
+            "EUNSUPPORTED",
+            "ECORRUPT",
+            "EINVAL",
+            "ENOSTORE",
+            "ECONFIG",
+            "EACCES",
+            "ENOENT",
+            "EIO",
+            "EREMOTE",
+        ];
+        CODES.into_iter().find(|c| *c == code).unwrap_or("EREMOTE")
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {

@@ -7,13 +7,14 @@
 //! error, never an abort of the Node process.
 
 mod convert;
+pub mod rpc;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use cstor_core::config::{discover, Environment};
-use cstor_core::export::{ExportOptions, LayerPart, LayerParts};
+use cstor_core::export::{ExportOptions, LayerPart};
 use cstor_core::extract::{Progress, Whiteouts};
 use cstor_core::splitfdstream;
 use cstor_core::toc::{TocEntry, TocOptions};
@@ -372,9 +373,7 @@ impl NativeStore {
             store.layer_parts(&layer)
         })
         .await
-        .map(|parts| NativeLayerParts {
-            parts: Arc::new(Mutex::new(Some(parts))),
-        })
+        .map(|parts| NativeLayerParts::new(Box::new(parts)))
     }
 
     /// Extracts an image's merged filesystem into `target` (created; must not exist or be empty).
@@ -469,9 +468,20 @@ const PART_BATCH_FDS: usize = 64;
 /// A layer's parts, fetched in batches so a tar of many small files is not a promise per file.
 #[napi]
 pub struct NativeLayerParts {
-    /// `None` once finished or closed: the tar-split stream and `diff/` directory are released
-    /// then, not whenever the garbage collector gets to this object.
-    parts: Arc<Mutex<Option<LayerParts>>>,
+    /// `None` once finished or closed: the tar-split stream and `diff/` directory (or the
+    /// server connection) are released then, not whenever the garbage collector gets to this.
+    parts: Arc<Mutex<Option<PartSource>>>,
+}
+
+/// Where parts come from: a store's layer, or a server streaming one.
+type PartSource = Box<dyn Iterator<Item = cstor_core::Result<LayerPart>> + Send>;
+
+impl NativeLayerParts {
+    fn new(source: PartSource) -> Self {
+        NativeLayerParts {
+            parts: Arc::new(Mutex::new(Some(source))),
+        }
+    }
 }
 
 #[napi]

@@ -1,0 +1,83 @@
+/**
+ * JSON-RPC 2.0 over a Unix socket with fds passed alongside (SCM_RIGHTS): a server lending a
+ * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
+ * `StreamLayer` (see `crates/cstor-core/src/rpc.rs` for the wire protocol).
+ */
+import { call } from './errors.js'
+import * as native from './native.js'
+import { partsOf, type LayerPart } from './parts.js'
+import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
+
+/** A server started by `Storage.serve()`. */
+export class RpcServer {
+  readonly #native: native.NativeRpcServer
+  /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
+  readonly #alive: NodeJS.Timeout
+
+  /** @internal */
+  constructor(server: native.NativeRpcServer) {
+    this.#native = server
+    this.#alive = setInterval(() => {}, 1 << 30)
+  }
+
+  /** The socket it listens on. */
+  get path(): string {
+    return this.#native.path
+  }
+
+  /** Stops accepting connections and removes the socket file. */
+  close(): void {
+    clearInterval(this.#alive)
+    this.#native.close()
+  }
+}
+
+export interface RemoteImage {
+  id: string
+  names: string[]
+  digest: string | null
+  created: string | null
+  topLayer: string | null
+}
+
+export interface RemoteLayer {
+  id: string
+  parent: string | null
+  diffDigest: string | null
+  diffSize: number | null
+}
+
+/** A client of a cstor server; each call uses a connection of its own. */
+export class RpcClient {
+  readonly path: string
+
+  constructor(path: string) {
+    this.path = path
+  }
+
+  /** Calls any method; returns its result and the fds that came with it (yours to close). */
+  async call(method: string, params: unknown = {}): Promise<{ result: unknown; fds: number[] }> {
+    const reply = await call(() => native.rpcCall(this.path, method, JSON.stringify(params)))
+    return { result: JSON.parse(reply.result), fds: reply.fds }
+  }
+
+  async listImages(): Promise<RemoteImage[]> {
+    return (await this.call('ListImages')).result as RemoteImage[]
+  }
+
+  async listLayers(): Promise<RemoteLayer[]> {
+    return (await this.call('ListLayers')).result as RemoteLayer[]
+  }
+
+  /** A layer as a splitfdstream: the stream memfd and the content fds, all yours to close. */
+  async getLayerSplitFdStream(layer: string, options: SplitFdStreamOptions = {}): Promise<SplitFdStream> {
+    const { fds } = await this.call('GetLayerSplitfdstream', { layer, inlineThreshold: options.inlineThreshold ?? null })
+    const [stream, ...content] = fds
+    return { stream, content }
+  }
+
+  /** A layer's tar as parts streamed by the server, exactly like `Layer.parts()`. */
+  async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
+    yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
+  }
+}
