@@ -207,7 +207,15 @@ fn open_body(diff: &Dir, diff_path: &Path, name: &Path, size: u64) -> Result<Fil
     let mut options = OpenOptions::new();
     options.read(true).follow(FollowSymlinks::No);
     let file = diff.open_with(name, &options).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EACCES) {
+        let ours = [
+            libc::EACCES,
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOMEM,
+            libc::EIO,
+        ];
+        if e.raw_os_error().is_some_and(|errno| ours.contains(&errno)) {
+            // Refused or out of resources here, not a layer that changed.
             Error::io(&full, e)
         } else {
             // Missing, a symlink, or a path that would lead out of the layer: the layer no longer

@@ -163,7 +163,8 @@ impl Store {
         let mut content = Vec::new();
         let mut parts = self.layer_parts(layer)?;
         while let Some(part) = parts.next() {
-            match part? {
+            let part = part.map_err(|e| too_many_fds(e, layer, content.len()))?;
+            match part {
                 LayerPart::Segment(bytes) => writer.inline(&bytes).at(shown)?,
                 LayerPart::Body {
                     name,
@@ -187,6 +188,22 @@ impl Store {
             .at(shown)?;
         stream.rewind().at(shown)?;
         Ok(LayerStream { stream, content })
+    }
+}
+
+/// Names the fd limit when a layer has more large bodies than the process may hold open.
+fn too_many_fds(e: Error, layer: &Layer, open: usize) -> Error {
+    match e {
+        Error::Io { path, source } if source.raw_os_error() == Some(libc::EMFILE) => Error::Io {
+            path,
+            source: std::io::Error::other(format!(
+                "layer {} has more file bodies above the inline threshold than this process may \
+                 hold open ({open} were): raise the fd limit (ulimit -n) or the inline \
+                 threshold, or stream the layer in parts",
+                layer.id()
+            )),
+        },
+        e => e,
     }
 }
 
