@@ -9,6 +9,19 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A running `skopeo experimental-image-proxy`. */
+export declare class NativeImageProxy {
+  get protocol(): string
+  openImage(reference: string): Promise<number>
+  closeImage(image: number): Promise<void>
+  manifest(image: number): Promise<ProxyManifestInfo>
+  config(image: number): Promise<Buffer>
+  fullConfig(image: number): Promise<Buffer>
+  blob(image: number, digest: string, size: number): Promise<ProxyBlobInfo>
+  finishPipe(pipeId: number): Promise<void>
+  shutdown(): Promise<void>
+}
+
 /** A layer's parts, fetched in batches so a tar of many small files is not a promise per file. */
 export declare class NativeLayerParts {
   /** The next parts, consecutive segments joined; an empty array at the end. */
@@ -227,6 +240,17 @@ export interface ProgressInfo {
   totalBytes: number
 }
 
+/** A blob's pipe (read it to the end, then call `finishPipe(pipeId)`); the fd is the caller's. */
+export interface ProxyBlobInfo {
+  fd: number
+  pipeId: number
+}
+
+export interface ProxyManifestInfo {
+  digest: string
+  data: Buffer
+}
+
 /** Calls `method` on the server at `path` over a new connection. */
 export declare function rpcCall(path: string, method: string, params: string): Promise<RpcResultInfo>
 
@@ -246,6 +270,9 @@ export interface SplitFdStreamInfo {
   /** `content[k - 1]` is the stream's fd `k`. */
   content: Array<number>
 }
+
+/** Starts the proxy (`skopeo` from PATH unless given). */
+export declare function startImageProxy(skopeo?: string | undefined | null): Promise<NativeImageProxy>
 
 export interface StoreConfigInfo {
   graphRoot: string

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeImageProxy = nativeBinding.NativeImageProxy
 module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
 module.exports.NativeRpcServer = nativeBinding.NativeRpcServer
 module.exports.NativeStore = nativeBinding.NativeStore
@@ -844,4 +845,5 @@ module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore
 module.exports.rpcCall = nativeBinding.rpcCall
 module.exports.rpcStreamLayer = nativeBinding.rpcStreamLayer
+module.exports.startImageProxy = nativeBinding.startImageProxy
 module.exports.tarDiff = nativeBinding.tarDiff

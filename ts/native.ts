@@ -10,6 +10,8 @@ export {
   tarDiff,
   NativeStore,
   rpcCall,
+  startImageProxy,
+  type NativeImageProxy,
   rpcStreamLayer,
   type NativeLayerParts,
   type NativeRpcServer,

@@ -19,6 +19,7 @@ pub mod names;
 pub mod oci;
 pub mod overlay;
 pub mod progress;
+pub mod proxy;
 pub mod reader;
 pub mod rpc;
 pub mod splitfdstream;

@@ -7,6 +7,7 @@
 //! error, never an abort of the Node process.
 
 mod convert;
+pub mod proxy;
 pub mod rpc;
 
 use std::fs::File;
