@@ -271,8 +271,8 @@ export interface SplitFdStreamInfo {
   content: Array<number>
 }
 
-/** Starts the proxy (`skopeo` from PATH unless given). */
-export declare function startImageProxy(skopeo?: string | undefined | null): Promise<NativeImageProxy>
+/** Starts the proxy (`skopeo` from PATH unless given) with extra options for it. */
+export declare function startImageProxy(skopeo?: string | undefined | null, options?: Array<string> | undefined | null): Promise<NativeImageProxy>
 
 export interface StoreConfigInfo {
   graphRoot: string

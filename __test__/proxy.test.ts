@@ -3,7 +3,7 @@
  * skopeo wrote), `containers-storage:` (the fixture store) and `docker-archive:` (podman save),
  * every manifest, config and blob checked against its digest.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -71,6 +71,37 @@ describe('skopeo experimental-image-proxy client', () => {
       expect(theirs.equals(await read(layer.export()))).toBe(true)
     }
     await image.close()
+  })
+
+  it('docker://: an image pushed by skopeo to a local docker-registry on 127.0.0.1', async () => {
+    const port = 5000 + (process.pid % 1000)
+    fs.writeFileSync(
+      `${dir}/registry.yml`,
+      `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    )
+    const registry = spawn('docker-registry', ['serve', `${dir}/registry.yml`], { stdio: 'ignore' })
+    try {
+      const target = `docker://127.0.0.1:${port}/cstor/app:1`
+      for (let i = 0; ; i++) {
+        try {
+          execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', storeRef('localhost/app:1'), target], { env, stdio: 'pipe' })
+          break
+        } catch (e) {
+          if (i > 50) throw e
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+      const remote = await ImageProxy.start({ skopeoOptions: ['--tls-verify=false'] })
+      const image = await remote.openImage(target)
+      const { digest, manifest, raw } = await image.manifest()
+      expect(sha256(raw)).toBe(digest)
+      for (const layer of manifest.layers as { digest: string; size: number }[]) {
+        expect(sha256(await read(await image.blob(layer.digest, layer.size)))).toBe(layer.digest)
+      }
+      await remote.shutdown()
+    } finally {
+      registry.kill()
+    }
   })
 
   it('failures are RemoteErrors: an unknown image, an unknown blob', async () => {

@@ -5,6 +5,7 @@
 #   Debian packages: podman, skopeo, buildah, tar-split, busybox-static (fixture stores),
 #                    attr (xattrs in fixtures), python3 (lock interop test), xfsprogs and
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
+#                    docker-registry (a local registry for the docker:// proxy test),
 #                    nodejs/npm if absent
 #   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3
 #   npm packages:    npm ci
@@ -13,7 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
-  setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs node:nodejs npm:npm; do
+  setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [[ ${#need[@]} -gt 0 ]]; then

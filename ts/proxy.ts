@@ -11,6 +11,8 @@ import * as native from './native.js'
 export interface ImageProxyOptions {
   /** The skopeo binary; default `skopeo` on PATH. */
   skopeo?: string
+  /** Options for `skopeo experimental-image-proxy`, e.g. `['--tls-verify=false']` for a plain-HTTP registry. */
+  skopeoOptions?: string[]
 }
 
 export class ImageProxy {
@@ -22,7 +24,7 @@ export class ImageProxy {
 
   /** Starts `skopeo experimental-image-proxy` (protocol 0.2 or later). */
   static async start(options: ImageProxyOptions = {}): Promise<ImageProxy> {
-    return new ImageProxy(await call(() => native.startImageProxy(options.skopeo)))
+    return new ImageProxy(await call(() => native.startImageProxy(options.skopeo, options.skopeoOptions)))
   }
 
   /** The protocol version skopeo speaks, e.g. `0.2.3`. */

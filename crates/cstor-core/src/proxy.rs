@@ -53,15 +53,18 @@ fn proxy_error(detail: impl Into<String>) -> Error {
 }
 
 impl ImageProxy {
-    /// Starts `skopeo experimental-image-proxy` and checks it speaks protocol 0.2 or later.
-    pub fn start(skopeo: &Path) -> Result<ImageProxy> {
+    /// Starts `skopeo experimental-image-proxy` with `options` (e.g. `--tls-verify=false` for a
+    /// plain-HTTP registry) and checks it speaks protocol 0.2 or later.
+    pub fn start(skopeo: &Path, options: &[String]) -> Result<ImageProxy> {
         let flags = SocketFlags::CLOEXEC;
         let (ours, theirs) = socketpair(AddressFamily::UNIX, SocketType::SEQPACKET, flags, None)
             .map_err(|e| Error::io("socketpair", e.into()))?;
         let fd = theirs.as_raw_fd();
         let mut command = Command::new(skopeo);
         command
-            .args(["experimental-image-proxy", "--sockfd", &fd.to_string()])
+            .arg("experimental-image-proxy")
+            .args(options)
+            .args(["--sockfd", &fd.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
         // SAFETY: between fork and exec only fcntl runs, which is async-signal-safe; it clears

@@ -28,11 +28,15 @@ pub struct ProxyBlobInfo {
     pub pipe_id: i64,
 }
 
-/// Starts the proxy (`skopeo` from PATH unless given).
+/// Starts the proxy (`skopeo` from PATH unless given) with extra options for it.
 #[napi]
-pub async fn start_image_proxy(skopeo: Option<String>) -> Result<NativeImageProxy> {
+pub async fn start_image_proxy(
+    skopeo: Option<String>,
+    options: Option<Vec<String>>,
+) -> Result<NativeImageProxy> {
     let skopeo = skopeo.unwrap_or_else(|| "skopeo".into());
-    blocking(move || ImageProxy::start(skopeo.as_ref()))
+    let options = options.unwrap_or_default();
+    blocking(move || ImageProxy::start(skopeo.as_ref(), &options))
         .await
         .map(|proxy| NativeImageProxy {
             proxy: Arc::new(proxy),
