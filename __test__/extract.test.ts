@@ -86,11 +86,12 @@ describe('layer extraction', () => {
       await layer.exportToFile(tar)
       execFileSync('tar', ['-C', untarred, '--xattrs', '--xattrs-include=*', '--same-owner', '--numeric-owner', '-xpf', tar])
       // The tar has no record of the root directory, and whole seconds for times.
-      // A whiteout's tar mode is lost in diff/ (containers/storage makes every whiteout device
-      // with mode 0), so the .wh. files are compared without it.
+      // A whiteout's tar mode and time are lost in diff/ (containers/storage makes every
+      // whiteout device with mode 0, at the time it applies the layer), so .wh. files are
+      // compared without them.
       const [ours, theirs] = [snapshot(target, { mtimes: 's' }), snapshot(untarred, { mtimes: 's' })].map((tree) => {
         delete tree['.']
-        for (const name of Object.keys(tree)) if (path.basename(name).startsWith('.wh.')) tree[name] = tree[name].replace(/ mode=\d+/, '')
+        for (const name of Object.keys(tree)) if (path.basename(name).startsWith('.wh.')) tree[name] = tree[name].replace(/ mode=\d+/, '').replace(/ mtime=\d+/, '')
         return tree
       })
       expect(ours, layer.id).toEqual(theirs)

@@ -1,8 +1,9 @@
 /**
  * Rootless stores: a real unprivileged user with a real rootless podman store (overlay), whose
  * layer holds a 0600 file owned by a subordinate UID. The user cannot read it directly (EACCES);
- * through `startUnshareHelper` (podman unshare + cstor serve, fds passed back) the layer arrives
- * bit for bit. Needs root to create the user; the repository must be readable by that user.
+ * through `startUnshareHelper` (podman unshare + cstor serve, fds passed back), and transparently
+ * through `Storage.open` (which starts that helper for a rootless store), the layer arrives bit
+ * for bit. Needs root to create the user; the repository must be readable by that user.
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -41,10 +42,12 @@ const { Storage, startUnshareHelper, assembleSplitFdStream } = require(${JSON.st
 const fs = require('node:fs'), crypto = require('node:crypto'), os = require('node:os'), path = require('node:path')
 ;(async () => {
   const root = path.join(os.homedir(), '.local/share/containers/storage')
-  const storage = await Storage.open({ root })
-  const layer = (await (await storage.image('localhost/rootless:1')).layers())[0]
-  let direct = 'read'
-  try { await layer.exportToFile(path.join(os.tmpdir(), 'cstor-rootless-direct.tar')) } catch (e) { direct = e.code }
+  const direct = await Storage.open({ root, unshare: false })
+  const layer = (await (await direct.image('localhost/rootless:1')).layers())[0]
+  let directly = 'read'
+  try { await layer.exportToFile(path.join(os.tmpdir(), 'cstor-rootless-direct.tar')) } catch (e) { directly = e.code }
+  direct.close()
+  // The explicit helper.
   const helper = await startUnshareHelper({ root })
   const s = await helper.client.getLayerSplitFdStream(layer.id, { inlineThreshold: 0 })
   const file = path.join(os.tmpdir(), 'cstor-rootless-' + process.pid + '.tar')
@@ -54,8 +57,17 @@ const fs = require('node:fs'), crypto = require('node:crypto'), os = require('no
   ;[s.stream, ...s.content].forEach((fd) => fs.closeSync(fd))
   await helper.close()
   const got = 'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+  // Transparently: Storage.open on a rootless store reads content through the helper itself.
+  const storage = await Storage.open({ root })
+  const same = (await (await storage.image('localhost/rootless:1')).layers())[0]
+  await same.exportToFile(file)
+  const transparent = 'sha256:' + crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
+  const chunks = []
+  for await (const chunk of same.export()) chunks.push(chunk)
+  const streamed = 'sha256:' + crypto.createHash('sha256').update(Buffer.concat(chunks)).digest('hex')
+  storage.close()
   fs.rmSync(file)
-  console.log(JSON.stringify({ uid: process.getuid(), direct, want: layer.diffDigest, got, fds: s.content.length }))
+  console.log(JSON.stringify({ uid: process.getuid(), direct: directly, want: layer.diffDigest, got, transparent, streamed, fds: s.content.length }))
 })().catch((e) => { console.error(e); process.exit(1) })
 `
 
@@ -70,6 +82,8 @@ describe('rootless stores', () => {
     expect(out.uid).not.toBe(0)
     expect(out.direct).toBe('EACCES')
     expect(out.got).toBe(out.want)
+    expect(out.transparent).toBe(out.want)
+    expect(out.streamed).toBe(out.want)
     expect(out.fds).toBeGreaterThan(0)
   }, 120_000)
 })

@@ -5,9 +5,13 @@ import { call } from './errors.js'
 import type { ExtractStats, LayerExtractOptions } from './extract.js'
 import { splitProgress } from './progress.js'
 import { partsOf, type LayerPart } from './parts.js'
-import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
+import { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
+import { startUnshareHelper, unshareOptions, usesUnshare, withUnshareHelper } from './unshare.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
 import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
+
+/** Inline threshold of exports through an unshare helper (see `Layer.exportToFd`). */
+const UNSHARE_INLINE_BYTES = 64 << 10
 
 export interface ExportOptions {
   /**
@@ -59,7 +63,17 @@ export class Layer {
    * the caller's to close.
    */
   async exportToFd(fd: number, options: ExportOptions = {}): Promise<ExportStats> {
-    return call(() => this.#native.exportLayer(this.id, fd, options.verify))
+    // A rootless store: a helper opens the bodies; they arrive as fds and the kernel copies them.
+    // Bodies up to 64 KiB travel inline, CRC-checked, to keep the fd count down.
+    const viaHelper = await withUnshareHelper(this.#native, async (helper) => {
+      const s = await helper.client.getLayerSplitFdStream(this.id, { inlineThreshold: UNSHARE_INLINE_BYTES })
+      try {
+        return await assembleSplitFdStream(s.stream, s.content, fd)
+      } finally {
+        for (const open of [s.stream, ...s.content]) fs.closeSync(open)
+      }
+    })
+    return viaHelper ?? call(() => this.#native.exportLayer(this.id, fd, options.verify))
   }
 
   /**
@@ -113,7 +127,16 @@ export class Layer {
    * not CRC-checked here: the CRC is handed over with the fd.
    */
   async *parts(): AsyncGenerator<LayerPart> {
-    yield* partsOf(await call(() => this.#native.layerParts(this.id)))
+    if (!usesUnshare(this.#native)) {
+      yield* partsOf(await call(() => this.#native.layerParts(this.id)))
+      return
+    }
+    const helper = await startUnshareHelper(unshareOptions(this.#native)!)
+    try {
+      yield* helper.client.streamLayer(this.id)
+    } finally {
+      await helper.close()
+    }
   }
 
   /**
@@ -131,7 +154,8 @@ export class Layer {
    * are not read here; inline ones are CRC-checked.
    */
   async splitFdStream(options: SplitFdStreamOptions = {}): Promise<SplitFdStream> {
-    return call(() => this.#native.layerSplitfdstream(this.id, options.inlineThreshold))
+    const viaHelper = await withUnshareHelper(this.#native, (helper) => helper.client.getLayerSplitFdStream(this.id, options))
+    return viaHelper ?? call(() => this.#native.layerSplitfdstream(this.id, options.inlineThreshold))
   }
 
   /** The table of contents of this layer's tar, in tar order, whiteout markers included. */

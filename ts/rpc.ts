@@ -57,7 +57,7 @@ export class RpcClient {
 
   /** Calls any method; returns its result and the fds that came with it (yours to close). */
   async call(method: string, params: unknown = {}): Promise<{ result: unknown; fds: number[] }> {
-    const reply = await call(() => native.rpcCall(this.path, method, JSON.stringify(params)))
+    const reply = await whileAlive(call(() => native.rpcCall(this.path, method, JSON.stringify(params))))
     return { result: JSON.parse(reply.result), fds: reply.fds }
   }
 
@@ -78,6 +78,24 @@ export class RpcClient {
 
   /** A layer's tar as parts streamed by the server, exactly like `Layer.parts()`. */
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
-    yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
+    const alive = setInterval(() => {}, 1 << 30)
+    try {
+      yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
+    } finally {
+      clearInterval(alive)
+    }
+  }
+}
+
+/**
+ * Keeps Node running until `work` settles. A call waiting on a server (a helper in another
+ * process, say) was seen to let the event loop empty and the process exit mid-call.
+ */
+async function whileAlive<T>(work: Promise<T>): Promise<T> {
+  const alive = setInterval(() => {}, 1 << 30)
+  try {
+    return await work
+  } finally {
+    clearInterval(alive)
   }
 }

@@ -1,5 +1,6 @@
 import { call } from './errors.js'
 import { RpcServer } from './rpc.js'
+import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
 import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
@@ -13,6 +14,12 @@ export interface OpenOptions {
   driver?: string
   /** Read-only stores whose images and layers are listed after the main store's. */
   additionalImageStores?: string[]
+  /**
+   * Read layer content through `podman unshare` (see `startUnshareHelper`): `'auto'` (default)
+   * does for a rootless store — not root, store root owned by the caller — whose files belong
+   * to subordinate IDs. Metadata is always read directly.
+   */
+  unshare?: boolean | 'auto'
 }
 
 export type StoreConfig = StoreConfigInfo
@@ -35,7 +42,10 @@ export class Storage {
 
   /** Opens the store at `options.root`. */
   static async open(options: OpenOptions): Promise<Storage> {
-    return new Storage(await call(() => openStore(options)))
+    const { unshare = 'auto', ...native } = options
+    const store = await call(() => openStore(native))
+    if (wantsUnshare(unshare, options.root)) useUnshare(store, { root: options.root, runroot: options.runroot })
+    return new Storage(store)
   }
 
   /**

@@ -44,7 +44,9 @@ export async function startUnshareHelper(options: UnshareHelperOptions = {}): Pr
   ]
   // A process group of its own: podman unshare does not pass signals on to its child, so the
   // helper is stopped by signalling the whole group.
-  const child = spawn(options.podman ?? 'podman', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  const errors = fs.openSync(path.join(dir, 'stderr'), 'w')
+  const child = spawn(options.podman ?? 'podman', args, { stdio: ['ignore', 'ignore', errors], detached: true })
+  fs.closeSync(errors)
   const stop = () => {
     try {
       if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
@@ -52,8 +54,6 @@ export async function startUnshareHelper(options: UnshareHelperOptions = {}): Pr
       // Already gone.
     }
   }
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
   let failed = false
   child.on('error', () => (failed = true))
@@ -61,8 +61,9 @@ export async function startUnshareHelper(options: UnshareHelperOptions = {}): Pr
   while (!fs.existsSync(socket)) {
     if (failed || child.exitCode !== null || Date.now() > deadline) {
       stop()
+      const stderr = fs.readFileSync(path.join(dir, 'stderr'), 'utf8').trim()
       fs.rmSync(dir, { recursive: true, force: true })
-      throw new SystemError('EIO', `podman unshare cstor serve did not start: ${stderr.trim() || 'no socket'}`)
+      throw new SystemError('EIO', `podman unshare cstor serve did not start: ${stderr || 'no socket'}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
@@ -74,4 +75,54 @@ export async function startUnshareHelper(options: UnshareHelperOptions = {}): Pr
       fs.rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** Stores whose content is read through a helper, with the options to start it. */
+const helpers = new WeakMap<object, UnshareHelperOptions>()
+
+/**
+ * Whether a store opened with `unshare` (default `'auto'`) reads its content through a helper:
+ * `'auto'` means a rootless store — not running as root, and the store root is ours — whose
+ * layer files belong to subordinate IDs the user cannot read.
+ */
+export function wantsUnshare(mode: boolean | 'auto', root: string): boolean {
+  if (mode !== 'auto') return mode
+  const uid = process.getuid?.()
+  if (uid === undefined || uid === 0) return false
+  try {
+    return fs.statSync(root).uid === uid
+  } catch {
+    return false
+  }
+}
+
+/** Routes the content reads of the store `key` through helpers. */
+export function useUnshare(key: object, options: UnshareHelperOptions): void {
+  helpers.set(key, options)
+}
+
+/**
+ * Runs `work` with a helper for store `key`, started for it and stopped after (a helper per
+ * operation: nothing is left running, and nothing keeps the process alive afterwards); `null`
+ * for a store read directly.
+ */
+export async function withUnshareHelper<T>(key: object, work: (helper: UnshareHelper) => Promise<T>): Promise<T | null> {
+  const options = helpers.get(key)
+  if (!options) return null
+  const helper = await startUnshareHelper(options)
+  try {
+    return await work(helper)
+  } finally {
+    await helper.close()
+  }
+}
+
+/** Whether store `key` reads its content through helpers. */
+export function usesUnshare(key: object): boolean {
+  return helpers.has(key)
+}
+
+/** The options helpers of store `key` start with. */
+export function unshareOptions(key: object): UnshareHelperOptions | undefined {
+  return helpers.get(key)
 }
