@@ -214,6 +214,8 @@ export interface OciOptionsInfo {
   /** `"none"` (default), `"gzip"` or `"zstd"`. */
   compression?: string
   refName?: string
+  /** `os/architecture[/variant]` the image must be. */
+  platform?: string
 }
 
 export interface OpenOptions {

@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CorruptError, Storage } from '../ts/index'
+import { CorruptError, InvalidArgumentError, Storage } from '../ts/index'
 import { cliOn, copyStore, main, storageConf } from './helpers'
 
 let storage: Storage
@@ -108,6 +108,16 @@ describe('copy to an OCI layout', () => {
     } finally {
       store.cleanup()
     }
+  })
+
+  it('platform: the image must be the one asked for', async () => {
+    const image = await storage.image('localhost/base:1')
+    const { platform } = await image.inspect()
+    const layout = path.join(dir, 'platform')
+    await expect(image.copyToOci(layout, { platform: 'linux/s390x' })).rejects.toBeInstanceOf(InvalidArgumentError)
+    const copied = await image.copyToOci(layout, { platform: `${platform.os}/${platform.architecture}`, refName: 'base' })
+    const index = JSON.parse(fs.readFileSync(path.join(layout, 'index.json'), 'utf8'))
+    expect(index.manifests[0]).toMatchObject({ digest: copied.manifestDigest, platform: { os: platform.os, architecture: platform.architecture } })
   })
 
   it('CLI: copy <ref> oci:DIR:NAME with --compress and --json; bad destinations are usage errors', () => {

@@ -6,6 +6,11 @@ export interface OciCopyOptions {
   compression?: 'none' | 'gzip' | 'zstd'
   /** The image's name in the layout (`oci:DIR:NAME`); an entry of the same name is replaced. */
   refName?: string
+  /**
+   * `os/architecture[/variant]` the image must be (`EINVAL` otherwise). A store keeps the layers
+   * of the one platform podman pulled from a manifest list, so this checks rather than selects.
+   */
+  platform?: string
   /** Called per layer and at the end, never awaited. */
   onProgress?: (progress: Progress) => void
 }

@@ -25,6 +25,7 @@ export async function copyCommand(storage: Storage, args: string[], flags: Flags
   const options: OciCopyOptions = {
     compression: compression as OciCopyOptions['compression'],
     ...(refName !== undefined && { refName }),
+    ...(flags.platform !== undefined && { platform: flags.platform }),
     ...(process.stderr.isTTY && { onProgress: drawProgress }),
   }
   const started = process.hrtime.bigint()

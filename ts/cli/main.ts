@@ -33,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
       digests: { type: 'boolean', default: false },
       compress: { type: 'string' },
       socket: { type: 'string' },
+      platform: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -57,6 +58,7 @@ async function main(argv: string[]): Promise<number> {
     digests: values.digests,
     compress: values.compress,
     socket: values.socket,
+    platform: values.platform,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {

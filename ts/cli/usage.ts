@@ -21,6 +21,8 @@ export interface Flags {
   compress?: string
   /** `serve --socket PATH`. */
   socket?: string
+  /** `copy --platform os/arch[/variant]`. */
+  platform?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -48,7 +50,7 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> oci:DIR[:NAME] [--compress gzip|zstd]
+  copy <ref> oci:DIR[:NAME] [--compress gzip|zstd] [--platform OS/ARCH]
                              Copy an image into an OCI image layout (created or appended
                              to; an entry of the same NAME is replaced)
   serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as

@@ -56,6 +56,9 @@ pub struct OciOptions {
     /// The `org.opencontainers.image.ref.name` of the image in `index.json` (`oci:DIR:NAME`);
     /// an entry with the same name is replaced.
     pub ref_name: Option<String>,
+    /// `os/architecture[/variant]` the image must be. A store keeps the layers of the one
+    /// platform it pulled from a manifest list, so this checks rather than selects.
+    pub platform: Option<String>,
 }
 
 /// What a copy wrote.
@@ -92,6 +95,13 @@ impl Store {
         options: &OciOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<OciCopy> {
+        let (config_digest, config) = self.image_config_bytes(image)?;
+        let platform = serde_json::from_slice(&config)
+            .map(|config| Platform::of_config(&config))
+            .ok();
+        if let Some(wanted) = &options.platform {
+            check_platform(image, platform.as_ref(), wanted)?;
+        }
         let layout = Layout::open(dir)?;
         let mut layers = self.image_layers(image)?;
         layers.reverse();
@@ -146,7 +156,6 @@ impl Store {
             stats.blobs_reused += usize::from(written == 0);
             layer_descriptors.push(descriptor);
         }
-        let (config_digest, config) = self.image_config_bytes(image)?;
         let config_descriptor = layout.write_bytes(CONFIG_TYPE, &config)?;
         if config_descriptor.digest != config_digest {
             return Err(Error::corrupt(
@@ -166,15 +175,35 @@ impl Store {
         let manifest_bytes =
             serde_json::to_vec(&manifest).map_err(|e| Error::io(dir, std::io::Error::other(e)))?;
         let manifest_descriptor = layout.write_bytes(MANIFEST_TYPE, &manifest_bytes)?;
-        let platform = serde_json::from_slice(&config)
-            .map(|config| Platform::of_config(&config))
-            .ok();
         layout.add_to_index(&manifest_descriptor, platform, options.ref_name.as_deref())?;
         stats.manifest_digest = manifest_descriptor.digest;
         stats.manifest_size = manifest_descriptor.size;
         progress(report);
         Ok(stats)
     }
+}
+
+/// Refuses to copy an image whose platform is not `wanted` (`os/arch[/variant]`).
+fn check_platform(image: &Image, platform: Option<&Platform>, wanted: &str) -> Result<()> {
+    let have = platform.map(|p| {
+        let mut name = format!("{}/{}", p.os, p.architecture);
+        if let Some(variant) = &p.variant {
+            name = format!("{name}/{variant}");
+        }
+        name
+    });
+    let matches = have.as_deref().is_some_and(|have| {
+        have == wanted
+            || (wanted.matches('/').count() == 1 && have.starts_with(&format!("{wanted}/")))
+    });
+    if matches {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "image {} is {}, not {wanted}: the store holds one platform's layers per image",
+        image.id(),
+        have.as_deref().unwrap_or("of no stated platform")
+    )))
 }
 
 /// An OCI layout directory being written.

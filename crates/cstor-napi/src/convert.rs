@@ -477,6 +477,8 @@ pub struct OciOptionsInfo {
     /// `"none"` (default), `"gzip"` or `"zstd"`.
     pub compression: Option<String>,
     pub ref_name: Option<String>,
+    /// `os/architecture[/variant]` the image must be.
+    pub platform: Option<String>,
 }
 
 impl OciOptionsInfo {
@@ -494,6 +496,7 @@ impl OciOptionsInfo {
         Ok(OciOptions {
             compression,
             ref_name: self.ref_name,
+            platform: self.platform,
         })
     }
 }
