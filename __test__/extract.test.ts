@@ -4,7 +4,7 @@
  * whiteouts equals GNU `tar -x` of its exported tar. Reflinks are checked on a loop-mounted XFS,
  * and hostile layers or failures never write outside the target or leave half a tree.
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -54,6 +54,30 @@ describe('image extraction equals podman image mount', () => {
       expect(stats.files + stats.dirs + stats.symlinks).toBeGreaterThan(0)
     })
   }
+
+  it('a directory of many plain files (copied by worker threads) equals the merged view too', async () => {
+    const rootfs = fs.mkdtempSync(path.join(dir, 'many-'))
+    fs.mkdirSync(path.join(rootfs, 'data'))
+    for (let i = 0; i < 64; i++) fs.writeFileSync(path.join(rootfs, 'data', `f${i}`), 'x'.repeat(1 + i * 997), { mode: i % 2 ? 0o640 : 0o4755 })
+    execFileSync('setfattr', ['-n', 'user.cstor', '-v', 'many', path.join(rootfs, 'data', 'f7')])
+    const store = fs.mkdtempSync(path.join(dir, 'many-store-'))
+    const pod = ['--root', `${store}/root`, '--runroot', `${store}/run`, '--storage-driver', 'overlay']
+    const podEnv = { ...process.env, CONTAINERS_STORAGE_CONF: storageConf }
+    execFileSync('sh', ['-c', `tar -C ${rootfs} --xattrs --xattrs-include='user.*' -c . | podman ${pod.join(' ')} import -q - localhost/many:1`], { env: podEnv })
+    const many = await Storage.open({ root: `${store}/root`, runroot: `${store}/run` })
+    const target = path.join(dir, 'many-out')
+    const stats = await (await many.image('localhost/many:1')).extract(target)
+    expect(stats.files).toBeGreaterThanOrEqual(64)
+    const merged = execFileSync('podman', [...pod, 'image', 'mount', 'localhost/many:1'], { env: podEnv }).toString().trim()
+    try {
+      expect(snapshot(target)).toEqual(snapshot(merged))
+    } finally {
+      execFileSync('podman', [...pod, 'image', 'unmount', 'localhost/many:1'], { env: podEnv })
+      many.close()
+      // containers/storage may leave overlay/ bind-mounted on itself.
+      spawnSync('umount', [`${store}/root/overlay`], { stdio: 'ignore' })
+    }
+  })
 
   it('app:1 has the cases that matter: whiteouts, an opaque dir, hardlinks, setuid, a fifo', async () => {
     const target = path.join(dir, 'app-cases')

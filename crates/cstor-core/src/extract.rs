@@ -57,6 +57,79 @@ pub struct ExtractOptions {
     pub whiteouts: Whiteouts,
 }
 
+impl ExtractOptions {
+    /// The xattrs to copy: none when not asked, and never overlayfs's own.
+    fn own_xattrs(&self, xattrs: Vec<(OsString, Vec<u8>)>) -> Vec<(OsString, Vec<u8>)> {
+        if !self.xattrs {
+            return Vec::new();
+        }
+        xattrs
+            .into_iter()
+            .filter(|(k, _)| !whiteout::is_overlay_xattr(k.as_bytes()))
+            .collect()
+    }
+
+    /// Owner, then mode (a chown clears setuid bits), then xattrs (a chown also drops
+    /// `security.capability`), then times (every other change touches ctime, not mtime).
+    fn set_meta(&self, target: Target<'_>, meta: &Meta, path: &Path) -> Result<()> {
+        let io = |e: Errno| match e {
+            Errno::PERM => Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{e} (not permitted as this user: extract without owners or xattrs)"),
+                ),
+            ),
+            e => Error::io(path, e.into()),
+        };
+        let stat = &meta.stat;
+        let is_symlink = FileType::from_raw_mode(stat.st_mode) == FileType::Symlink;
+        let owner = Some(Uid::from_raw(stat.st_uid));
+        let group = Some(Gid::from_raw(stat.st_gid));
+        let mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
+        let times = Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: stat.st_atime,
+                tv_nsec: stat.st_atime_nsec as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: stat.st_mtime,
+                tv_nsec: stat.st_mtime_nsec as _,
+            },
+        };
+        match target {
+            Target::Fd(fd) => {
+                let fd = fd.as_fd();
+                if self.owners {
+                    rustix::fs::fchown(fd, owner, group).map_err(io)?;
+                }
+                rustix::fs::fchmod(fd, mode).map_err(io)?;
+                for (key, value) in &meta.xattrs {
+                    rustix::fs::fsetxattr(fd, key.as_os_str(), value, XattrFlags::empty())
+                        .map_err(io)?;
+                }
+                rustix::fs::futimens(fd, &times).map_err(io)?;
+            }
+            Target::At(dir, name) => {
+                if self.owners {
+                    rustix::fs::chownat(dir, name, owner, group, AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(io)?;
+                }
+                if !is_symlink {
+                    rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(io)?;
+                }
+                let xattr_path = proc_path(dir, name);
+                for (key, value) in &meta.xattrs {
+                    rustix::fs::lsetxattr(&xattr_path, key.as_os_str(), value, XattrFlags::empty())
+                        .map_err(io)?;
+                }
+                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What an extraction made, and how file content got there.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExtractStats {
@@ -77,6 +150,32 @@ pub struct ExtractStats {
     pub kernel_copied_files: u64,
     pub user_copied_files: u64,
 }
+
+impl ExtractStats {
+    /// Counts one regular file and how its content was copied (`None`: it was empty).
+    fn count_file(&mut self, method: Option<CopyMethod>) {
+        self.files += 1;
+        match method {
+            Some(CopyMethod::Reflink) => self.reflinked_files += 1,
+            Some(CopyMethod::KernelCopy) => self.kernel_copied_files += 1,
+            Some(CopyMethod::UserCopy) => self.user_copied_files += 1,
+            None => {}
+        }
+    }
+
+    /// Adds the file counts of a worker (content bytes are counted by the caller).
+    fn absorb_files(&mut self, worker: &ExtractStats) {
+        self.files += worker.files;
+        self.reflinked_files += worker.reflinked_files;
+        self.kernel_copied_files += worker.kernel_copied_files;
+        self.user_copied_files += worker.user_copied_files;
+    }
+}
+
+/// Regular files of one directory are copied by worker threads when there are at least this
+/// many: per-file work (create, clone, chown, chmod, times) is syscall-bound, and threads pay
+/// for themselves only over a batch.
+const PARALLEL_MIN_FILES: usize = 16;
 
 /// Reports at most this often (in content bytes), besides once per layer.
 const PROGRESS_STEP_BYTES: u64 = 32 << 20;
@@ -383,18 +482,93 @@ impl Applier<'_> {
                 let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(&rel, e.into()))?;
                 self.opaque(&dst, &rel, &stat)?;
             }
-            for (name, stat) in entries {
+            // In a directory this layer created nothing is in the way, so its plain files —
+            // not empty (a whiteout may be), not hardlinked, no marker — can be copied apart.
+            let (simple, others): (Vec<_>, Vec<_>) =
+                entries.into_iter().partition(|(name, stat)| {
+                    self.fresh
+                        && FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                        && stat.st_nlink == 1
+                        && stat.st_size > 0
+                        && whiteout::marker(name) == Marker::None
+                });
+            for (name, stat) in others {
                 let shown = diff_path.join(&rel).join(&name);
                 if let Some(sub) = self.entry(&src, &dst, &rel, &name, stat, &shown, &mut links)? {
                     pending.push(sub);
                 }
             }
+            self.copy_files(&src, &dst, &rel, &diff_path.join(&rel), &simple)?;
             if rel.as_os_str().is_empty() {
-                let xattrs = self.own_xattrs(dir_xattrs);
+                let xattrs = self.options.own_xattrs(dir_xattrs);
                 let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(diff_path, e.into()))?;
                 self.dir_meta.insert(rel, Meta { stat, xattrs });
             }
         }
+        Ok(())
+    }
+
+    /// Copies plain regular files of one directory, on worker threads when there are enough.
+    fn copy_files(
+        &mut self,
+        src: &Dir,
+        dst: &Dir,
+        rel: &Path,
+        src_path: &Path,
+        jobs: &[(OsString, Stat)],
+    ) -> Result<()> {
+        let place = Place {
+            src,
+            dst,
+            rel,
+            src_path,
+        };
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        if workers == 1 || jobs.len() < PARALLEL_MIN_FILES {
+            for (name, stat) in jobs {
+                let method = copy_plain(&self.options, &mut self.cloner, &place, name, stat)?;
+                self.stats.count_file(method);
+                self.advance(stat.st_size as u64);
+            }
+            return Ok(());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (options, cloner) = (self.options, self.cloner);
+        let outcomes: Vec<Result<(ExtractStats, Cloner)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let (mut cloner, mut stats) = (cloner, ExtractStats::default());
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((name, stat)) = jobs.get(i) else {
+                                return Ok((stats, cloner));
+                            };
+                            let method = copy_plain(&options, &mut cloner, &place, name, stat)?;
+                            stats.count_file(method);
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::io(
+                            rel,
+                            std::io::Error::other("a copying thread panicked"),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for outcome in outcomes {
+            let (stats, cloner) = outcome?;
+            self.stats.absorb_files(&stats);
+            // A method a worker found refused stays refused for the next files.
+            self.cloner = cloner;
+        }
+        self.advance(jobs.iter().map(|(_, stat)| stat.st_size as u64).sum());
         Ok(())
     }
 
@@ -432,7 +606,7 @@ impl Applier<'_> {
                     stat,
                     xattrs: Vec::new(),
                 };
-                self.set_meta(Target::Fd(&marker), &meta, &path)?;
+                self.options.set_meta(Target::Fd(&marker), &meta, &path)?;
             }
         }
         Ok(())
@@ -488,7 +662,7 @@ impl Applier<'_> {
         }
         let meta = Meta {
             stat,
-            xattrs: self.own_xattrs(xattrs),
+            xattrs: self.options.own_xattrs(xattrs),
         };
         if file_type == FileType::Directory {
             let existing = !self.fresh
@@ -514,22 +688,18 @@ impl Applier<'_> {
             links.insert(stat.st_ino, path.clone());
         }
         match (file_type, from) {
-            (FileType::RegularFile, Some(mut from)) => {
-                let mut to = create_file(dst, name, &path)?;
+            (FileType::RegularFile, Some(from)) => {
+                let method = write_regular(
+                    &self.options,
+                    &mut self.cloner,
+                    from,
+                    dst,
+                    name,
+                    &meta,
+                    &path,
+                )?;
                 let size = stat.st_size as u64;
-                if size > 0 {
-                    let method = self
-                        .cloner
-                        .copy(&mut from, &mut to, size)
-                        .map_err(|e| Error::io(&path, e))?;
-                    match method {
-                        CopyMethod::Reflink => self.stats.reflinked_files += 1,
-                        CopyMethod::KernelCopy => self.stats.kernel_copied_files += 1,
-                        CopyMethod::UserCopy => self.stats.user_copied_files += 1,
-                    }
-                }
-                self.set_meta(Target::Fd(&to), &meta, &path)?;
-                self.stats.files += 1;
+                self.stats.count_file(method);
                 self.advance(size);
             }
             (FileType::Symlink, _) => {
@@ -537,13 +707,13 @@ impl Applier<'_> {
                     .map_err(|e| Error::io(shown, e.into()))?;
                 rustix::fs::symlinkat(link.as_c_str(), dst, name)
                     .map_err(|e| Error::io(&path, e.into()))?;
-                self.set_meta(Target::At(dst, name), &meta, &path)?;
+                self.options.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.symlinks += 1;
             }
             (FileType::Fifo, _) => {
                 rustix::fs::mkfifoat(dst, name, Mode::from_raw_mode(0o600))
                     .map_err(|e| Error::io(&path, e.into()))?;
-                self.set_meta(Target::At(dst, name), &meta, &path)?;
+                self.options.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.specials += 1;
             }
             (FileType::CharacterDevice | FileType::BlockDevice, _) => {
@@ -555,7 +725,7 @@ impl Applier<'_> {
                     stat.st_rdev,
                 ) {
                     Ok(()) => {
-                        self.set_meta(Target::At(dst, name), &meta, &path)?;
+                        self.options.set_meta(Target::At(dst, name), &meta, &path)?;
                         self.stats.specials += 1;
                     }
                     Err(Errno::PERM) => self.stats.skipped += 1,
@@ -582,7 +752,8 @@ impl Applier<'_> {
                 let path = rel.join(deleted);
                 rustix::fs::mknodat(dst, deleted, FileType::CharacterDevice, Mode::empty(), 0)
                     .map_err(|e| Error::io(&path, e.into()))?;
-                self.set_meta(Target::At(dst, deleted), &meta, &path)
+                self.options
+                    .set_meta(Target::At(dst, deleted), &meta, &path)
             }
             Whiteouts::Aufs => {
                 let mut marker = OsString::from(whiteout::PREFIX);
@@ -590,7 +761,7 @@ impl Applier<'_> {
                 let path = rel.join(&marker);
                 self.remove(dst, rel, &marker)?;
                 let file = create_file(dst, &marker, &path)?;
-                self.set_meta(Target::Fd(&file), &meta, &path)
+                self.options.set_meta(Target::Fd(&file), &meta, &path)
             }
         }
     }
@@ -623,77 +794,6 @@ impl Applier<'_> {
         Ok(())
     }
 
-    /// The xattrs to copy: none when not asked, and never overlayfs's own.
-    fn own_xattrs(&self, xattrs: Vec<(OsString, Vec<u8>)>) -> Vec<(OsString, Vec<u8>)> {
-        if !self.options.xattrs {
-            return Vec::new();
-        }
-        xattrs
-            .into_iter()
-            .filter(|(k, _)| !whiteout::is_overlay_xattr(k.as_bytes()))
-            .collect()
-    }
-
-    /// Owner, then mode (a chown clears setuid bits), then xattrs (a chown also drops
-    /// `security.capability`), then times (every other change touches ctime, not mtime).
-    fn set_meta(&self, target: Target<'_>, meta: &Meta, path: &Path) -> Result<()> {
-        let io = |e: Errno| match e {
-            Errno::PERM => Error::io(
-                path,
-                std::io::Error::new(
-                    std::io::ErrorKind::PermissionDenied,
-                    format!("{e} (not permitted as this user: extract without owners or xattrs)"),
-                ),
-            ),
-            e => Error::io(path, e.into()),
-        };
-        let stat = &meta.stat;
-        let is_symlink = FileType::from_raw_mode(stat.st_mode) == FileType::Symlink;
-        let owner = Some(Uid::from_raw(stat.st_uid));
-        let group = Some(Gid::from_raw(stat.st_gid));
-        let mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
-        let times = Timestamps {
-            last_access: rustix::fs::Timespec {
-                tv_sec: stat.st_atime,
-                tv_nsec: stat.st_atime_nsec as _,
-            },
-            last_modification: rustix::fs::Timespec {
-                tv_sec: stat.st_mtime,
-                tv_nsec: stat.st_mtime_nsec as _,
-            },
-        };
-        match target {
-            Target::Fd(fd) => {
-                let fd = fd.as_fd();
-                if self.options.owners {
-                    rustix::fs::fchown(fd, owner, group).map_err(io)?;
-                }
-                rustix::fs::fchmod(fd, mode).map_err(io)?;
-                for (key, value) in &meta.xattrs {
-                    rustix::fs::fsetxattr(fd, key.as_os_str(), value, XattrFlags::empty())
-                        .map_err(io)?;
-                }
-                rustix::fs::futimens(fd, &times).map_err(io)?;
-            }
-            Target::At(dir, name) => {
-                if self.options.owners {
-                    rustix::fs::chownat(dir, name, owner, group, AtFlags::SYMLINK_NOFOLLOW)
-                        .map_err(io)?;
-                }
-                if !is_symlink {
-                    rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(io)?;
-                }
-                let xattr_path = proc_path(dir, name);
-                for (key, value) in &meta.xattrs {
-                    rustix::fs::lsetxattr(&xattr_path, key.as_os_str(), value, XattrFlags::empty())
-                        .map_err(io)?;
-                }
-                rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
-            }
-        }
-        Ok(())
-    }
-
     fn advance(&mut self, bytes: u64) {
         self.stats.bytes += bytes;
         self.report.bytes = self.stats.bytes;
@@ -716,11 +816,81 @@ impl Applier<'_> {
                 Mode::empty(),
             )
             .map_err(|e| Error::io(rel, e.into()))?;
-            self.set_meta(Target::Fd(&dir), meta, rel)?;
+            self.options.set_meta(Target::Fd(&dir), meta, rel)?;
         }
         (self.progress)(self.report);
         Ok(())
     }
+}
+
+/// Where the files of one directory are copied: from the layer's directory to the target's.
+struct Place<'a> {
+    src: &'a Dir,
+    dst: &'a Dir,
+    /// The directory beneath the target, and beneath the store, for errors.
+    rel: &'a Path,
+    src_path: &'a Path,
+}
+
+/// Copies one plain regular file (see [`Applier::copy_files`]): opens it, reads its xattrs by fd,
+/// writes the copy with its metadata.
+fn copy_plain(
+    options: &ExtractOptions,
+    cloner: &mut Cloner,
+    place: &Place<'_>,
+    name: &OsStr,
+    stat: &Stat,
+) -> Result<Option<CopyMethod>> {
+    let shown = place.src_path.join(name);
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let from = File::from(
+        rustix::fs::openat(place.src, name, flags, Mode::empty())
+            .map_err(|e| Error::io(&shown, e.into()))?,
+    );
+    let xattrs = if options.xattrs {
+        read_xattrs(Target::Fd(&from), &shown)?
+    } else {
+        Vec::new()
+    };
+    let meta = Meta {
+        stat: *stat,
+        xattrs: options.own_xattrs(xattrs),
+    };
+    write_regular(
+        options,
+        cloner,
+        from,
+        place.dst,
+        name,
+        &meta,
+        &place.rel.join(name),
+    )
+}
+
+/// Creates `name` in `dst` as a copy of the open regular file `from`, with `meta`; returns how
+/// the content got there (`None` for an empty file).
+fn write_regular(
+    options: &ExtractOptions,
+    cloner: &mut Cloner,
+    mut from: File,
+    dst: &Dir,
+    name: &OsStr,
+    meta: &Meta,
+    path: &Path,
+) -> Result<Option<CopyMethod>> {
+    let mut to = create_file(dst, name, path)?;
+    let size = meta.stat.st_size as u64;
+    let method = if size > 0 {
+        Some(
+            cloner
+                .copy(&mut from, &mut to, size)
+                .map_err(|e| Error::io(path, e))?,
+        )
+    } else {
+        None
+    };
+    options.set_meta(Target::Fd(&to), meta, path)?;
+    Ok(method)
 }
 
 /// Opens the directory `rel` beneath `root` without following a symlink anywhere on the way out.
