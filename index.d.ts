@@ -44,6 +44,18 @@ export declare class NativeRpcServer {
 export declare class NativeStore {
   /** Serves this store on a new Unix socket at `path` (which must not exist). */
   serve(path: string): NativeRpcServer
+  /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
+  createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
+  /** Creates an image record with its big data; returns the image. */
+  createImage(options: CreateImageOptions): Promise<ImageInfo>
+  tagImage(reference: string, names: Array<string>): Promise<ImageInfo>
+  untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
+  /** Deletes an image and the layers only it used; returns those layers' IDs. */
+  removeImage(reference: string): Promise<Array<string>>
+  /** Pulls `source` (`oci:DIR[:REF]`) into the store. */
+  pull(source: string, name?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
+  /** `podman import`: a root filesystem tar file as a one-layer image. */
+  importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -94,6 +106,30 @@ export declare class NativeStore {
  * The caller keeps its fds (they are duplicated).
  */
 export declare function assembleSplitfdstream(stream: number, content: Array<number>, out: number): Promise<ExportStatsInfo>
+
+export interface BigDataItem {
+  key: string
+  data: Buffer
+}
+
+export interface CreateImageOptions {
+  id?: string
+  names?: Array<string>
+  topLayer?: string
+  /** The manifest digest the image is known by. */
+  digest?: string
+  /** RFC 3339; now when absent. */
+  created?: string
+  metadata?: string
+  bigData?: Array<BigDataItem>
+}
+
+export interface CreateLayerOptions {
+  /** The layer ID; random when absent. */
+  id?: string
+  parent?: string
+  names?: Array<string>
+}
 
 /**
  * A pipe (`[readFd, writeFd]`, close-on-exec) for streaming an export into Node, which has no
@@ -251,6 +287,16 @@ export interface ProxyBlobInfo {
 export interface ProxyManifestInfo {
   digest: string
   data: Buffer
+}
+
+export interface PullInfo {
+  imageId: string
+  /** Layer IDs, base first. */
+  layers: Array<string>
+  /** How many layers were written (the rest were in the store). */
+  layersWritten: number
+  /** Whether the image was in the store already (it got the name). */
+  existed: boolean
 }
 
 /** Calls `method` on the server at `path` over a new connection. */

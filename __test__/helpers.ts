@@ -57,6 +57,8 @@ export function cliOn(store: FixtureStore, args: string[]): CliResult {
 export function copyStore(store: FixtureStore): FixtureStore & { cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-store-'))
   execFileSync('cp', ['-a', store.root, path.join(dir, 'root')])
+  // podman's own database records the root it was made for; a copy gets a fresh one.
+  fs.rmSync(path.join(dir, 'root', 'libpod'), { recursive: true, force: true })
   fs.mkdirSync(path.join(dir, 'run'))
   return { root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
 }

@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ENOENT'
   | 'EIO'
   | 'EREMOTE'
+  | 'EBUSY'
   | 'EINTERNAL'
 
 export class CstorError extends Error {
@@ -49,6 +50,8 @@ export class ConfigError extends CstorError {}
 export class SystemError extends CstorError {}
 /** A peer (a cstor JSON-RPC server) reported a failure that has no code of ours. */
 export class RemoteError extends CstorError {}
+/** The image or layer is in use (by a container, another image, a child layer). */
+export class InUseError extends CstorError {}
 /** A bug in cstor: please report it. */
 export class InternalError extends CstorError {}
 
@@ -65,6 +68,7 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
   ENOENT: SystemError,
   EIO: SystemError,
   EREMOTE: RemoteError,
+  EBUSY: InUseError,
   EINTERNAL: InternalError,
 }
 

@@ -12,6 +12,7 @@ export { startUnshareHelper, type UnshareHelper, type UnshareHelperOptions } fro
 export type { ExtractOptions, ExtractStats, LayerExtractOptions } from './extract.js'
 export type { OciCopyOptions, OciCopyResult } from './oci.js'
 export type { Progress } from './progress.js'
+export type { CreateImageOptions, CreateLayerOptions, PullOptions, PullResult, TarSource } from './write.js'
 export type { ImageTocOptions, Toc, TocEntry, TocOptions } from './toc.js'
 export { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
 export { tarDiff, type TarDiff, type TarDifference } from './tardiff.js'

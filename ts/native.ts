@@ -24,6 +24,7 @@ export {
   type OciCopyInfo,
   type PlatformInfo,
   type ProgressInfo,
+  type PullInfo,
   type StoreConfigInfo,
   type TarDiffInfo,
   type TocEntryInfo,

@@ -4,6 +4,14 @@ import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
 import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
+import {
+  withTarFd,
+  type CreateImageOptions,
+  type CreateLayerOptions,
+  type PullOptions,
+  type PullResult,
+  type TarSource,
+} from './write.js'
 
 export interface OpenOptions {
   /** The graph root, podman's `--root`. */
@@ -134,5 +142,51 @@ export class Storage {
   /** The layer an `overlay/l/<LINK>` short link stands for. */
   async resolveLink(link: string): Promise<Layer> {
     return new Layer(this.#native, await call(() => this.#native.resolveLink(link)))
+  }
+
+  /**
+   * Creates a layer from a tar (plain, gzip or zstd): a path, an fd or a stream. The layer is
+   * written as podman writes one — `diff/` with overlay whiteouts, the tar-split that lets it
+   * export bit for bit, link and lower files, the `layers.json` record — under the store's locks.
+   */
+  async createLayer(tar: TarSource, options: CreateLayerOptions = {}): Promise<Layer> {
+    const info = await withTarFd(tar, (fd) => call(() => this.#native.createLayer(fd, options)))
+    return new Layer(this.#native, info)
+  }
+
+  /** Creates an image record with its big data (or names an existing image of the same ID). */
+  async createImage(options: CreateImageOptions): Promise<Image> {
+    return new Image(this.#native, await call(() => this.#native.createImage(options)))
+  }
+
+  /** Gives an image more names (`podman tag`); a name another image had moves here. */
+  async tag(reference: string, ...names: string[]): Promise<Image> {
+    return new Image(this.#native, await call(() => this.#native.tagImage(reference, names)))
+  }
+
+  /** Takes names from an image (`podman untag`); all of them when none are given. */
+  async untag(reference: string, ...names: string[]): Promise<Image> {
+    return new Image(this.#native, await call(() => this.#native.untagImage(reference, names)))
+  }
+
+  /**
+   * Deletes an image and the layers no other image or container uses (`podman rmi`); returns the
+   * deleted layers' IDs. Throws `InUseError` while a container uses the image.
+   */
+  async removeImage(reference: string): Promise<string[]> {
+    return call(() => this.#native.removeImage(reference))
+  }
+
+  /**
+   * Pulls an image into the store from `oci:DIR[:REF]`, writing what skopeo would (same IDs,
+   * records and big data); layers the store has are skipped.
+   */
+  async pull(source: string, options: PullOptions = {}): Promise<PullResult> {
+    return call(() => this.#native.pull(source, options.name, options.onProgress))
+  }
+
+  /** `podman import`: a root filesystem tar file becomes a one-layer image. */
+  async import(tarPath: string, options: { name?: string } = {}): Promise<PullResult> {
+    return call(() => this.#native.importTarball(tarPath, options.name))
   }
 }

@@ -47,6 +47,10 @@ pub enum Error {
     #[error("bad storage configuration {path}: {detail}")]
     Config { path: PathBuf, detail: String },
 
+    /// The image or layer is in use (by a container, another image, a child layer).
+    #[error("in use: {what}")]
+    InUse { what: String },
+
     /// A peer (a cstor JSON-RPC server) reported a failure; `code` is the peer's error code when
     /// it is one of ours, `EREMOTE` otherwise.
     #[error("{message}")]
@@ -76,6 +80,7 @@ impl Error {
             Error::InvalidArgument(_) => "EINVAL",
             Error::NoStore { .. } => "ENOSTORE",
             Error::Config { .. } => "ECONFIG",
+            Error::InUse { .. } => "EBUSY",
             Error::Remote { code, .. } => code,
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => "EACCES",
@@ -87,7 +92,7 @@ impl Error {
 
     /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
     pub fn known_code(code: &str) -> &'static str {
-        const CODES: [&str; 12] = [
+        const CODES: [&str; 13] = [
             "ENOIMAGE",
             "ENOLAYER",
             "EAMBIGUOUS",
@@ -100,6 +105,7 @@ impl Error {
             "ENOENT",
             "EIO",
             "EREMOTE",
+            "EBUSY",
         ];
         CODES.into_iter().find(|c| *c == code).unwrap_or("EREMOTE")
     }

@@ -8,37 +8,47 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::layers::{parent_chain, Layer};
+use crate::layers::{is_unset, parent_chain, Layer};
 use crate::lock::read_lock;
 use crate::names;
 use crate::store::{is_valid_id, read_json_records, read_metadata_file, Store};
 
-/// A record of `images.json`, field names as containers/storage writes them.
+/// A record of `images.json`, field names as containers/storage writes them, serialized in
+/// Go's order with its `omitempty`s; unknown fields are kept in `extra` so a rewrite loses
+/// nothing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ImageRecord {
     pub id: String,
+    #[serde(skip_serializing_if = "is_unset")]
     pub digest: Option<String>,
-    #[serde(default)]
+    /// Newer containers/storage writes this list; 1.43 derives it from `digest` and the manifest
+    /// big data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub digests: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names_history: Vec<String>,
     /// The top layer; absent for an image with no layers.
+    #[serde(skip_serializing_if = "is_unset")]
     pub layer: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mapped_layers: Vec<String>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub metadata: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub big_data_names: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub big_data_sizes: BTreeMap<String, i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub big_data_digests: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub flags: serde_json::Map<String, serde_json::Value>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// An image of the store, with where it lives.

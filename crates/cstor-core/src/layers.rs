@@ -22,36 +22,62 @@ pub struct IdMapping {
 }
 
 /// A record of `layers.json` / `volatile-layers.json`, field names as containers/storage writes
-/// them. Fields cstor does not know are ignored.
+/// them. Fields are serialized in Go's order and omitted when empty, as `json.Marshal` of its
+/// `Layer` does; fields cstor does not know are kept in `extra`, so a rewrite loses nothing.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct LayerRecord {
     pub id: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub parent: Option<String>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub metadata: Option<String>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub mountlabel: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub compressed_diff_digest: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
     pub compressed_size: Option<i64>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub diff_digest: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
     pub diff_size: Option<i64>,
+    #[serde(skip_serializing_if = "is_unset")]
     pub toc_digest: Option<String>,
     /// 0 uncompressed, 1 bzip2, 2 gzip, 3 xz, 4 zstd: how the layer arrived.
+    #[serde(skip_serializing_if = "is_zero_i32")]
     pub compression: Option<i32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub uidset: Vec<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gidset: Vec<u32>,
-    #[serde(default)]
-    pub uidmap: Vec<IdMapping>,
-    #[serde(default)]
-    pub gidmap: Vec<IdMapping>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub flags: serde_json::Map<String, serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uidmap: Vec<IdMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gidmap: Vec<IdMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub big_data_names: Vec<String>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Go's `omitempty` for a string: absent and empty are one.
+pub(crate) fn is_unset(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(str::is_empty)
+}
+
+fn is_zero(value: &Option<i64>) -> bool {
+    value.is_none_or(|v| v == 0)
+}
+
+fn is_zero_i32(value: &Option<i32>) -> bool {
+    value.is_none_or(|v| v == 0)
 }
 
 impl LayerRecord {

@@ -6,13 +6,17 @@
 //! vocabulary and the sections of FORMAT.md: [`lock`] for its lock files, [`overlay`] for the
 //! driver's link files, [`names`] for reference resolution.
 
+pub mod apply;
+pub mod atomic;
 pub mod clone;
 pub mod config;
 pub mod error;
 pub mod export;
 pub mod extract;
 pub mod fdpass;
+pub mod image_write;
 pub mod images;
+pub mod layer_create;
 pub mod layers;
 pub mod lock;
 pub mod names;
@@ -20,13 +24,17 @@ pub mod oci;
 pub mod overlay;
 pub mod progress;
 pub mod proxy;
+pub mod pull;
+pub mod random;
 pub mod reader;
 pub mod rpc;
 pub mod splitfdstream;
 pub mod store;
+pub mod tarball;
 pub mod tardiff;
 pub mod tarsplit;
 pub mod toc;
+pub mod transaction;
 pub mod whiteout;
 
 pub use error::{Error, Result};

@@ -17,13 +17,18 @@ use cap_std::fs::MetadataExt;
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use crate::error::{Error, IoContext, Result};
+
+/// The size of the "last writer" token at the start of a lock file: containers/storage compares
+/// these 64 bytes to learn whether another process changed the store since it last looked.
+pub const TOKEN_BYTES: usize = 64;
 
 /// A containers/storage lock file, shared by every user of it in this process.
 #[derive(Clone)]
@@ -34,12 +39,26 @@ pub struct LockFile {
 struct Shared {
     file: File,
     path: PathBuf,
-    /// How many guards in this process hold the kernel read lock.
-    readers: Mutex<usize>,
+    /// Whether `file` is open for writing, which `F_WRLCK` and the token need.
+    writable: bool,
+    /// Who in this process holds the kernel lock; threads wait on `changed` for their turn.
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    readers: usize,
+    writer: bool,
 }
 
 /// Holds the lock for reading until dropped.
 pub struct ReadGuard {
+    shared: Arc<Shared>,
+}
+
+/// Holds the lock for writing until dropped.
+pub struct WriteGuard {
     shared: Arc<Shared>,
 }
 
@@ -55,51 +74,169 @@ impl LockFile {
     /// additional image store on read-only media, or a store no one has written yet): there is
     /// then no writer to exclude.
     pub fn open(dir: &Dir, name: &Path) -> Result<Option<LockFile>> {
-        let meta = match dir.symlink_metadata(name) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        match dir.symlink_metadata(name) {
+            Ok(_) => Self::open_existing(dir, name).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(name, e)),
+        }
+    }
+
+    /// Opens `name` beneath `dir` for writing, creating it (mode 0644, as containers/storage
+    /// does) when the store has none yet.
+    pub fn open_or_create(dir: &Dir, name: &Path) -> Result<LockFile> {
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o644)
+            .follow(FollowSymlinks::No);
+        match dir.open_with(name, &options) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(name, e)),
-        };
+        }
+        let lock = Self::open_existing(dir, name)?;
+        if !lock.shared.writable {
+            return Err(Error::io(
+                name,
+                std::io::Error::from_raw_os_error(libc::EACCES),
+            ));
+        }
+        Ok(lock)
+    }
+
+    fn open_existing(dir: &Dir, name: &Path) -> Result<LockFile> {
+        let meta = dir.symlink_metadata(name).at(name)?;
         if !meta.is_file() {
             return Err(Error::corrupt(name, "lock file is not a regular file"));
         }
         let key = (meta.dev(), meta.ino());
         let mut registry = registry().lock().unwrap_or_else(|p| p.into_inner());
         if let Some(shared) = registry.get(&key).and_then(Weak::upgrade) {
-            return Ok(Some(LockFile { shared }));
+            return Ok(LockFile { shared });
         }
         registry.retain(|_, shared| shared.strong_count() > 0);
+        // Read-write when permitted, so one open file serves readers and writers alike; a
+        // read-only store (or a reader without write permission) still gets shared locks.
         let mut options = OpenOptions::new();
-        options.read(true).follow(FollowSymlinks::No);
-        let file = dir.open_with(name, &options).at(name)?.into_std();
+        options.read(true).write(true).follow(FollowSymlinks::No);
+        let (file, writable) = match dir.open_with(name, &options) {
+            Ok(file) => (file, true),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.raw_os_error() == Some(libc::EROFS) =>
+            {
+                let mut options = OpenOptions::new();
+                options.read(true).follow(FollowSymlinks::No);
+                (dir.open_with(name, &options).at(name)?, false)
+            }
+            Err(e) => return Err(Error::io(name, e)),
+        };
         let shared = Arc::new(Shared {
-            file,
+            file: file.into_std(),
             path: name.to_owned(),
-            readers: Mutex::new(0),
+            writable,
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
         });
         registry.insert(key, Arc::downgrade(&shared));
-        Ok(Some(LockFile { shared }))
+        Ok(LockFile { shared })
     }
 
     /// Takes the lock for reading: shared with other readers, podman's included; waits while
     /// a writer holds it.
     pub fn read(&self) -> Result<ReadGuard> {
-        let mut readers = self.shared.readers();
-        if *readers == 0 {
+        let mut state = self.shared.wait_until(|s| !s.writer);
+        if state.readers == 0 {
             fcntl_lock(&self.shared.file, libc::F_RDLCK).at(&self.shared.path)?;
         }
-        *readers += 1;
+        state.readers += 1;
         Ok(ReadGuard {
             shared: self.shared.clone(),
         })
     }
+
+    /// Takes the lock for writing, exclusive of every reader and writer in any process; waits
+    /// until they are gone.
+    pub fn write(&self) -> Result<WriteGuard> {
+        if !self.shared.writable {
+            return Err(Error::io(
+                &self.shared.path,
+                std::io::Error::from_raw_os_error(libc::EACCES),
+            ));
+        }
+        let mut state = self.shared.wait_until(|s| !s.writer && s.readers == 0);
+        fcntl_lock(&self.shared.file, libc::F_WRLCK).at(&self.shared.path)?;
+        state.writer = true;
+        Ok(WriteGuard {
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// The last-writer token as it is now: compare two readings to learn whether anyone wrote
+    /// in between. Read under the lock, as containers/storage does.
+    pub fn token(&self) -> Result<[u8; TOKEN_BYTES]> {
+        let mut token = [0u8; TOKEN_BYTES];
+        let mut filled = 0;
+        while filled < TOKEN_BYTES {
+            match self
+                .shared
+                .file
+                .read_at(&mut token[filled..], filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io(&self.shared.path, e)),
+            }
+        }
+        Ok(token)
+    }
+}
+
+impl WriteGuard {
+    /// Records a write: a fresh last-writer token (UnixNano, a per-process counter, the pid and
+    /// random bytes, laid out as containers/storage's `newLastWriterID`), so every other
+    /// process — podman included — reloads the metadata it had cached.
+    pub fn touch(&self) -> Result<()> {
+        self.shared
+            .file
+            .write_all_at(&new_token(), 0)
+            .at(&self.shared.path)
+    }
+}
+
+/// A token no other writer has written: time, counter and pid tell writers apart on one machine,
+/// the random tail across pid namespaces.
+fn new_token() -> [u8; TOKEN_BYTES] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut token = [0u8; TOKEN_BYTES];
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    token[0..8].copy_from_slice(&nanos.to_le_bytes());
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+    token[8..16].copy_from_slice(&counter.to_le_bytes());
+    token[16..20].copy_from_slice(&std::process::id().to_le_bytes());
+    crate::random::fill(&mut token[20..]);
+    token
 }
 
 impl Shared {
-    /// The reader count; a panic elsewhere while it was held leaves it valid, so poisoning is
-    /// ignored.
-    fn readers(&self) -> std::sync::MutexGuard<'_, usize> {
-        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    /// Waits until `ready` holds for the in-process state and returns it locked. A panic
+    /// elsewhere while the state was held leaves it valid, so poisoning is ignored.
+    fn wait_until(&self, ready: impl Fn(&State) -> bool) -> MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while !ready(&state) {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        state
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -113,12 +250,22 @@ pub fn read_lock(dir: &Dir, name: &Path) -> Result<Option<ReadGuard>> {
 
 impl Drop for ReadGuard {
     fn drop(&mut self) {
-        let mut readers = self.shared.readers();
-        *readers -= 1;
-        if *readers == 0 {
+        let mut state = self.shared.state();
+        state.readers -= 1;
+        if state.readers == 0 {
             // Unlocking a lock we hold cannot fail for any reason we could act on.
             let _ = fcntl_lock(&self.shared.file, libc::F_UNLCK);
+            self.shared.changed.notify_all();
         }
+    }
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        let mut state = self.shared.state();
+        let _ = fcntl_lock(&self.shared.file, libc::F_UNLCK);
+        state.writer = false;
+        self.shared.changed.notify_all();
     }
 }
 

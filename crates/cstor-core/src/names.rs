@@ -78,6 +78,24 @@ impl ImageName {
     }
 }
 
+/// The name podman stores for what a user typed when tagging (libimage `NormalizeName`): a name
+/// without a registry gets `localhost/`, `docker.io/x` becomes `docker.io/library/x`, a name
+/// with neither tag nor digest gets `:latest`, and a name with both keeps only the digest.
+pub fn normalize(name: &str) -> Result<String> {
+    let parsed = ImageName::parse(name)
+        .ok_or_else(|| Error::InvalidArgument(format!("{name:?} is not an image name")))?;
+    let domain = parsed
+        .domain
+        .clone()
+        .unwrap_or_else(|| "localhost".to_owned());
+    let repository = format!("{domain}/{}", parsed.path);
+    Ok(match (&parsed.digest, &parsed.tag) {
+        (Some(digest), _) => format!("{repository}@{digest}"),
+        (None, Some(tag)) => format!("{repository}:{tag}"),
+        (None, None) => format!("{repository}:{DEFAULT_TAG}"),
+    })
+}
+
 fn is_domain(component: &str) -> bool {
     component == "localhost" || component.contains('.') || component.contains(':')
 }
@@ -250,5 +268,17 @@ mod tests {
         assert!(ImageName::parse("a//b").is_none());
         assert!(ImageName::parse("a:").is_none());
         assert!(ImageName::parse("a@notadigest").is_none());
+    }
+
+    #[test]
+    fn tags_normalize_as_podman_stores_them() {
+        assert_eq!(normalize("x").unwrap(), "localhost/x:latest");
+        assert_eq!(normalize("x:1").unwrap(), "localhost/x:1");
+        assert_eq!(
+            normalize("docker.io/alpine").unwrap(),
+            "docker.io/library/alpine:latest"
+        );
+        assert_eq!(normalize("quay.io/a/b:2").unwrap(), "quay.io/a/b:2");
+        assert_eq!(normalize("Bad Name").unwrap_err().code(), "EINVAL");
     }
 }

@@ -8,13 +8,15 @@
 //!
 //! It accepts what Go's tar-split writes (`name_raw` for non-UTF-8 names, `size` and `payload`
 //! omitted when empty) and refuses anything else with `ECORRUPT` naming the entry position.
+//! [`Encoder`] writes the same format when cstor creates a layer.
 
-use std::io::{BufRead, BufReader, Read};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 
 use base64::Engine;
 use flate2::read::MultiGzDecoder;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -142,6 +144,114 @@ impl<R: Read> Iterator for Decoder<R> {
     }
 }
 
+/// One line as Go's tar-split packer writes it: `payload` is always present (`null` for a file
+/// without a body), `name`/`size` only when set.
+#[derive(Serialize)]
+struct OutEntry<'a> {
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_raw: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    size: u64,
+    payload: Option<String>,
+    position: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Writes tar-split entries (uncompressed NDJSON; wrap the writer in gzip for a
+/// `.tar-split.gz`), numbering positions and refusing a second file entry for one path, as
+/// tar-split's packer does (containers/storage then refuses the layer).
+pub struct Encoder<W: Write> {
+    out: W,
+    position: u64,
+    seen: HashSet<Vec<u8>>,
+}
+
+impl<W: Write> Encoder<W> {
+    pub fn new(out: W) -> Self {
+        Encoder {
+            out,
+            position: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// Raw tar bytes to copy verbatim on reassembly.
+    pub fn segment(&mut self, bytes: &[u8]) -> Result<()> {
+        let payload = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.write(&OutEntry {
+            kind: SEGMENT_TYPE,
+            name: None,
+            name_raw: None,
+            size: 0,
+            payload: Some(payload),
+            position: self.position,
+        })
+    }
+
+    /// A member whose body (`size` bytes, CRC-64/GO-ISO `crc`) reassembly takes from the layer's
+    /// files. A name that is not UTF-8 goes to `name_raw`, which JSON can carry intact.
+    pub fn file(&mut self, name: &[u8], size: u64, crc: Option<u64>) -> Result<()> {
+        if !self.seen.insert(clean(name)) {
+            return Err(Error::InvalidArgument(format!(
+                "the tar has two entries for {:?}; containers/storage refuses such layers",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        let (name, name_raw) = match std::str::from_utf8(name) {
+            Ok(name) => (Some(name), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(name)),
+            ),
+        };
+        let payload =
+            crc.map(|crc| base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes()));
+        self.write(&OutEntry {
+            kind: FILE_TYPE,
+            name,
+            name_raw,
+            size,
+            payload,
+            position: self.position,
+        })
+    }
+
+    /// The writer, once every entry is written.
+    pub fn finish(self) -> W {
+        self.out
+    }
+
+    fn write(&mut self, entry: &OutEntry<'_>) -> Result<()> {
+        serde_json::to_writer(&mut self.out, entry)
+            .map_err(|e| Error::io("tar-split", std::io::Error::other(e)))?;
+        self.out
+            .write_all(b"\n")
+            .map_err(|e| Error::io("tar-split", e))?;
+        self.position += 1;
+        Ok(())
+    }
+}
+
+/// The path a tar name stands for, as Go's `filepath.Clean` would compare it: no `.` components,
+/// no repeated or trailing slashes.
+fn clean(name: &[u8]) -> Vec<u8> {
+    let absolute = name.first() == Some(&b'/');
+    let parts: Vec<&[u8]> = name
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty() && *p != b".")
+        .collect();
+    let mut out = if absolute { b"/".to_vec() } else { Vec::new() };
+    out.extend(parts.join(&b'/'));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +334,32 @@ mod tests {
             .collect::<Result<Vec<_>>>()
             .unwrap_err();
         assert_eq!(err.code(), "ECORRUPT");
+    }
+
+    #[test]
+    fn the_encoder_writes_what_the_decoder_reads_and_refuses_duplicate_paths() {
+        let mut encoder = Encoder::new(Vec::new());
+        encoder.segment(b"header").unwrap();
+        encoder.file(b"./a", 9, Some(0xb90956c775a41001)).unwrap();
+        encoder.file(b"b\xff", 0, None).unwrap();
+        encoder.segment(b"").unwrap();
+        assert_eq!(encoder.file(b"a/", 0, None).unwrap_err().code(), "EINVAL");
+        let text = String::from_utf8(encoder.finish()).unwrap();
+        assert!(text.starts_with("{\"type\":2,\"payload\":\"aGVhZGVy\",\"position\":0}\n"));
+        assert!(text.contains(
+            "{\"type\":1,\"name\":\"./a\",\"size\":9,\"payload\":\"uQlWx3WkEAE=\",\"position\":1}"
+        ));
+        let entries: Vec<Entry> = Decoder::new(&gzip(&text)[..], "t")
+            .collect::<Result<_>>()
+            .unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(
+            entries[2],
+            Entry::File {
+                name: b"b\xff".to_vec(),
+                size: 0,
+                crc: None
+            }
+        );
     }
 }

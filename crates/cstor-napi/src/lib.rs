@@ -9,6 +9,7 @@
 mod convert;
 pub mod proxy;
 pub mod rpc;
+pub mod write;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -173,7 +174,7 @@ impl NativeStore {
     }
 
     /// The open store, or `EINVAL` after `close`.
-    fn store(&self) -> Result<Arc<Store>> {
+    pub(crate) fn store(&self) -> Result<Arc<Store>> {
         self.store
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

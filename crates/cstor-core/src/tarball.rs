@@ -1,0 +1,130 @@
+//! `podman import`: a root filesystem tar becomes a one-layer image, described by the config and
+//! manifest podman's tarball source writes (an OCI config with one diff ID and an "imported from
+//! tarball" history entry; an OCI manifest without a top-level media type). Pulled through
+//! [`Store::pull`], it gets the IDs podman gives it: the layer's is its diff ID's hex, the
+//! image's the config digest's.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::apply::Compression;
+use crate::error::{Error, IoContext, Result};
+use crate::layer_create::now_rfc3339;
+use crate::pull::{host_platform, ImageSource};
+
+/// A tar file offered as a one-layer image.
+pub struct Tarball {
+    path: PathBuf,
+    blob_digest: String,
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+}
+
+impl Tarball {
+    /// Reads `path` once to learn its digests (plain, gzip or zstd tar).
+    pub fn open(path: &Path) -> Result<Tarball> {
+        let mut file = File::open(path).at(path)?;
+        let mut head = [0u8; 16];
+        let n = file.read(&mut head).at(path)?;
+        let compression = Compression::detect(&head[..n]);
+        let (blob_digest, blob_size) = digest(File::open(path).at(path)?, path)?;
+        let diff_id = match compression {
+            Compression::None => blob_digest.clone(),
+            Compression::Gzip => {
+                digest(
+                    flate2::read::MultiGzDecoder::new(File::open(path).at(path)?),
+                    path,
+                )?
+                .0
+            }
+            Compression::Zstd => {
+                let decoder =
+                    zstd::stream::read::Decoder::new(File::open(path).at(path)?).at(path)?;
+                digest(decoder, path)?.0
+            }
+            other => {
+                return Err(Error::Unsupported {
+                    what: format!("{other:?} compressed tarballs"),
+                })
+            }
+        };
+        let media_type = match compression {
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            _ => "application/vnd.oci.image.layer.v1.tar",
+        };
+        let created = now_rfc3339();
+        let platform = host_platform();
+        let config = serde_json::to_vec(&json!({
+            "created": created,
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{
+                "created": created,
+                "created_by": format!("/bin/sh -c #(nop) ADD file:{} in /", diff_id.trim_start_matches("sha256:")),
+                "comment": "imported from tarball",
+            }],
+        }))
+        .map_err(|e| Error::io(path, io::Error::other(e)))?;
+        let config_digest = format!("sha256:{}", hex(&Sha256::digest(&config)));
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config.len(),
+            },
+            "layers": [{"mediaType": media_type, "digest": blob_digest, "size": blob_size}],
+        }))
+        .map_err(|e| Error::io(path, io::Error::other(e)))?;
+        Ok(Tarball {
+            path: path.to_owned(),
+            blob_digest,
+            manifest,
+            config,
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest(mut reader: impl Read, path: &Path) -> Result<(String, u64)> {
+    let mut hash = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buffer).at(path)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((format!("sha256:{}", hex(&hash.finalize())), size))
+}
+
+impl ImageSource for Tarball {
+    fn manifest(&mut self) -> Result<Vec<u8>> {
+        Ok(self.manifest.clone())
+    }
+
+    fn blob(&mut self, digest: &str) -> Result<Box<dyn Read + '_>> {
+        if digest == self.blob_digest {
+            Ok(Box::new(File::open(&self.path).at(&self.path)?))
+        } else if digest == format!("sha256:{}", hex(&Sha256::digest(&self.config))) {
+            Ok(Box::new(io::Cursor::new(self.config.clone())))
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "the tarball has no blob {digest}"
+            )))
+        }
+    }
+}
