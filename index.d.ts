@@ -44,6 +44,8 @@ export declare class NativeRpcServer {
 export declare class NativeStore {
   /** Serves this store on a new Unix socket at `path` (which must not exist). */
   serve(path: string): NativeRpcServer
+  /** Checks the whole store, or only the image `reference` names, for damage. */
+  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -132,6 +134,17 @@ export interface ExtractStatsInfo {
   reflinkedFiles: number
   kernelCopiedFiles: number
   userCopiedFiles: number
+}
+
+/**
+ * One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
+ * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.
+ */
+export interface FindingInfo {
+  severity: string
+  kind: string
+  subject: string
+  message: string
 }
 
 export interface ImageDetailsInfo {
@@ -328,6 +341,16 @@ export interface TocEntryInfo {
 export interface TocOptionsInfo {
   digests?: boolean
   listWhiteouts?: boolean
+}
+
+export interface VerifyReportInfo {
+  /** No finding of severity `error`. */
+  clean: boolean
+  findings: Array<FindingInfo>
+  images: number
+  layers: number
+  /** Bytes of layer tar rebuilt and hashed. */
+  bytes: number
 }
 
 export interface XattrInfo {

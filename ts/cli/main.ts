@@ -10,6 +10,7 @@ import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
 import { serveCommand } from './serve.js'
 import { tarDiffCommand } from './tardiff.js'
+import { verifyCommand } from './verify.js'
 import { HELP, UsageError, type Flags } from './usage.js'
 
 const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
@@ -34,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
       compress: { type: 'string' },
       socket: { type: 'string' },
       platform: { type: 'string' },
+      image: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -59,15 +61,17 @@ async function main(argv: string[]): Promise<number> {
     compress: values.compress,
     socket: values.socket,
     platform: values.platform,
+    image: values.image,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
-  const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
+  const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {
     image: imageCommand,
     images: (storage, args, flags) => imageCommand(storage, ['list', ...args], flags),
     layer: layerCommand,
     copy: copyCommand,
     'resolve-link': resolveLinkCommand,
     serve: serveCommand,
+    verify: verifyCommand,
   }
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
@@ -76,8 +80,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),
   })
-  await command(storage, rest, flags)
-  return 0
+  return (await command(storage, rest, flags)) ?? 0
 }
 
 main(process.argv.slice(2)).then(

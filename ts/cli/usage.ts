@@ -23,6 +23,8 @@ export interface Flags {
   socket?: string
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
+  /** `verify --image REF`: check one image instead of the whole store. */
+  image?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -56,6 +58,10 @@ Commands:
   serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
                              fds (SCM_RIGHTS): ListImages, ListLayers,
                              GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+  verify [--image REF]       Check the store (or one image) for damage: every layer's files
+                             against tar-split CRCs and its diff digest, big data against
+                             its digests, parents, image layers, overlay links; also unused
+                             layers and dangling links. Exit 0 clean, 1 damaged
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
   tar-diff <A> <B>           Compare two tars (plain or gzip) entry by entry: - only in A,
                              + only in B, ~ a header field or the content differs.
@@ -79,7 +85,8 @@ Global options:
   -h, --help        Show this help
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;
-tar-diff: 0 same, 1 different, 2 trouble.
+tar-diff: 0 same, 1 different, 2 trouble; verify: 0 clean (warnings allowed), 1 damage
+found or the check failed, 2 usage error.
 
 Examples:
   cstor image list
@@ -89,5 +96,6 @@ Examples:
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
   cstor copy alpine oci:./layout:alpine --compress zstd
+  cstor verify --image alpine
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

@@ -8,6 +8,7 @@
 
 pub mod clone;
 pub mod config;
+pub mod containers;
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -27,6 +28,7 @@ pub mod store;
 pub mod tardiff;
 pub mod tarsplit;
 pub mod toc;
+pub mod verify;
 pub mod whiteout;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@
 mod convert;
 pub mod proxy;
 pub mod rpc;
+pub mod verify;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
