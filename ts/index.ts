@@ -16,4 +16,18 @@ export type { ImageTocOptions, Toc, TocEntry, TocOptions } from './toc.js'
 export { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
 export { tarDiff, type TarDiff, type TarDifference } from './tardiff.js'
 export type { Finding, Severity, VerifyOptions, VerifyReport } from './verify.js'
-export * from './errors.js'
+export {
+  AmbiguousError,
+  ConfigError,
+  CorruptError,
+  CstorError,
+  InternalError,
+  InvalidArgumentError,
+  NoImageError,
+  NoLayerError,
+  NoStoreError,
+  RemoteError,
+  SystemError,
+  UnsupportedError,
+  type ErrorCode,
+} from './errors.js'
