@@ -11,6 +11,7 @@ import { layerCommand, resolveLinkCommand } from './layer.js'
 import { serveCommand } from './serve.js'
 import { tarDiffCommand } from './tardiff.js'
 import { verifyCommand } from './verify.js'
+import { commandHelp } from './help.js'
 import { HELP, UsageError, type Flags } from './usage.js'
 
 const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
@@ -36,11 +37,12 @@ async function main(argv: string[]): Promise<number> {
       socket: { type: 'string' },
       platform: { type: 'string' },
       image: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help || positionals.length === 0) {
-    process.stdout.write(HELP)
+    process.stdout.write((values.help && commandHelp(positionals)) || HELP)
     return values.help ? 0 : 2
   }
   const additionalImageStores = (values['storage-opt'] ?? []).map((opt) => {
@@ -50,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
   const [group, ...rest] = positionals
   const flags: Flags = {
     json: values.json,
+    quiet: values.quiet,
     output: values.output,
     verify: !values['no-verify'],
     reflinks: !values['no-reflinks'],

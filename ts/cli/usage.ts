@@ -5,6 +5,8 @@ export class UsageError extends Error {}
 /** Options every verb receives. */
 export interface Flags {
   json: boolean
+  /** `--quiet`: no progress bars. */
+  quiet: boolean
   /** `-o FILE` of `layer export`. */
   output?: string
   /** Verify CRCs on export (`--no-verify` turns it off). */
@@ -76,13 +78,14 @@ Global options:
   --storage-opt additionalimagestore=DIR
                     Add a read-only additional image store (repeatable)
   --json            Print JSON instead of tables
+  -q, --quiet       No progress bars (drawn on stderr only when it is a terminal)
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
   --compress ALGO   Layer blobs of copy: none (default), gzip or zstd
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
-  -h, --help        Show this help
+  -h, --help        Show this help; after a command: its options and examples
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;
 tar-diff: 0 same, 1 different, 2 trouble; verify: 0 clean (warnings allowed), 1 damage

@@ -1,7 +1,7 @@
 /** `cstor verify [--image REF]`: a store (or one image) checked for damage; exit 1 on errors. */
 import type { Finding, Storage } from '../index.js'
 import { humanSize, printJson, printTable, shortId } from './output.js'
-import { clearProgress, drawProgress } from './progress.js'
+import { clearProgress, progressOption } from './progress.js'
 import { UsageError, type Flags } from './usage.js'
 
 /** Layer and image IDs shortened as elsewhere in the CLI; link names and paths kept whole. */
@@ -12,7 +12,7 @@ export async function verifyCommand(storage: Storage, args: string[], flags: Fla
   const started = process.hrtime.bigint()
   const report = await storage.verify({
     ...(flags.image !== undefined && { image: flags.image }),
-    ...(process.stderr.isTTY && { onProgress: drawProgress }),
+    ...progressOption(flags),
   })
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
   clearProgress()
