@@ -56,6 +56,8 @@ export declare class NativeStore {
   pull(source: string, name?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
   /** `podman import`: a root filesystem tar file as a one-layer image. */
   importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
+  /** Checks the whole store, or only the image `reference` names, for damage. */
+  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -168,6 +170,17 @@ export interface ExtractStatsInfo {
   reflinkedFiles: number
   kernelCopiedFiles: number
   userCopiedFiles: number
+}
+
+/**
+ * One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
+ * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.
+ */
+export interface FindingInfo {
+  severity: string
+  kind: string
+  subject: string
+  message: string
 }
 
 export interface ImageDetailsInfo {
@@ -374,6 +387,16 @@ export interface TocEntryInfo {
 export interface TocOptionsInfo {
   digests?: boolean
   listWhiteouts?: boolean
+}
+
+export interface VerifyReportInfo {
+  /** No finding of severity `error`. */
+  clean: boolean
+  findings: Array<FindingInfo>
+  images: number
+  layers: number
+  /** Bytes of layer tar rebuilt and hashed. */
+  bytes: number
 }
 
 export interface XattrInfo {

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { InUseError, InvalidArgumentError, NoImageError, Storage } from '../ts/index'
-import { copyStore, main, storageConf, type FixtureStore } from './helpers'
+import { cliOn, copyStore, main, storageConf, type FixtureStore } from './helpers'
 
 const env = { ...process.env, CONTAINERS_STORAGE_CONF: storageConf }
 let dir: string
@@ -289,5 +289,35 @@ describe('createLayer and createImage', () => {
     } finally {
       ours.cleanup()
     }
+  })
+})
+
+describe('CLI write verbs', () => {
+  it('import, tag, untag, pull and rmi change the store as podman sees it; bad input exits non-zero', async () => {
+    const store = emptyStore('cli')
+    const tar = rootfsTar('cli', 'c')
+    const imported = cliOn(store, ['--json', 'import', tar, 'cli-base:1'])
+    expect(imported.status).toBe(0)
+    const { imageId } = JSON.parse(imported.stdout) as { imageId: string }
+    expect(cliOn(store, ['tag', 'cli-base:1', 'cli-base:2', 'quay.io/x/y:3']).status).toBe(0)
+    expect(cliOn(store, ['untag', imageId, 'cli-base:1']).status).toBe(0)
+    const names = () => (JSON.parse(podman(store, 'image', 'inspect', imageId))[0] as { RepoTags: string[] }).RepoTags.sort()
+    expect(names()).toEqual(['localhost/cli-base:2', 'quay.io/x/y:3'])
+    const layout = path.join(dir, 'cli-layout')
+    skopeo('copy', '--quiet', storageRef(main, 'localhost/base:1'), `oci:${layout}:base`)
+    const pulled = cliOn(store, ['--json', 'pull', `oci:${layout}:base`, 'pulled:1'])
+    expect(pulled.status).toBe(0)
+    expect(JSON.parse(podman(store, 'image', 'inspect', 'localhost/pulled:1'))[0].Id).toBe(JSON.parse(pulled.stdout).imageId)
+    expect(cliOn(store, ['rmi', 'localhost/pulled:1', 'cli-base:2']).status).toBe(0)
+    expect(cliOn(store, ['rmi', 'quay.io/x/y:3']).stdout).toContain('Deleted')
+    expect(podman(store, 'images', '-q').trim()).toBe('')
+    expect(fs.readdirSync(path.join(store.root, 'overlay')).filter((n) => n !== 'l' && !n.startsWith('.'))).toEqual([])
+
+    const missing = cliOn(store, ['rmi', 'nope'])
+    expect(missing.status).toBe(1)
+    expect(missing.stderr).toContain('ENOIMAGE')
+    expect(cliOn(store, ['import', path.join(dir, 'no-such.tar')]).status).toBe(1)
+    expect(cliOn(store, ['pull', 'docker://x']).stderr).toContain('EINVAL')
+    expect(cliOn(store, ['tag', 'only-one-arg']).status).toBe(2)
   })
 })

@@ -16,4 +16,20 @@ export type { CreateImageOptions, CreateLayerOptions, PullOptions, PullResult, T
 export type { ImageTocOptions, Toc, TocEntry, TocOptions } from './toc.js'
 export { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
 export { tarDiff, type TarDiff, type TarDifference } from './tardiff.js'
-export * from './errors.js'
+export type { Finding, Severity, VerifyOptions, VerifyReport } from './verify.js'
+export {
+  AmbiguousError,
+  ConfigError,
+  CorruptError,
+  CstorError,
+  InUseError,
+  InternalError,
+  InvalidArgumentError,
+  NoImageError,
+  NoLayerError,
+  NoStoreError,
+  RemoteError,
+  SystemError,
+  UnsupportedError,
+  type ErrorCode,
+} from './errors.js'

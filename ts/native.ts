@@ -18,6 +18,7 @@ export {
   type ExportStatsInfo,
   type ExtractOptionsInfo,
   type ExtractStatsInfo,
+  type FindingInfo,
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,
@@ -28,4 +29,5 @@ export {
   type StoreConfigInfo,
   type TarDiffInfo,
   type TocEntryInfo,
+  type VerifyReportInfo,
 } from '../index.js'

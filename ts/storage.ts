@@ -12,6 +12,8 @@ import {
   type PullResult,
   type TarSource,
 } from './write.js'
+import { splitProgress } from './progress.js'
+import type { VerifyOptions, VerifyReport } from './verify.js'
 
 export interface OpenOptions {
   /** The graph root, podman's `--root`. */
@@ -137,6 +139,18 @@ export class Storage {
   /** The layer with this ID, name or unique ID prefix. Throws `NoLayerError` or `AmbiguousError`. */
   async layer(reference: string): Promise<Layer> {
     return new Layer(this.#native, await call(() => this.#native.getLayer(reference)))
+  }
+
+  /**
+   * Checks the store for damage, as containers/storage's check does: every layer's tar rebuilt
+   * from tar-split and `diff/` (each file's CRC-64, the whole tar's `diff-digest` and size), every
+   * image's big data against its recorded size and digest, parents, image layers, overlay links
+   * and `lower` files; for the whole store also unused layers, dangling `l/` links and layer
+   * directories no record names. Damage is reported, not thrown.
+   */
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const [{ image }, onProgress] = splitProgress(options)
+    return (await call(() => this.#native.verify(image, onProgress))) as VerifyReport
   }
 
   /** The layer an `overlay/l/<LINK>` short link stands for. */

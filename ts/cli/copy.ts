@@ -1,7 +1,7 @@
 /** `cstor copy <ref> oci:DIR[:NAME]`: an image from the store into an OCI image layout. */
 import type { OciCopyOptions, Storage } from '../index.js'
 import { humanSize, printJson } from './output.js'
-import { clearProgress, drawProgress } from './progress.js'
+import { clearProgress, progressOption } from './progress.js'
 import { UsageError, type Flags } from './usage.js'
 
 const COMPRESSIONS = ['none', 'gzip', 'zstd'] as const
@@ -26,7 +26,7 @@ export async function copyCommand(storage: Storage, args: string[], flags: Flags
     compression: compression as OciCopyOptions['compression'],
     ...(refName !== undefined && { refName }),
     ...(flags.platform !== undefined && { platform: flags.platform }),
-    ...(process.stderr.isTTY && { onProgress: drawProgress }),
+    ...progressOption(flags),
   }
   const started = process.hrtime.bigint()
   const result = await image.copyToOci(dir, options)

@@ -1,12 +1,12 @@
 /** `cstor image extract` and `cstor layer extract`: options, a progress bar, the summary. */
 import type { ExtractStats, LayerExtractOptions } from '../index.js'
 import { humanSize, printJson } from './output.js'
-import { clearProgress, drawProgress } from './progress.js'
+import { clearProgress, progressOption } from './progress.js'
 import { UsageError, type Flags } from './usage.js'
 
 const WHITEOUT_FORMS = ['overlay', 'aufs', 'apply'] as const
 
-/** The API options the flags ask for, with a progress bar when stderr is a terminal. */
+/** The API options the flags ask for, with a progress bar unless stderr is no terminal or --quiet. */
 export function extractOptions(flags: Flags): LayerExtractOptions {
   const whiteouts = flags.whiteouts
   if (whiteouts !== undefined && !(WHITEOUT_FORMS as readonly string[]).includes(whiteouts)) {
@@ -17,7 +17,7 @@ export function extractOptions(flags: Flags): LayerExtractOptions {
     xattrs: flags.xattrs,
     ...(flags.owners === false && { owners: false }),
     ...(whiteouts !== undefined && { whiteouts: whiteouts as LayerExtractOptions['whiteouts'] }),
-    ...(process.stderr.isTTY && { onProgress: drawProgress }),
+    ...progressOption(flags),
   }
 }
 

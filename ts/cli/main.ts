@@ -10,6 +10,9 @@ import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
 import { serveCommand } from './serve.js'
 import { tarDiffCommand } from './tardiff.js'
+import { verifyCommand } from './verify.js'
+import { importCommand, pullCommand, rmiCommand, tagCommand, untagCommand } from './write.js'
+import { commandHelp } from './help.js'
 import { HELP, UsageError, type Flags } from './usage.js'
 
 const ADDITIONAL_STORE_OPTION = 'additionalimagestore='
@@ -34,11 +37,13 @@ async function main(argv: string[]): Promise<number> {
       compress: { type: 'string' },
       socket: { type: 'string' },
       platform: { type: 'string' },
+      image: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help || positionals.length === 0) {
-    process.stdout.write(HELP)
+    process.stdout.write((values.help && commandHelp(positionals)) || HELP)
     return values.help ? 0 : 2
   }
   const additionalImageStores = (values['storage-opt'] ?? []).map((opt) => {
@@ -48,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
   const [group, ...rest] = positionals
   const flags: Flags = {
     json: values.json,
+    quiet: values.quiet,
     output: values.output,
     verify: !values['no-verify'],
     reflinks: !values['no-reflinks'],
@@ -59,15 +65,22 @@ async function main(argv: string[]): Promise<number> {
     compress: values.compress,
     socket: values.socket,
     platform: values.platform,
+    image: values.image,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
-  const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void>> = {
+  const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {
     image: imageCommand,
     images: (storage, args, flags) => imageCommand(storage, ['list', ...args], flags),
     layer: layerCommand,
     copy: copyCommand,
     'resolve-link': resolveLinkCommand,
     serve: serveCommand,
+    verify: verifyCommand,
+    pull: pullCommand,
+    import: importCommand,
+    tag: tagCommand,
+    untag: untagCommand,
+    rmi: rmiCommand,
   }
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
@@ -76,8 +89,7 @@ async function main(argv: string[]): Promise<number> {
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),
   })
-  await command(storage, rest, flags)
-  return 0
+  return (await command(storage, rest, flags)) ?? 0
 }
 
 main(process.argv.slice(2)).then(

@@ -5,6 +5,8 @@ export class UsageError extends Error {}
 /** Options every verb receives. */
 export interface Flags {
   json: boolean
+  /** `--quiet`: no progress bars. */
+  quiet: boolean
   /** `-o FILE` of `layer export`. */
   output?: string
   /** Verify CRCs on export (`--no-verify` turns it off). */
@@ -23,11 +25,13 @@ export interface Flags {
   socket?: string
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
+  /** `verify --image REF`: check one image instead of the whole store. */
+  image?: string
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
 
-Read containers-storage (podman, buildah, skopeo, CRI-O) image stores directly.
+Read and write containers-storage (podman, buildah, skopeo, CRI-O) image stores directly.
 
 Commands:
   image list                 List images (like podman images -a)
@@ -56,6 +60,17 @@ Commands:
   serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
                              fds (SCM_RIGHTS): ListImages, ListLayers,
                              GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+  verify [--image REF]       Check the store (or one image) for damage: every layer's files
+                             against tar-split CRCs and its diff digest, big data against
+                             its digests, parents, image layers, overlay links; also unused
+                             layers and dangling links. Exit 0 clean, 1 damaged
+  pull oci:DIR[:REF] [NAME]  Pull an image from an OCI layout into the store, written as
+                             skopeo writes it (same IDs); layers it has are skipped
+  import <tar> [NAME]        Make a one-layer image of a root filesystem tar (podman import)
+  tag <ref> <name>...        Add names to an image; a name another image had moves
+  untag <ref> [<name>...]    Remove names from an image (all when none are given)
+  rmi <ref>...               Delete images and the layers only they use; a name of an image
+                             with several is only untagged (as podman rmi)
   resolve-link <link-id>     Show the layer an overlay/l/<link-id> short link stands for
   tar-diff <A> <B>           Compare two tars (plain or gzip) entry by entry: - only in A,
                              + only in B, ~ a header field or the content differs.
@@ -70,16 +85,18 @@ Global options:
   --storage-opt additionalimagestore=DIR
                     Add a read-only additional image store (repeatable)
   --json            Print JSON instead of tables
+  -q, --quiet       No progress bars (drawn on stderr only when it is a terminal)
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
   --compress ALGO   Layer blobs of copy: none (default), gzip or zstd
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
-  -h, --help        Show this help
+  -h, --help        Show this help; after a command: its options and examples
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;
-tar-diff: 0 same, 1 different, 2 trouble.
+tar-diff: 0 same, 1 different, 2 trouble; verify: 0 clean (warnings allowed), 1 damage
+found or the check failed, 2 usage error.
 
 Examples:
   cstor image list
@@ -89,5 +106,6 @@ Examples:
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
   cstor copy alpine oci:./layout:alpine --compress zstd
+  cstor verify --image alpine
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

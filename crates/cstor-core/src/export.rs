@@ -6,7 +6,8 @@
 //! CRC-64/GO-ISO. With verification off, bodies move fd to fd inside the kernel
 //! (`copy_file_range` to a file, `sendfile` to a pipe or socket); with it on, a large body is
 //! read once in chunks for its CRC and each chunk is then moved the same way, so its bytes reach
-//! user space once. Small bodies are buffered with the headers around them.
+//! user space once. Small bodies are buffered with the headers around them. An export into a
+//! plain [`Write`] (a hash, for `verify`) reads each body once and feeds it CRC and writer alike.
 //!
 //! The sha256 of the output is the layer's `diff-digest` (tested against every fixture layer and
 //! against `tar-split asm`).
@@ -14,7 +15,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Component, Path, PathBuf};
@@ -153,7 +154,21 @@ impl Store {
         out: &mut File,
         options: ExportOptions,
     ) -> Result<ExportStats> {
-        let mut writer = TarWriter::new(out, options);
+        self.write_layer(layer, TarWriter::new(out, options))
+    }
+
+    /// Writes the tar of `layer` into any writer — a hash, a buffer. Every body passes through
+    /// user space (there is no fd for the kernel to move it to), read once for writer and CRC.
+    pub fn export_layer_to_writer(
+        &self,
+        layer: &Layer,
+        out: &mut dyn Write,
+        options: ExportOptions,
+    ) -> Result<ExportStats> {
+        self.write_layer(layer, TarWriter::to_writer(out, options))
+    }
+
+    fn write_layer(&self, layer: &Layer, mut writer: TarWriter) -> Result<ExportStats> {
         let mut parts = self.layer_parts(layer)?;
         while let Some(part) = parts.next() {
             match part? {
@@ -244,9 +259,9 @@ fn open_body(diff: &Dir, diff_path: &Path, name: &Path, size: u64) -> Result<Fil
 
 /// Waits until `out` accepts more bytes. An fd shared with Node (its stdout, a pipe it reads) is
 /// often non-blocking, and a write to it answers `EAGAIN` when the reader is behind.
-fn wait_writable(out: &File) -> Result<()> {
+fn wait_writable(out: RawFd) -> Result<()> {
     let mut poll = libc::pollfd {
-        fd: out.as_raw_fd(),
+        fd: out,
         events: libc::POLLOUT,
         revents: 0,
     };
@@ -272,12 +287,35 @@ enum Mover {
     ReadWrite,
 }
 
+/// Where a [`TarWriter`]'s bytes go.
+enum Output<'a> {
+    /// A file, pipe or socket: large bodies can move fd to fd in the kernel.
+    Fd(&'a mut File),
+    /// Anything else that takes bytes; only [`Mover::ReadWrite`] can reach it.
+    Writer(&'a mut dyn Write),
+}
+
+impl Output<'_> {
+    fn fd(&self) -> Option<RawFd> {
+        match self {
+            Output::Fd(file) => Some(file.as_raw_fd()),
+            Output::Writer(_) => None,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Output::Fd(file) => file.write(bytes),
+            Output::Writer(writer) => writer.write(bytes),
+        }
+    }
+}
+
 /// Writes tar bytes to an fd, buffering segments and small bodies, moving large bodies with the
 /// kernel; with verification on, a large body is read once for its CRC in cache-sized chunks and
 /// each chunk then moved by the kernel, so its bytes are copied to user space once, not twice.
-/// Writes a tar (or any byte run) to an fd: buffered segments, bodies moved by the kernel.
 pub(crate) struct TarWriter<'a> {
-    out: &'a mut File,
+    out: Output<'a>,
     mover: Mover,
     verify: bool,
     buffer: Vec<u8>,
@@ -298,6 +336,15 @@ impl<'a> TarWriter<'a> {
             // leaves the pipe as it was.
             unsafe { libc::fcntl(out.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES) };
         }
+        TarWriter::with(Output::Fd(out), mover, options)
+    }
+
+    /// A writer into `out` that reads bodies into its buffer, since no kernel copy can reach it.
+    pub(crate) fn to_writer(out: &'a mut dyn Write, options: ExportOptions) -> Self {
+        TarWriter::with(Output::Writer(out), Mover::ReadWrite, options)
+    }
+
+    fn with(out: Output<'a>, mover: Mover, options: ExportOptions) -> Self {
         TarWriter {
             out,
             mover,
@@ -324,7 +371,10 @@ impl<'a> TarWriter<'a> {
                 Ok(0) => return Err(Error::io("<output>", std::io::ErrorKind::WriteZero.into())),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_writable(self.out)?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match self.out.fd() {
+                    Some(fd) => wait_writable(fd)?,
+                    None => return Err(Error::io("<output>", e)),
+                },
                 Err(e) => return Err(Error::io("<output>", e)),
             }
         }
@@ -375,28 +425,30 @@ impl<'a> TarWriter<'a> {
     fn move_range(&mut self, body: &File, path: &Path, offset: u64, len: u64) -> Result<u64> {
         loop {
             let chunk = len.min(1 << 30) as usize;
+            let out = match (self.mover, self.out.fd()) {
+                (Mover::CopyFileRange | Mover::Sendfile, Some(out)) => out,
+                _ => {
+                    let len = chunk.min(OUTPUT_BUFFER_BYTES) as u64;
+                    self.buffer_range(body, path, offset, len, None)?;
+                    self.flush()?;
+                    return Ok(len);
+                }
+            };
             let mut from = offset as libc::off_t;
             // SAFETY: both fds are open for the call; `from` is a valid offset the kernel advances
             // instead of the file position; a null output offset uses the output's position.
             let moved = unsafe {
-                match self.mover {
-                    Mover::CopyFileRange => libc::copy_file_range(
+                if self.mover == Mover::CopyFileRange {
+                    libc::copy_file_range(
                         body.as_raw_fd(),
                         &mut from,
-                        self.out.as_raw_fd(),
+                        out,
                         std::ptr::null_mut(),
                         chunk,
                         0,
-                    ),
-                    Mover::Sendfile => {
-                        libc::sendfile(self.out.as_raw_fd(), body.as_raw_fd(), &mut from, chunk)
-                    }
-                    Mover::ReadWrite => {
-                        let len = chunk.min(OUTPUT_BUFFER_BYTES) as u64;
-                        self.buffer_range(body, path, offset, len, None)?;
-                        self.flush()?;
-                        return Ok(len);
-                    }
+                    )
+                } else {
+                    libc::sendfile(out, body.as_raw_fd(), &mut from, chunk)
                 }
             };
             if moved > 0 {
@@ -408,7 +460,7 @@ impl<'a> TarWriter<'a> {
             let err = std::io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => wait_writable(self.out)?,
+                Some(libc::EAGAIN) => wait_writable(out)?,
                 Some(libc::EINVAL | libc::ENOSYS | libc::EXDEV | libc::EOPNOTSUPP) => {
                     self.mover = match self.mover {
                         Mover::CopyFileRange => Mover::Sendfile,

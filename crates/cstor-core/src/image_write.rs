@@ -189,7 +189,10 @@ impl Store {
     fn delete_image(&self, image: &Image, reference: &str) -> Result<Vec<String>> {
         let mut layers = self.begin_layers()?;
         let mut images = self.begin_images()?;
-        let containers = self.container_use()?;
+        // A container is created under the layers lock held here, so none can appear meanwhile.
+        let containers = self.containers()?;
+        let container_images: HashSet<&str> = containers.iter().map(|c| c.image.as_str()).collect();
+        let container_layers: HashSet<&str> = containers.iter().map(|c| c.layer.as_str()).collect();
         let mut doomed_images = Vec::new();
         let mut doomed_layers: Vec<String> = Vec::new();
         let mut next = Some(image.id().to_owned());
@@ -199,7 +202,7 @@ impl Store {
                     reference: reference.to_owned(),
                 });
             };
-            if containers.image_ids.contains(&id) {
+            if container_images.contains(id.as_str()) {
                 return Err(Error::InUse {
                     what: format!("image {id} is used by a container"),
                 });
@@ -219,7 +222,7 @@ impl Store {
                 let has_other_child = layers.records.iter().any(|r| {
                     r.parent.as_deref() == Some(current.as_str()) && !doomed_layers.contains(&r.id)
                 });
-                if containers.layer_ids.contains(&current)
+                if container_layers.contains(current.as_str())
                     || kept_tops.contains(current.as_str())
                     || has_other_child
                 {

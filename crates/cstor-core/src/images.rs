@@ -168,15 +168,23 @@ impl Store {
 
     /// One big-data item of an image, read under the images lock.
     pub fn image_big_data(&self, image: &Image, key: &str) -> Result<Vec<u8>> {
-        let dir = &self.dir(image.store_index).dir;
-        let _guard = read_lock(dir, Path::new("overlay-images/images.lock"))?;
-        let path = big_data_path(image, key);
-        read_metadata_file(dir, &path)?.ok_or_else(|| {
+        self.image_big_data_if_present(image, key)?.ok_or_else(|| {
             Error::corrupt(
-                &path,
+                big_data_path(image, key),
                 format!("image {} has no big-data item {key:?}", image.id()),
             )
         })
+    }
+
+    /// One big-data item of an image, `None` when its file is missing.
+    pub(crate) fn image_big_data_if_present(
+        &self,
+        image: &Image,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        let dir = &self.dir(image.store_index).dir;
+        let _guard = read_lock(dir, Path::new("overlay-images/images.lock"))?;
+        read_metadata_file(dir, &big_data_path(image, key))
     }
 
     /// The image's own manifest (the `manifest` big-data item).
@@ -287,7 +295,8 @@ fn image_size(image: &Image, chain: &[Layer]) -> i64 {
     layer_bytes + big_data_bytes
 }
 
-fn big_data_path(image: &Image, key: &str) -> PathBuf {
+/// Where an image's big-data item lives, relative to its store.
+pub(crate) fn big_data_path(image: &Image, key: &str) -> PathBuf {
     Path::new(IMAGES_DIR)
         .join(image.id())
         .join(big_data_file_name(key))

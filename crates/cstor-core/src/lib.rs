@@ -10,6 +10,7 @@ pub mod apply;
 pub mod atomic;
 pub mod clone;
 pub mod config;
+pub mod containers;
 pub mod error;
 pub mod export;
 pub mod extract;
@@ -35,6 +36,7 @@ pub mod tardiff;
 pub mod tarsplit;
 pub mod toc;
 pub mod transaction;
+pub mod verify;
 pub mod whiteout;
 
 pub use error::{Error, Result};

@@ -25,7 +25,7 @@ fn is_valid_link(link: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-fn overlay_file(id: &str, file: &str) -> PathBuf {
+pub(crate) fn overlay_file(id: &str, file: &str) -> PathBuf {
     Path::new("overlay").join(id).join(file)
 }
 
@@ -42,7 +42,7 @@ fn read_layer_file(store_dir: &StoreDir, id: &str, file: &str) -> Result<Option<
 }
 
 /// The layer ID an `l/` link points to, from the link's target `../<id>/diff`.
-fn link_target(store_dir: &StoreDir, link: &str) -> Result<String> {
+pub(crate) fn link_target(store_dir: &StoreDir, link: &str) -> Result<String> {
     if !is_valid_link(link) {
         return Err(Error::InvalidArgument(format!(
             "{link:?} is not an overlay link name"

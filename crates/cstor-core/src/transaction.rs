@@ -18,12 +18,11 @@ use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::images::ImageRecord;
 use crate::layers::LayerRecord;
-use crate::lock::{LockFile, ReadGuard, WriteGuard};
+use crate::lock::{LockFile, WriteGuard};
 use crate::store::{is_valid_id, read_json_records, Store};
 
 pub(crate) const LAYERS_DIR: &str = "overlay-layers";
 pub(crate) const IMAGES_DIR: &str = "overlay-images";
-const CONTAINERS_DIR: &str = "overlay-containers";
 
 /// The flag containers/storage sets on a layer record until the layer is whole.
 pub const INCOMPLETE_FLAG: &str = "incomplete";
@@ -42,22 +41,6 @@ pub struct ImagesTxn<'s> {
     pub(crate) dir: &'s Dir,
     guard: WriteGuard,
     pub records: Vec<ImageRecord>,
-}
-
-/// What `overlay-containers/containers.json` says about which images and layers containers use.
-#[derive(Default)]
-pub struct ContainerUse {
-    _guard: Option<ReadGuard>,
-    pub image_ids: Vec<String>,
-    pub layer_ids: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct ContainerRecord {
-    #[serde(default)]
-    image: String,
-    #[serde(default)]
-    layer: String,
 }
 
 impl Store {
@@ -110,21 +93,6 @@ impl Store {
             dir,
             guard,
             records,
-        })
-    }
-
-    /// What containers use, read under `containers.lock` (held until the value is dropped).
-    /// Take it last, after the layers and images locks.
-    pub fn container_use(&self) -> Result<ContainerUse> {
-        let dir = &self.dirs()[0].dir;
-        let lock = LockFile::open(dir, &Path::new(CONTAINERS_DIR).join("containers.lock"))?;
-        let guard = lock.map(|l| l.read()).transpose()?;
-        let records: Vec<ContainerRecord> =
-            read_json_records(dir, &Path::new(CONTAINERS_DIR).join("containers.json"))?;
-        Ok(ContainerUse {
-            _guard: guard,
-            image_ids: records.iter().map(|c| c.image.clone()).collect(),
-            layer_ids: records.into_iter().map(|c| c.layer).collect(),
         })
     }
 }

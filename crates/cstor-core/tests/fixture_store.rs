@@ -123,3 +123,18 @@ fn every_layer_exports_to_its_diff_digest_verified_or_not() {
         }
     }
 }
+
+#[test]
+fn the_fixture_stores_verify_clean() {
+    for name in ["main", "extra"] {
+        let store = open(name);
+        let mut reports = 0;
+        let report = store.verify(None, &mut |_| reports += 1).unwrap();
+        assert_eq!(report.findings, vec![], "store {name}");
+        let layers = store.layers().unwrap();
+        assert_eq!(report.layers, layers.len());
+        assert_eq!(reports, layers.len() + 1);
+        let sizes: i64 = layers.iter().map(|l| l.record.diff_size.unwrap()).sum();
+        assert_eq!(report.bytes as i64, sizes);
+    }
+}

@@ -9,6 +9,7 @@
 mod convert;
 pub mod proxy;
 pub mod rpc;
+pub mod verify;
 pub mod write;
 
 use std::fs::File;

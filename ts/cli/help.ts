@@ -1,0 +1,172 @@
+/**
+ * `cstor <command> --help`: each command's usage, what it does, its own options and examples.
+ * `cstor --help` (usage.ts) is the overview; a test checks that every command it lists has an
+ * entry here.
+ */
+
+interface Command {
+  usage: string
+  about: string
+  options?: string
+  examples: string[]
+  /** Exit codes other than the usual 0 success, 1 error, 2 usage error. */
+  exit?: string
+}
+
+const COMMANDS: Record<string, Command> = {
+  'image list': {
+    usage: 'image list [--json]',
+    about: 'List the images, one row per name (untagged ones as <none>), as podman images -a.',
+    examples: ['cstor image list', 'cstor --root /var/lib/containers/storage images --json'],
+  },
+  'image inspect': {
+    usage: 'image inspect <ref>',
+    about: "Print an image as JSON: its record, manifest, config (found through the manifest's\nconfig.digest), platform, layers (top first) and size.",
+    examples: ['cstor image inspect alpine', 'cstor image inspect localhost/app:1 | jq .platform'],
+  },
+  'image layers': {
+    usage: 'image layers <ref> [--json]',
+    about: "List an image's layers, top first, with their diff digests and sizes.",
+    examples: ['cstor image layers docker.io/library/alpine:latest'],
+  },
+  'image extract': {
+    usage: 'image extract <ref> <dir> [--no-reflinks] [--no-owners] [--no-xattrs] [--quiet]',
+    about: "Write the image's merged filesystem, as podman image mount shows it, into a new or\nempty directory: built beside it and renamed into place when complete.",
+    options: [
+      '--no-reflinks   copy file content even where FICLONE could share extents',
+      '--no-owners     do not chown (the default when not root)',
+      '--no-xattrs     do not copy extended attributes',
+    ].join('\n'),
+    examples: ['cstor image extract alpine ./rootfs'],
+  },
+  'image toc': {
+    usage: 'image toc <ref> [--pretty] [--digests] [--whiteouts list]',
+    about: "Print the merged filesystem's table of contents as eStargz-style JSON.",
+    options: ['--pretty          indent the JSON', '--digests         give each regular file its sha256', '--whiteouts list  also list deleted paths and opaque directories'].join('\n'),
+    examples: ['cstor image toc alpine --pretty --digests'],
+  },
+  'layer list': {
+    usage: 'layer list [--json]',
+    about: 'List the layers: ID, parent, size, age, names.',
+    examples: ['cstor layer list --json'],
+  },
+  'layer inspect': {
+    usage: 'layer inspect <id>',
+    about: "Print a layer's record as JSON, with its parents and its overlay lower chain.",
+    examples: ['cstor layer inspect 3c03e8f2'],
+  },
+  'layer export': {
+    usage: 'layer export <id> [-o FILE] [--no-verify]',
+    about: "Write the layer's tar, rebuilt bit for bit from its tar-split and diff/ (its sha256 is\nthe layer's diff digest), to stdout or FILE. Refuses to write to a terminal.",
+    options: ['-o FILE       write FILE atomically instead of stdout', '--no-verify   skip the CRC-64 check of each file (kernel copies only)'].join('\n'),
+    examples: ['cstor layer export 3c03e8f2 -o layer.tar', 'cstor layer export 3c03e8f2 | tar -t'],
+  },
+  'layer toc': {
+    usage: 'layer toc <id> [--pretty] [--digests]',
+    about: "Print the layer tar's table of contents as eStargz-style JSON, whiteouts included.",
+    examples: ['cstor layer toc 3c03e8f2 --pretty'],
+  },
+  'layer extract': {
+    usage: 'layer extract <id> <dir> [--whiteouts overlay|aufs|apply] [--no-reflinks] [--no-owners] [--no-xattrs] [--quiet]',
+    about: "Write one layer's own content (not its parents') into a new or empty directory.",
+    options: ['--whiteouts overlay  deletions as overlayfs stores them: char 0:0, opaque xattr (default)', '--whiteouts aufs     as a layer tar has them: .wh.<name>, .wh..wh..opq', '--whiteouts apply    leave them out'].join('\n'),
+    examples: ['cstor layer extract 3c03e8f2 ./layer --whiteouts aufs'],
+  },
+  copy: {
+    usage: 'copy <ref> oci:DIR[:NAME] [--compress none|gzip|zstd] [--platform OS/ARCH[/VARIANT]] [--json] [--quiet]',
+    about: 'Copy an image into an OCI image layout, created or appended to; an index entry of the\nsame NAME is replaced. Layers are checked against their diff digests on the way.',
+    options: ['--compress ALGO     layer blobs: none (default), gzip or zstd', '--platform OS/ARCH  fail unless the image is of this platform'].join('\n'),
+    examples: ['cstor copy alpine oci:./layout:alpine --compress zstd', 'skopeo inspect oci:./layout:alpine'],
+  },
+  serve: {
+    usage: 'serve --socket PATH',
+    about: 'Serve the store over JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS):\nListImages, ListLayers, GetLayerSplitfdstream, StreamLayer. Runs until Ctrl-C.',
+    examples: ['cstor serve --socket /run/cstor.sock'],
+  },
+  verify: {
+    usage: 'verify [--image REF] [--json] [--quiet]',
+    about: [
+      "Check the store for damage: every layer's tar rebuilt from tar-split and diff/ (each file's",
+      "CRC-64, the whole tar's diff digest and size), every image's big data against its recorded",
+      'sizes and digests, parents, image layers, overlay link and lower files. A whole-store check',
+      'also reports dangling l/ links, overlay/ directories no layer names (warnings) and layers no',
+      'image or container uses (info).',
+    ].join('\n'),
+    options: '--image REF   check only this image: its big data and its layers',
+    examples: ['cstor verify', 'cstor verify --image alpine --json | jq .findings'],
+    exit: '0 clean (warnings and info allowed), 1 an error was found or the check failed, 2 usage',
+  },
+  pull: {
+    usage: 'pull oci:DIR[:REF] [NAME] [--json] [--quiet]',
+    about: [
+      'Pull an image from an OCI image layout into the store, written as skopeo copy into',
+      'containers-storage: writes it: layer IDs from the diff IDs, image ID from the config digest,',
+      'the manifest and config stored byte for byte. Layers the store has are skipped; layer blobs',
+      'are checked against the manifest digests and the config diff IDs.',
+    ].join('\n'),
+    examples: ['cstor pull oci:./layout:app localhost/app:1'],
+  },
+  import: {
+    usage: 'import <tar> [NAME] [--json]',
+    about: 'Make a one-layer image of a root filesystem tar (plain, gzip or zstd), as podman import:\nthe layer ID is its diff digest, the config and manifest those podman writes.',
+    examples: ['cstor import rootfs.tar localhost/base:1', 'cstor import rootfs.tar.gz'],
+  },
+  tag: {
+    usage: 'tag <ref> <name>... [--json]',
+    about: "Add names to an image, normalized as podman stores them (x is localhost/x:latest); a name\nanother image had moves to this one, and each goes into the image's names history.",
+    examples: ['cstor tag localhost/app:1 localhost/app:stable'],
+  },
+  untag: {
+    usage: 'untag <ref> [<name>...] [--json]',
+    about: 'Remove names from an image; all of them when none are given.',
+    examples: ['cstor untag localhost/app:1 localhost/app:stable'],
+  },
+  rmi: {
+    usage: 'rmi <ref>... [--json]',
+    about: 'Delete images and the layers no other image or container uses, as podman rmi: a name of\nan image that has several is only untagged, and a build\'s nameless parent image goes too.\nRefused (EBUSY) while a container uses the image.',
+    examples: ['cstor rmi localhost/app:1'],
+  },
+  'resolve-link': {
+    usage: 'resolve-link <link-id>',
+    about: 'Print the ID of the layer an overlay/l/<link-id> short link stands for.',
+    examples: ['cstor resolve-link TIQR6IKSZT44YTTH27MMEWJPZS'],
+  },
+  'tar-diff': {
+    usage: 'tar-diff <A> <B> [--json]',
+    about: 'Compare two tars (plain or gzip) entry by entry: - only in A, + only in B, ~ a header\nfield or the content differs.',
+    examples: ['cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)'],
+    exit: '0 same, 1 different, 2 trouble (as diff)',
+  },
+}
+
+const ALIASES: Record<string, string> = { images: 'image list', 'image ls': 'image list', 'layer ls': 'layer list' }
+
+function render(c: Command): string {
+  const indent = (text: string) => text.replace(/^/gm, '  ')
+  return [
+    `Usage: cstor [global options] ${c.usage}\n`,
+    `${c.about}\n`,
+    ...(c.options ? [`Options:\n${indent(c.options)}\n`] : []),
+    `Examples:\n${indent(c.examples.join('\n'))}\n`,
+    `Exit codes: ${c.exit ?? '0 success, 1 error (one line on stderr, with its code), 2 usage error'}.`,
+    'Global options (--root, --runroot, --storage-opt, --json, --quiet): see cstor --help.\n',
+  ].join('\n')
+}
+
+/** The sub-commands of a group (`image`, `layer`), one usage line each. */
+function renderGroup(group: string): string | undefined {
+  const members = Object.entries(COMMANDS).filter(([name]) => name.startsWith(`${group} `))
+  if (members.length === 0) return undefined
+  const lines = members.map(([, c]) => `  cstor ${c.usage}`)
+  return `Usage: cstor ${group} <command> [args]\n\nCommands:\n${lines.join('\n')}\n\nRun 'cstor ${group} <command> --help' for one command's options and examples.\n`
+}
+
+/** The help for the command the positional arguments name, or `undefined` when they name none. */
+export function commandHelp(positionals: string[]): string | undefined {
+  for (const words of [positionals.slice(0, 2), positionals.slice(0, 1)]) {
+    const key = words.join(' ')
+    const name = ALIASES[key] ?? key
+    if (COMMANDS[name]) return render(COMMANDS[name])
+  }
+  return positionals.length > 0 ? renderGroup(positionals[0]) : undefined
+}
