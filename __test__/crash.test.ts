@@ -102,6 +102,8 @@ describe('a writer killed at random points', () => {
       await layer.exportToFile(file)
       expect(`sha256:${crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`).toBe(layer.diffDigest)
     }
+    const report = await storage.verify()
+    expect(report.findings.filter((f) => f.severity === 'error')).toEqual([])
     storage.close()
     podman(store, 'images')
     console.log(`${KILLS} kills; ${sawDebris} left an incomplete layer behind (podman and the next write delete those)`)
@@ -148,6 +150,8 @@ describe('podman and cstor writing one store at once', () => {
       await layer.exportToFile(file)
       expect(`sha256:${crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`).toBe(layer.diffDigest)
     }
+    const report = await storage.verify()
+    expect(report.findings.filter((f) => f.severity !== 'info')).toEqual([])
     storage.close()
   }, 300_000)
 })
