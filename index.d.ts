@@ -44,6 +44,8 @@ export declare class NativeRpcServer {
 export declare class NativeStore {
   /** Serves this store on a new Unix socket at `path` (which must not exist). */
   serve(path: string): NativeRpcServer
+  /** Checks the whole store, or only the image `reference` names, for damage. */
+  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
   createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
   /** Creates an image record with its big data; returns the image. */
@@ -56,8 +58,6 @@ export declare class NativeStore {
   pull(source: string, name?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
   /** `podman import`: a root filesystem tar file as a one-layer image. */
   importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
-  /** Checks the whole store, or only the image `reference` names, for damage. */
-  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
