@@ -166,6 +166,22 @@ describe('pull from an OCI layout', () => {
     })
   }
 
+  it('pulls a docker-archive as skopeo does: the generated schema 2 manifest byte for byte', async () => {
+    const archive = path.join(dir, 'app.docker.tar')
+    podman(main, 'save', '-o', archive, 'localhost/app:1')
+    const ours = emptyStore('archive-cstor')
+    const theirs = emptyStore('archive-skopeo')
+    const storage = await Storage.open(ours)
+    const pulled = await storage.pull(`docker-archive:${archive}`, { name: 'localhost/app:1' })
+    skopeo('copy', '--quiet', `docker-archive:${archive}`, storageRef(theirs, 'localhost/app:1'))
+    expect(records(ours, 'layers').map(layerShape)).toEqual(records(theirs, 'layers').map(layerShape))
+    expect(records(ours, 'images')).toEqual(records(theirs, 'images'))
+    const manifest = (s: FixtureStore) => fs.readFileSync(path.join(s.root, 'overlay-images', pulled.imageId, 'manifest'))
+    expect(manifest(ours)).toEqual(manifest(theirs))
+    expect(JSON.parse(podman(ours, 'image', 'inspect', 'localhost/app:1'))[0].Id).toBe(pulled.imageId)
+    storage.close()
+  })
+
   it('refuses a blob whose digest is not the manifest\'s, leaving no layer behind', async () => {
     const layout = path.join(dir, 'layout-bad')
     skopeo('copy', '--quiet', storageRef(main, 'localhost/base:1'), `oci:${layout}:base`)

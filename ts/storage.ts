@@ -192,7 +192,7 @@ export class Storage {
   }
 
   /**
-   * Pulls an image into the store from `oci:DIR[:REF]`, writing what skopeo would (same IDs,
+   * Pulls an image into the store from `oci:DIR[:REF]` or `docker-archive:FILE[:REF]`, writing what skopeo would (same IDs,
    * records and big data); layers the store has are skipped.
    */
   async pull(source: string, options: PullOptions = {}): Promise<PullResult> {

@@ -64,8 +64,9 @@ Commands:
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused
                              layers and dangling links. Exit 0 clean, 1 damaged
-  pull oci:DIR[:REF] [NAME]  Pull an image from an OCI layout into the store, written as
-                             skopeo writes it (same IDs); layers it has are skipped
+  pull <source> [NAME]       Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF]) into
+                             the store, written as skopeo writes it (same IDs); layers it
+                             has are skipped
   import <tar> [NAME]        Make a one-layer image of a root filesystem tar (podman import)
   tag <ref> <name>...        Add names to an image; a name another image had moves
   untag <ref> [<name>...]    Remove names from an image (all when none are given)

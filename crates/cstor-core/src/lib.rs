@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod clone;
 pub mod config;
 pub mod containers;
+pub mod docker_archive;
 pub mod error;
 pub mod export;
 pub mod extract;

@@ -4,8 +4,8 @@
 //! config digest's hex), the manifest stored byte for byte with its digest.
 //!
 //! Sources implement [`ImageSource`]: an OCI layout here ([`OciLayout`]), a docker-archive tar in
-//! [`crate::docker_archive`]. Layers the store already has (by chain ID, in any of its stores)
-//! are not fetched again. Each layer is a separate write under the layers lock, as with skopeo,
+//! [`crate::docker_archive`], a root filesystem tar in [`crate::tarball`]. Layers the store
+//! already has (by chain ID, in any of its stores) are not fetched again. Each layer is a separate write under the layers lock, as with skopeo,
 //! so podman is never blocked for the whole pull; the image record comes last, so a pull killed
 //! midway leaves no image, only complete layers that the next pull reuses.
 
@@ -176,9 +176,19 @@ impl Store {
     }
 }
 
-/// Opens a source named as skopeo names it: `oci:DIR[:REF]`.
+/// Opens a source named as skopeo names it: `oci:DIR[:REF]`, `docker-archive:FILE[:REF]`.
 pub fn open_source(spec: &str, platform: Option<&Platform>) -> Result<Box<dyn ImageSource>> {
     match spec.split_once(':') {
+        Some(("docker-archive", rest)) => {
+            let (file, reference) = match rest.split_once(':') {
+                Some((file, reference)) if !reference.is_empty() => (file, Some(reference)),
+                _ => (rest, None),
+            };
+            Ok(Box::new(crate::docker_archive::DockerArchive::open(
+                Path::new(file),
+                reference,
+            )?))
+        }
         Some(("oci", rest)) => {
             let (dir, reference) = match rest.split_once(':') {
                 Some((dir, reference)) if !reference.is_empty() => (dir, Some(reference)),
@@ -191,7 +201,7 @@ pub fn open_source(spec: &str, platform: Option<&Platform>) -> Result<Box<dyn Im
             )?))
         }
         _ => Err(Error::InvalidArgument(format!(
-            "{spec:?}: name a source as oci:DIR[:REF]"
+            "{spec:?}: name a source as oci:DIR[:REF] or docker-archive:FILE[:REF]"
         ))),
     }
 }

@@ -144,7 +144,7 @@ impl NativeStore {
         blocking(move || store.remove_image(&reference)).await
     }
 
-    /// Pulls `source` (`oci:DIR[:REF]`) into the store.
+    /// Pulls `source` (`oci:DIR[:REF]` or `docker-archive:FILE[:REF]`) into the store.
     #[napi]
     pub async fn pull(
         &self,
