@@ -14,11 +14,10 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::apply::Compression;
 use crate::error::{Error, IoContext, Result};
-use crate::pull::{read_limited, ImageSource};
+use crate::pull::{diff_ids, read_limited, sha256, ImageSource};
 
 const MANIFEST_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 const CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
@@ -85,15 +84,7 @@ impl DockerArchive {
         archive.config_digest = sha256(&archive.config);
         let config: Value = serde_json::from_slice(&archive.config)
             .map_err(|e| Error::InvalidArgument(format!("the config is not JSON: {e}")))?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|d| d.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         if diff_ids.len() != item.layers.len() {
             return Err(Error::InvalidArgument(format!(
                 "inconsistent layer count: {} in manifest.json, {} in the config",
@@ -195,14 +186,6 @@ fn clean(name: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
 }
 
 fn json_string(text: &str) -> String {

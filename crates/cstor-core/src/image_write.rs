@@ -14,13 +14,13 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, DirBuilder, DirBuilderExt};
-use sha2::{Digest, Sha256};
 
 use crate::atomic::{self, TEMP_PREFIX};
 use crate::error::{Error, IoContext, Result};
 use crate::images::{big_data_file_name, Image, ImageRecord};
 use crate::layer_create::now_rfc3339;
 use crate::names;
+use crate::pull::sha256;
 use crate::random;
 use crate::store::{is_valid_id, Store};
 use crate::transaction::IMAGES_DIR;
@@ -104,9 +104,7 @@ impl Store {
             record
                 .big_data_sizes
                 .insert(key.clone(), bytes.len() as i64);
-            record
-                .big_data_digests
-                .insert(key.clone(), sha256_digest(bytes));
+            record.big_data_digests.insert(key.clone(), sha256(bytes));
         }
         write_big_data(images.dir, &id, &new.big_data)?;
         images.records.push(record);
@@ -317,14 +315,6 @@ fn dedupe(names: Vec<String>) -> Vec<String> {
 
 fn normalized(names: &[String]) -> Result<Vec<String>> {
     names.iter().map(|n| names::normalize(n)).collect()
-}
-
-fn sha256_digest(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
 }
 
 /// Writes the big-data files into a temporary directory and renames it into place.

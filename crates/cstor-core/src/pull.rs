@@ -67,15 +67,7 @@ impl Store {
         let config_bytes = read_limited(source.blob(&config_digest)?, "config")?;
         check(&config_digest, &sha256(&config_bytes), "config")?;
         let config = parse_json(&config_bytes, "config")?;
-        let diff_ids: Vec<String> = config
-            .pointer("/rootfs/diff_ids")
-            .and_then(Value::as_array)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|d| d.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let diff_ids = diff_ids(&config);
         let blobs: Vec<String> = match manifest.get("layers").and_then(Value::as_array) {
             Some(layers) => layers
                 .iter()
@@ -220,7 +212,21 @@ fn chain_id(parent: Option<&str>, diff_id: &str) -> Result<String> {
     })
 }
 
-fn sha256(bytes: &[u8]) -> String {
+/// The layer diff IDs an image config lists (`rootfs.diff_ids`), base first.
+pub(crate) fn diff_ids(config: &Value) -> Vec<String> {
+    config
+        .pointer("/rootfs/diff_ids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `sha256:<hex>` of `bytes`, the digest form every record and manifest uses.
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     let hex: String = Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

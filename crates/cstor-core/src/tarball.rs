@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::apply::Compression;
 use crate::error::{Error, IoContext, Result};
 use crate::layer_create::now_rfc3339;
-use crate::pull::{host_platform, ImageSource};
+use crate::pull::{host_platform, sha256, ImageSource};
 
 /// A tar file offered as a one-layer image.
 pub struct Tarball {
@@ -72,7 +72,7 @@ impl Tarball {
             }],
         }))
         .map_err(|e| Error::io(path, io::Error::other(e)))?;
-        let config_digest = format!("sha256:{}", hex(&Sha256::digest(&config)));
+        let config_digest = sha256(&config);
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2,
             "config": {
@@ -119,7 +119,7 @@ impl ImageSource for Tarball {
     fn blob(&mut self, digest: &str) -> Result<Box<dyn Read + '_>> {
         if digest == self.blob_digest {
             Ok(Box::new(File::open(&self.path).at(&self.path)?))
-        } else if digest == format!("sha256:{}", hex(&Sha256::digest(&self.config))) {
+        } else if digest == sha256(&self.config) {
             Ok(Box::new(io::Cursor::new(self.config.clone())))
         } else {
             Err(Error::InvalidArgument(format!(
