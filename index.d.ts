@@ -54,8 +54,11 @@ export declare class NativeStore {
   untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
   /** Deletes an image and the layers only it used; returns those layers' IDs. */
   removeImage(reference: string): Promise<Array<string>>
-  /** Pulls `source` (`oci:DIR[:REF]`) into the store. */
-  pull(source: string, name?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
+  /**
+   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
+   * store; `tls_verify: false` speaks plain HTTP to a registry.
+   */
+  pull(source: string, name?: string | undefined | null, tlsVerify?: boolean | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
   /** `podman import`: a root filesystem tar file as a one-layer image. */
   importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
   get graphRoot(): string

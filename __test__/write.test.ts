@@ -3,7 +3,7 @@
  * the same input (same IDs, records, big data, layer tars), and podman must read it (`images`,
  * `image inspect`, `save`), skopeo too (`inspect containers-storage:`).
  */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -180,6 +180,39 @@ describe('pull from an OCI layout', () => {
     expect(manifest(ours)).toEqual(manifest(theirs))
     expect(JSON.parse(podman(ours, 'image', 'inspect', 'localhost/app:1'))[0].Id).toBe(pulled.imageId)
     storage.close()
+  })
+
+  it('pulls from a registry (docker:// over HTTP to a local docker-registry) as skopeo does', async () => {
+    const port = 6000 + (process.pid % 1000)
+    fs.writeFileSync(
+      path.join(dir, 'registry.yml'),
+      `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n`,
+    )
+    const registry = spawn('docker-registry', ['serve', path.join(dir, 'registry.yml')], { stdio: 'ignore' })
+    try {
+      const target = `docker://127.0.0.1:${port}/cstor/app:1`
+      for (let i = 0; ; i++) {
+        try {
+          skopeo('copy', '--quiet', '--dest-tls-verify=false', storageRef(main, 'localhost/app:1'), target)
+          break
+        } catch (e) {
+          if (i > 50) throw e
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+      const ours = emptyStore('registry-cstor')
+      const theirs = emptyStore('registry-skopeo')
+      const storage = await Storage.open(ours)
+      const pulled = await storage.pull(target, { name: `127.0.0.1:${port}/cstor/app:1`, tlsVerify: false })
+      skopeo('copy', '--quiet', '--src-tls-verify=false', target, storageRef(theirs, `127.0.0.1:${port}/cstor/app:1`))
+      expect(records(ours, 'layers').map(layerShape)).toEqual(records(theirs, 'layers').map(layerShape))
+      expect(records(ours, 'images')).toEqual(records(theirs, 'images'))
+      expect(JSON.parse(podman(ours, 'image', 'inspect', pulled.imageId))[0].Id).toBe(pulled.imageId)
+      await expect(storage.pull(`docker://127.0.0.1:${port}/cstor/nope:1`, { tlsVerify: false })).rejects.toBeInstanceOf(NoImageError)
+      storage.close()
+    } finally {
+      registry.kill()
+    }
   })
 
   it('refuses a blob whose digest is not the manifest\'s, leaving no layer behind', async () => {

@@ -192,11 +192,12 @@ export class Storage {
   }
 
   /**
-   * Pulls an image into the store from `oci:DIR[:REF]` or `docker-archive:FILE[:REF]`, writing what skopeo would (same IDs,
+   * Pulls an image into the store from `oci:DIR[:REF]`, `docker-archive:FILE[:REF]` or
+   * `docker://REFERENCE`, writing what skopeo would (same IDs,
    * records and big data); layers the store has are skipped.
    */
   async pull(source: string, options: PullOptions = {}): Promise<PullResult> {
-    return call(() => this.#native.pull(source, options.name, options.onProgress))
+    return call(() => this.#native.pull(source, options.name, options.tlsVerify, options.onProgress))
   }
 
   /** `podman import`: a root filesystem tar file becomes a one-layer image. */

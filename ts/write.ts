@@ -33,6 +33,8 @@ export interface CreateImageOptions {
 export interface PullOptions {
   /** The name to give the image (normalized as podman does). */
   name?: string
+  /** `false` speaks plain HTTP to a `docker://` registry (skopeo's `--tls-verify=false`). */
+  tlsVerify?: boolean
   /** Called per layer and at the end, never awaited. */
   onProgress?: (progress: Progress) => void
 }

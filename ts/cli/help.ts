@@ -97,14 +97,15 @@ const COMMANDS: Record<string, Command> = {
     exit: '0 clean (warnings and info allowed), 1 an error was found or the check failed, 2 usage',
   },
   pull: {
-    usage: 'pull <oci:DIR[:REF] | docker-archive:FILE[:REF]> [NAME] [--json] [--quiet]',
+    usage: 'pull <oci:DIR[:REF] | docker-archive:FILE[:REF] | docker://REF> [NAME] [--tls-verify=false] [--json] [--quiet]',
     about: [
-      'Pull an image from an OCI image layout or a docker-archive into the store, written as skopeo copy into',
+      'Pull an image from an OCI layout, a docker-archive or a registry into the store, written as skopeo copy into',
       'containers-storage: writes it: layer IDs from the diff IDs, image ID from the config digest,',
       'the manifest and config stored byte for byte. Layers the store has are skipped; layer blobs',
       'are checked against the manifest digests and the config diff IDs.',
     ].join('\n'),
-    examples: ['cstor pull oci:./layout:app localhost/app:1', 'cstor pull docker-archive:saved.tar'],
+    options: '--tls-verify=false   plain HTTP to the registry (a local one)',
+    examples: ['cstor pull oci:./layout:app localhost/app:1', 'cstor pull docker-archive:saved.tar', 'cstor pull docker://quay.io/podman/hello:latest'],
   },
   import: {
     usage: 'import <tar> [NAME] [--json]',

@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       platform: { type: 'string' },
       image: { type: 'string' },
       quiet: { type: 'boolean', short: 'q', default: false },
+      'tls-verify': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -66,6 +67,7 @@ async function main(argv: string[]): Promise<number> {
     socket: values.socket,
     platform: values.platform,
     image: values.image,
+    tlsVerify: values['tls-verify'] !== 'false',
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {

@@ -27,6 +27,8 @@ export interface Flags {
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
   image?: string
+  /** `pull --tls-verify=false`: plain HTTP to a registry. */
+  tlsVerify: boolean
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -64,9 +66,10 @@ Commands:
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused
                              layers and dangling links. Exit 0 clean, 1 damaged
-  pull <source> [NAME]       Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF]) into
-                             the store, written as skopeo writes it (same IDs); layers it
-                             has are skipped
+  pull <source> [NAME] [--tls-verify=false]
+                             Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF],
+                             docker://REF) into the store, written as skopeo writes it
+                             (same IDs); layers it has are skipped
   import <tar> [NAME]        Make a one-layer image of a root filesystem tar (podman import)
   tag <ref> <name>...        Add names to an image; a name another image had moves
   untag <ref> [<name>...]    Remove names from an image (all when none are given)

@@ -21,9 +21,13 @@ const since = (started: bigint) => Number(process.hrtime.bigint() - started) / 1
 
 /** `cstor pull oci:DIR[:REF]|docker-archive:FILE[:REF] [NAME]` */
 export async function pullCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
-  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF] or docker-archive:FILE[:REF]) and an optional name')
+  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REF) and an optional name')
   const started = process.hrtime.bigint()
-  const result = await storage.pull(args[0], { ...(args[1] !== undefined && { name: args[1] }), ...progressOption(flags) })
+  const result = await storage.pull(args[0], {
+    ...(args[1] !== undefined && { name: args[1] }),
+    tlsVerify: flags.tlsVerify,
+    ...progressOption(flags),
+  })
   reportPull(result, `Pulled ${args[0]}`, flags, since(started))
 }
 

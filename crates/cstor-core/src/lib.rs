@@ -29,6 +29,7 @@ pub mod proxy;
 pub mod pull;
 pub mod random;
 pub mod reader;
+pub mod registry;
 pub mod rpc;
 pub mod splitfdstream;
 pub mod store;

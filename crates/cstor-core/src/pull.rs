@@ -168,8 +168,19 @@ impl Store {
     }
 }
 
-/// Opens a source named as skopeo names it: `oci:DIR[:REF]`, `docker-archive:FILE[:REF]`.
-pub fn open_source(spec: &str, platform: Option<&Platform>) -> Result<Box<dyn ImageSource>> {
+/// Opens a source named as skopeo names it: `oci:DIR[:REF]`, `docker-archive:FILE[:REF]`,
+/// `docker://REFERENCE` (over plain HTTP when `tls_verify` is off).
+pub fn open_source(
+    spec: &str,
+    platform: Option<&Platform>,
+    tls_verify: bool,
+) -> Result<Box<dyn ImageSource>> {
+    if let Some(reference) = spec.strip_prefix("docker://") {
+        return Ok(Box::new(crate::registry::Registry::open(
+            reference,
+            !tls_verify,
+        )?));
+    }
     match spec.split_once(':') {
         Some(("docker-archive", rest)) => {
             let (file, reference) = match rest.split_once(':') {
@@ -193,7 +204,7 @@ pub fn open_source(spec: &str, platform: Option<&Platform>) -> Result<Box<dyn Im
             )?))
         }
         _ => Err(Error::InvalidArgument(format!(
-            "{spec:?}: name a source as oci:DIR[:REF] or docker-archive:FILE[:REF]"
+            "{spec:?}: name a source as oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REFERENCE"
         ))),
     }
 }

@@ -144,17 +144,19 @@ impl NativeStore {
         blocking(move || store.remove_image(&reference)).await
     }
 
-    /// Pulls `source` (`oci:DIR[:REF]` or `docker-archive:FILE[:REF]`) into the store.
+    /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
+    /// store; `tls_verify: false` speaks plain HTTP to a registry.
     #[napi]
     pub async fn pull(
         &self,
         source: String,
         name: Option<String>,
+        tls_verify: Option<bool>,
         on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
     ) -> Result<PullInfo> {
         let store = self.store()?;
         blocking(move || {
-            let mut source = open_source(&source, None)?;
+            let mut source = open_source(&source, None, tls_verify.unwrap_or(true))?;
             store.pull(source.as_mut(), name.as_deref(), &mut reporter(on_progress))
         })
         .await
