@@ -11,10 +11,10 @@
 import { randomBytes } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { main, type FixtureStore } from './helpers'
+import { scratchDir } from './scratch'
 
 export interface Sandbox {
   dir: string
@@ -52,7 +52,7 @@ const VICTIM_BODY = 'app/conf/new.conf'
 
 /** A fresh copy of the main fixture store with canaries beside it. */
 export function sandbox(): Sandbox {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-hostile-'))
+  const dir = scratchDir('cstor-hostile-')
   const store = { root: path.join(dir, 'store', 'root'), runroot: path.join(dir, 'store', 'run') }
   fs.mkdirSync(path.dirname(store.root))
   execFileSync('cp', ['-a', main.root, store.root])
