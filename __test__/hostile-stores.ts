@@ -176,6 +176,16 @@ function withHugeSize(header: Buffer): Buffer {
   return out
 }
 
+/** A ustar PAX extended header ('x') declaring an 8 GiB record, then `bytes` zeros. */
+function paxBomb(bytes: number): Buffer {
+  const header = Buffer.alloc(512)
+  header.write('PaxHeaders/bomb', 0, 'latin1')
+  header.write('0000644\0', 100, 'latin1')
+  header.write('x', 156, 'latin1')
+  header.write('ustar\x0000', 257, 'latin1')
+  return Buffer.concat([withHugeSize(header), Buffer.alloc(bytes)])
+}
+
 /** Link names as the overlay driver writes them: 26 characters of base32. */
 const fakeLink = (i: number) => `L${String(i).padStart(25, '0')}`
 const fakeId = (i: number) => `${'e'.repeat(56)}${String(i).padStart(8, '0')}`
@@ -285,6 +295,18 @@ export const CASES: HostileCase[] = [
         const edited = Buffer.concat([bytes.subarray(0, header), withHugeSize(bytes.subarray(header))])
         return entries.map((x, i) => (i === index - 1 ? { ...x, payload: edited.toString('base64') } : x))
       }),
+  },
+  {
+    name: 'a tar-split of a PAX header declaring 8 GiB over 48 MiB of segments',
+    exportsMayDiffer: true,
+    damage: (s, v) => {
+      const tar = paxBomb(48 << 20)
+      const lines = []
+      for (let at = 0, position = 0; at < tar.length; at += 1 << 20, position++) {
+        lines.push(JSON.stringify({ type: 2, payload: tar.subarray(at, at + (1 << 20)).toString('base64'), position }))
+      }
+      fs.writeFileSync(tarSplitOf(s, v.top), gzipSync(lines.join('\n') + '\n', { level: 1 }))
+    },
   },
   {
     name: 'a tar-split that is not gzip',
