@@ -130,7 +130,7 @@ const relativeTo = (link: string, to: string) => path.relative(path.dirname(link
 
 type TarSplitEntry = { type: number; name?: string; name_raw?: string; size?: number; payload?: string | null; position: number }
 
-/** Rewrites a layer's tar-split as JSON entries (`lines` sees them and returns the text lines). */
+/** Rewrites a layer's tar-split: `edit` gets its entries and returns entries, or JSON lines when it must write what JSON.stringify cannot (integers past 2^53). */
 function editTarSplit(s: Sandbox, id: string, edit: (entries: TarSplitEntry[]) => TarSplitEntry[] | string[]) {
   const file = tarSplitOf(s, id)
   const entries = gunzipSync(fs.readFileSync(file)).toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))
@@ -165,7 +165,7 @@ export function crc64GoIso(bytes: Buffer): Buffer {
   return out
 }
 
-/** A tar header (in a segment) for `name` with its size field replaced and checksum redone. */
+/** A copy of a tar header whose size field says 8 GiB - 1 (octal 77777777777), checksum redone. */
 function withHugeSize(header: Buffer): Buffer {
   const out = Buffer.from(header)
   out.write('77777777777\0', 124, 'latin1')
