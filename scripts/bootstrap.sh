@@ -7,7 +7,9 @@
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
 #                    docker-registry (a local registry for the docker:// proxy test),
 #                    nodejs/npm if absent
-#   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3
+#   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3;
+#                    the nightly toolchain and cargo-fuzz for the fuzz smoke run (installed when
+#                    missing; under CI=true a failed install fails, elsewhere it only warns)
 #   npm packages:    npm ci
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -32,6 +34,23 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "bootstrap: cargo not found: install Rust >= 1.88 with rustup (https://rustup.rs)" >&2
   exit 1
+fi
+
+# Fuzzing (scripts/fuzz-smoke.sh) needs nightly for its sanitizer flags and cargo-fuzz.
+fuzz_tools() {
+  if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    rustup toolchain install nightly --profile minimal || return 1
+  fi
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --locked || return 1
+  fi
+}
+if ! fuzz_tools; then
+  if [[ "${CI:-}" == true ]]; then
+    echo "bootstrap: could not install nightly Rust and cargo-fuzz" >&2
+    exit 1
+  fi
+  echo "bootstrap: could not install nightly Rust and cargo-fuzz; the fuzz smoke run will be skipped" >&2
 fi
 
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then

@@ -17,6 +17,7 @@ fi
 
 step "cargo fmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "tsc --noEmit"
@@ -29,6 +30,9 @@ bash __test__/fixtures/build-stores.sh
 
 step "cargo test"
 cargo test --workspace --quiet
+
+step "fuzz smoke"
+bash scripts/fuzz-smoke.sh
 
 step "vitest"
 npx vitest run

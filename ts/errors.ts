@@ -74,11 +74,31 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
 
 const CODED_MESSAGE = /^\[(E[A-Z]+)\] ([\s\S]*)$/
 
-/** Converts an error thrown by the native binding into its typed class; others pass through. */
+/** Node's own codes for a wrongly typed argument to one of its functions (a path, an fd). */
+const NODE_ARGUMENT_CODES = new Set(['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_OUT_OF_RANGE'])
+
+/**
+ * The typed error for a failed Node system call (`fs.open` of an export's file, say): the
+ * README promises a `CstorError` from every API call, not only from the native ones.
+ */
+function fromSystem(err: Error & { code?: unknown; syscall?: unknown }): CstorError | undefined {
+  const code = String(err.code ?? '')
+  if (NODE_ARGUMENT_CODES.has(code)) return new InvalidArgumentError('EINVAL', err.message, { cause: err })
+  if (typeof err.syscall !== 'string' || !/^E[A-Z]+$/.test(code)) return undefined
+  const ours: ErrorCode = code === 'ENOENT' ? 'ENOENT' : code === 'EACCES' || code === 'EPERM' ? 'EACCES' : 'EIO'
+  return new SystemError(ours, err.message, { cause: err })
+}
+
+/**
+ * Converts an error thrown by the native binding, or by a Node system call the API makes, into
+ * its typed class; others pass through.
+ */
 export function fromNative(err: unknown): unknown {
   if (!(err instanceof Error) || err instanceof CstorError) return err
   const match = CODED_MESSAGE.exec(err.message)
   if (!match || !(match[1] in classes)) {
+    const system = fromSystem(err)
+    if (system) return system
     // napi-rs rejects wrongly typed arguments itself, before the core runs, with a status
     // such as `StringExpected`, `ObjectExpected` or `InvalidArg`.
     const status = String((err as { code?: unknown }).code ?? '')

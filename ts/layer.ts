@@ -81,19 +81,21 @@ export class Layer {
    * place only when the whole tar was written and checked. On error nothing is left behind.
    */
   async exportToFile(file: string, options: ExportOptions = {}): Promise<ExportStats> {
-    const temp = path.join(path.dirname(file), `.${path.basename(file)}.cstor-${process.pid}-${Date.now()}`)
-    const handle = await fs.promises.open(temp, 'wx', 0o644)
-    try {
-      const stats = await this.exportToFd(handle.fd, options)
-      await handle.sync()
-      await handle.close()
-      await fs.promises.rename(temp, file)
-      return stats
-    } catch (err) {
-      await handle.close().catch(() => {})
-      await fs.promises.rm(temp, { force: true })
-      throw err
-    }
+    return call(async () => {
+      const temp = path.join(path.dirname(file), `.${path.basename(file)}.cstor-${process.pid}-${Date.now()}`)
+      const handle = await fs.promises.open(temp, 'wx', 0o644)
+      try {
+        const stats = await this.exportToFd(handle.fd, options)
+        await handle.sync()
+        await handle.close()
+        await fs.promises.rename(temp, file)
+        return stats
+      } catch (err) {
+        await handle.close().catch(() => {})
+        await fs.promises.rm(temp, { force: true })
+        throw err
+      }
+    })
   }
 
   /**

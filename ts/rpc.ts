@@ -3,7 +3,7 @@
  * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
  * `StreamLayer` (see `crates/cstor-core/src/rpc.rs` for the wire protocol).
  */
-import { call } from './errors.js'
+import { call, InvalidArgumentError } from './errors.js'
 import * as native from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
@@ -57,7 +57,7 @@ export class RpcClient {
 
   /** Calls any method; returns its result and the fds that came with it (yours to close). */
   async call(method: string, params: unknown = {}): Promise<{ result: unknown; fds: number[] }> {
-    const reply = await whileAlive(call(() => native.rpcCall(this.path, method, JSON.stringify(params))))
+    const reply = await whileAlive(call(() => native.rpcCall(this.path, method, paramsJson(params))))
     return { result: JSON.parse(reply.result), fds: reply.fds }
   }
 
@@ -97,5 +97,14 @@ async function whileAlive<T>(work: Promise<T>): Promise<T> {
     return await work
   } finally {
     clearInterval(alive)
+  }
+}
+
+/** Request params as JSON; params that have none (a cycle, a BigInt) are the caller's error. */
+function paramsJson(params: unknown): string {
+  try {
+    return JSON.stringify(params)
+  } catch (err) {
+    throw new InvalidArgumentError('EINVAL', `RPC params cannot be sent as JSON: ${(err as Error).message}`, { cause: err })
   }
 }

@@ -1,4 +1,4 @@
-import { call } from './errors.js'
+import { call, InvalidArgumentError } from './errors.js'
 import { RpcServer } from './rpc.js'
 import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
@@ -52,6 +52,9 @@ export class Storage {
 
   /** Opens the store at `options.root`. */
   static async open(options: OpenOptions): Promise<Storage> {
+    if (typeof options !== 'object' || options === null) {
+      throw new InvalidArgumentError('EINVAL', 'Storage.open takes an options object: { root, runroot?, ... }')
+    }
     const { unshare = 'auto', ...native } = options
     const store = await call(() => openStore(native))
     if (wantsUnshare(unshare, options.root)) useUnshare(store, { root: options.root, runroot: options.runroot })
@@ -63,13 +66,14 @@ export class Storage {
    * user's when rootless), `CONTAINERS_STORAGE_ROOT`, then the root or rootless defaults.
    * `overrides` replace what discovery found (podman's `--root`, `--runroot`).
    */
-  static async discover(overrides: Partial<OpenOptions> = {}): Promise<Storage> {
+  static async discover(overrides: Partial<OpenOptions> | null = {}): Promise<Storage> {
+    const { root, runroot, driver, additionalImageStores } = overrides ?? {}
     const config = await Storage.config()
     return Storage.open({
-      root: overrides.root ?? config.graphRoot,
-      runroot: overrides.runroot ?? config.runRoot,
-      driver: overrides.driver ?? config.driver ?? undefined,
-      additionalImageStores: overrides.additionalImageStores ?? config.additionalImageStores,
+      root: root ?? config.graphRoot,
+      runroot: runroot ?? config.runRoot,
+      driver: driver ?? config.driver ?? undefined,
+      additionalImageStores: additionalImageStores ?? config.additionalImageStores,
     })
   }
 

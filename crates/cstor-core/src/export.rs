@@ -21,7 +21,7 @@ use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::{Component, Path, PathBuf};
 
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use crate::error::{Error, IoContext, Result};
 use crate::layers::Layer;
@@ -217,10 +217,17 @@ fn body_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Opens a body for reading. `O_NONBLOCK` because a hostile or damaged `diff/` may hold a FIFO
+/// where the tar-split names a file, and a blocking open of a FIFO waits for a writer forever
+/// (the type check below then refuses it); `O_NOCTTY` so a terminal device is never adopted.
+/// Neither flag changes how a regular file reads.
 fn open_body(diff: &Dir, diff_path: &Path, name: &Path, size: u64) -> Result<File> {
     let full = diff_path.join(name);
     let mut options = OpenOptions::new();
-    options.read(true).follow(FollowSymlinks::No);
+    options
+        .read(true)
+        .follow(FollowSymlinks::No)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
     let file = diff.open_with(name, &options).map_err(|e| {
         let ours = [
             libc::EACCES,
@@ -543,4 +550,25 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, path: &Path) -> Resul
         }
         _ => Error::io(path, e),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    /// A FIFO where the tar-split names a file body once made every export and TOC of the layer
+    /// wait forever in `open` (found by `__test__/hostile.test.ts`).
+    #[test]
+    fn a_fifo_in_place_of_a_body_is_corrupt_not_a_hang() {
+        let temp = tempfile::tempdir().unwrap();
+        let fifo =
+            std::ffi::CString::new(temp.path().join("body").into_os_string().into_vec()).unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let diff = Dir::open_ambient_dir(temp.path(), cap_std::ambient_authority()).unwrap();
+        let err = open_body(&diff, Path::new("diff"), Path::new("body"), 0).unwrap_err();
+        assert_eq!(err.code(), "ECORRUPT");
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 }

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::export::entry_path;
 use crate::images::Image;
 use crate::layers::Layer;
-use crate::reader::{into_core_error, LayerReader};
+use crate::reader::{into_core_error, ContentReads, LayerReader};
 use crate::store::Store;
 use crate::whiteout::{self, Marker};
 
@@ -94,7 +94,7 @@ impl Store {
             detail: format!("the layer's tar does not parse: {e}"),
         };
         let failed = |e: std::io::Error| into_core_error(e, corrupt);
-        let reader = LayerReader::new(self.layer_parts(layer)?);
+        let (reader, content) = LayerReader::for_parser(self.layer_parts(layer)?);
         let mut archive = tar::Archive::new(reader);
         let mut entries = Vec::new();
         for entry in archive.entries_with_seek().map_err(failed)? {
@@ -102,7 +102,12 @@ impl Store {
             let Some(name) = clean_name(&entry.path_bytes(), &split_path)? else {
                 continue;
             };
-            let toc = toc_entry(name, &mut entry, options.digests, &split_path);
+            let toc = toc_entry(
+                name,
+                &mut entry,
+                options.digests.then_some(&content),
+                &split_path,
+            );
             entries.push(toc.map_err(failed)?);
         }
         Ok(entries)
@@ -130,10 +135,12 @@ fn clean_name(raw: &[u8], split_path: &Path) -> Result<Option<String>> {
     Ok((!path.as_os_str().is_empty()).then(|| path.to_string_lossy().into_owned()))
 }
 
+/// The TOC entry of a tar entry; with `digests`, its content is read (through that permit) and
+/// hashed.
 fn toc_entry<R: std::io::Read>(
     name: String,
     entry: &mut tar::Entry<R>,
-    digests: bool,
+    digests: Option<&ContentReads>,
     split_path: &Path,
 ) -> std::io::Result<TocEntry> {
     let header = entry.header().clone();
@@ -168,12 +175,13 @@ fn toc_entry<R: std::io::Read>(
         // readers ignore it.
         _ => String::new(),
     };
-    let digest = if digests && kind == EntryKind::Reg {
-        let mut hasher = Sha256::new();
-        std::io::copy(entry, &mut hasher)?;
-        Some(format!("sha256:{:x}", hasher.finalize()))
-    } else {
-        None
+    let digest = match digests {
+        Some(content) if kind == EntryKind::Reg => {
+            let mut hasher = Sha256::new();
+            content.during(|| std::io::copy(entry, &mut hasher))?;
+            Some(format!("sha256:{:x}", hasher.finalize()))
+        }
+        _ => None,
     };
     Ok(TocEntry {
         name,
@@ -320,5 +328,71 @@ impl Merged {
             }
         }
         self.entries.into_values().map(|(entry, _)| entry).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::MAX_METADATA_RUN;
+    use crate::StoreOptions;
+    use base64::Engine;
+    use std::io::Write;
+
+    /// A store holding one layer whose tar-split is `tar` as segments (1 MiB a line) and nothing
+    /// else: the shape of a hostile tar-split, whose segments need not be what a tar holds.
+    fn store_of_segments(root: &Path, tar: &[u8]) -> (Store, Layer) {
+        let id = "a".repeat(64);
+        std::fs::create_dir_all(root.join("overlay").join(&id).join("diff")).unwrap();
+        std::fs::create_dir_all(root.join("overlay-layers")).unwrap();
+        std::fs::write(
+            root.join("overlay-layers/layers.json"),
+            format!(r#"[{{"id":"{id}"}}]"#),
+        )
+        .unwrap();
+        let split = std::fs::File::create(root.join(format!("overlay-layers/{id}.tar-split.gz")));
+        let mut gz = flate2::write::GzEncoder::new(split.unwrap(), flate2::Compression::fast());
+        for (position, chunk) in tar.chunks(1 << 20).enumerate() {
+            let payload = base64::engine::general_purpose::STANDARD.encode(chunk);
+            writeln!(
+                gz,
+                r#"{{"type":2,"payload":"{payload}","position":{position}}}"#
+            )
+            .unwrap();
+        }
+        gz.finish().unwrap();
+        let store = Store::open(StoreOptions {
+            graph_root: root.to_owned(),
+            ..Default::default()
+        })
+        .unwrap();
+        let layer = store.layer(&id).unwrap();
+        (store, layer)
+    }
+
+    /// A PAX header declaring 8 GiB over a tar-split of many MiB once had the TOC read all of
+    /// it into memory (`tar` reads a metadata entry whole), which a gzip bomb of a tar-split
+    /// or a sparse body in `diff/` could make gigabytes: now it stops at the limit.
+    #[test]
+    fn a_metadata_header_declaring_gigabytes_is_corrupt_at_the_limit() {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::XHeader);
+        header.set_path("pax").unwrap();
+        header.set_size(8 << 30);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.resize(512 + 2 * MAX_METADATA_RUN as usize, 0);
+
+        let temp = tempfile::tempdir().unwrap();
+        let (store, layer) = store_of_segments(temp.path(), &tar);
+        for digests in [false, true] {
+            let options = TocOptions {
+                digests,
+                list_whiteouts: false,
+            };
+            let err = store.layer_toc(&layer, options).unwrap_err();
+            assert_eq!(err.code(), "ECORRUPT");
+            assert!(err.to_string().contains("bytes of metadata"), "{err}");
+        }
     }
 }
