@@ -54,6 +54,8 @@ export declare class NativeStore {
   untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
   /** Deletes an image and the layers only it used; returns those layers' IDs. */
   removeImage(reference: string): Promise<Array<string>>
+  /** Deletes one layer nothing uses; returns its ID. */
+  removeLayer(reference: string): Promise<string>
   /**
    * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
    * store; `tls_verify: false` speaks plain HTTP to a registry.

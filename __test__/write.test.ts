@@ -279,6 +279,27 @@ describe('tag, untag, rmi as podman does them', () => {
     }
   })
 
+  it('deletes a layer nothing uses, and refuses one a child, an image or a container uses', async () => {
+    const ours = copyStore(main)
+    try {
+      podman(ours, 'create', '--name', 'c2', 'localhost/base:1', '/bin/true')
+      const storage = await Storage.open(ours)
+      const base = await storage.image('localhost/base:1')
+      await expect(storage.removeLayer(base.topLayer!)).rejects.toBeInstanceOf(InUseError)
+      const app = await storage.image('localhost/app:1')
+      await expect(storage.removeLayer(app.topLayer!)).rejects.toThrow(/used by image/)
+      const container = (records(ours, 'layers') as { id: string; parent?: string }[]).find((l) => !l['diff-digest' as never] && l.parent === base.topLayer)!
+      await expect(storage.removeLayer(container.id)).rejects.toThrow(/container/)
+      const loose = await storage.createLayer(rootfsTar('loose', 'l'))
+      expect(await storage.removeLayer(loose.id)).toBe(loose.id)
+      expect(fs.existsSync(path.join(ours.root, 'overlay', loose.id))).toBe(false)
+      podman(ours, 'images')
+      storage.close()
+    } finally {
+      ours.cleanup()
+    }
+  })
+
   it('refuses to delete an image a container uses', async () => {
     const ours = copyStore(main)
     try {

@@ -196,6 +196,14 @@ export class Storage {
   }
 
   /**
+   * Deletes one layer (containers/storage's `DeleteLayer`); returns its ID. Throws `InUseError`
+   * while it has a child layer, is an image's top layer or a container's layer.
+   */
+  async removeLayer(reference: string): Promise<string> {
+    return call(() => this.#native.removeLayer(reference))
+  }
+
+  /**
    * Pulls an image into the store from `oci:DIR[:REF]`, `docker-archive:FILE[:REF]` or
    * `docker://REFERENCE`, writing what skopeo would (same IDs,
    * records and big data); layers the store has are skipped.

@@ -184,6 +184,44 @@ impl Store {
         self.delete_image(&image, reference)
     }
 
+    /// Deletes one layer (containers/storage's `DeleteLayer`): refused (`EBUSY`) while it has a
+    /// child layer, is an image's top layer or a container's layer.
+    pub fn remove_layer(&self, reference: &str) -> Result<String> {
+        let layer = self.layer(reference)?;
+        if layer.read_only {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "deleting layer {}: it is in a read-only additional store",
+                    layer.id()
+                ),
+            });
+        }
+        let id = layer.id().to_owned();
+        let mut layers = self.begin_layers()?;
+        let images = self.begin_images()?;
+        let busy = |what: String| Err(Error::InUse { what });
+        if let Some(child) = layers
+            .records
+            .iter()
+            .find(|r| r.parent.as_deref() == Some(id.as_str()))
+        {
+            return busy(format!("layer {id} is the parent of layer {}", child.id));
+        }
+        if let Some(image) = images
+            .records
+            .iter()
+            .find(|i| i.layer.as_deref() == Some(id.as_str()) || i.mapped_layers.contains(&id))
+        {
+            return busy(format!("layer {id} is used by image {}", image.id));
+        }
+        if let Some(container) = self.containers()?.iter().find(|c| c.layer == id) {
+            return busy(format!("layer {id} is used by container {}", container.id));
+        }
+        drop(images);
+        layers.delete(std::slice::from_ref(&id))?;
+        Ok(id)
+    }
+
     fn delete_image(&self, image: &Image, reference: &str) -> Result<Vec<String>> {
         let mut layers = self.begin_layers()?;
         let mut images = self.begin_images()?;

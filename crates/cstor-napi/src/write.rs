@@ -144,6 +144,13 @@ impl NativeStore {
         blocking(move || store.remove_image(&reference)).await
     }
 
+    /// Deletes one layer nothing uses; returns its ID.
+    #[napi]
+    pub async fn remove_layer(&self, reference: String) -> Result<String> {
+        let store = self.store()?;
+        blocking(move || store.remove_layer(&reference)).await
+    }
+
     /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
     /// store; `tls_verify: false` speaks plain HTTP to a registry.
     #[napi]
