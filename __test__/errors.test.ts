@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CorruptError, NoStoreError, Storage, UnsupportedError } from '../ts/index'
-import { copyStore, fixtures, main } from './helpers'
+import { copyStore, fixtures, imagesJson, layersJson, main, readJson, writeJson } from './helpers'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -19,10 +19,6 @@ function damagedCopy() {
   return copy
 }
 
-const layersJson = (root: string) => path.join(root, 'overlay-layers', 'layers.json')
-const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
-const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
-const writeJson = (file: string, value: unknown) => fs.writeFileSync(file, JSON.stringify(value))
 
 describe('stores cstor cannot read', () => {
   it('refuses a vfs store that podman made, and a non-overlay driver option', async () => {

@@ -75,3 +75,9 @@ export async function assembledAndClosed(s: SplitFdStream, dir: string): Promise
   }
   return fs.readFileSync(file)
 }
+
+/** The metadata files of a store, and plain JSON reading and writing for damaging copies. */
+export const layersJson = (root: string) => path.join(root, 'overlay-layers', 'layers.json')
+export const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
+export const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
+export const writeJson = (file: string, value: unknown) => fs.writeFileSync(file, JSON.stringify(value))

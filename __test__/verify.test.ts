@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Storage, type Finding, type VerifyReport } from '../ts/index'
-import { cliOn, copyStore, main, podmanJson, storageConf, type FixtureStore } from './helpers'
+import { cliOn, copyStore, type FixtureStore, imagesJson, layersJson, main, podmanJson, readJson, storageConf, writeJson } from './helpers'
 
 const cleanups: (() => void)[] = []
 afterEach(() => {
@@ -21,10 +21,6 @@ function damagedCopy(): FixtureStore {
   return copy
 }
 
-const layersJson = (root: string) => path.join(root, 'overlay-layers', 'layers.json')
-const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
-const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
-const writeJson = (file: string, value: unknown) => fs.writeFileSync(file, JSON.stringify(value))
 
 async function verify(store: FixtureStore, image?: string): Promise<VerifyReport> {
   const storage = await Storage.open(store)
