@@ -387,7 +387,7 @@ describe('CLI write verbs', () => {
     expect(missing.status).toBe(1)
     expect(missing.stderr).toContain('ENOIMAGE')
     expect(cliOn(store, ['import', path.join(dir, 'no-such.tar')]).status).toBe(1)
-    expect(cliOn(store, ['pull', 'docker://x']).stderr).toContain('EINVAL')
+    expect(cliOn(store, ['pull', 'nosuch:thing']).stderr).toContain('EINVAL')
     expect(cliOn(store, ['tag', 'only-one-arg']).status).toBe(2)
   })
 })
