@@ -1,7 +1,7 @@
 /**
  * JSON-RPC 2.0 over a Unix socket with fds passed alongside (SCM_RIGHTS): a server lending a
  * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
- * `StreamLayer` (see `crates/cstor-core/src/rpc.rs` for the wire protocol).
+ * `StreamLayer` (see `crates/cstor-core/src/ipc/rpc.rs` for the wire protocol).
  */
 import { call, InvalidArgumentError } from './errors.js'
 import * as native from './native.js'

@@ -1,0 +1,95 @@
+//! The JSON-RPC server and client of `cstor_core::ipc::rpc`, for Node.
+
+use std::os::fd::IntoRawFd;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cstor_core::ipc::rpc::{self, Client};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::content::NativeLayerParts;
+use crate::store::NativeStore;
+use crate::{blocking, to_js_error};
+
+/// A running server; `close()` stops accepting and removes the socket file.
+#[napi]
+pub struct NativeRpcServer {
+    shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    path: PathBuf,
+}
+
+#[napi]
+impl NativeRpcServer {
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Stops accepting connections; connections being served finish their current request.
+    #[napi]
+    pub fn close(&self) {
+        let sender = self
+            .shutdown
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[napi]
+impl NativeStore {
+    /// Serves this store on a new Unix socket at `path` (which must not exist).
+    #[napi]
+    pub fn serve(&self, path: String) -> Result<NativeRpcServer> {
+        let store = self.store()?;
+        let path = PathBuf::from(path);
+        let listener = within_runtime_if_available(|| tokio::net::UnixListener::bind(&path))
+            .map_err(|e| {
+                to_js_error(cstor_core::Error::Io {
+                    path: path.clone(),
+                    source: e,
+                })
+            })?;
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        spawn(rpc::serve(store, listener, receiver));
+        Ok(NativeRpcServer {
+            shutdown: Mutex::new(Some(sender)),
+            path,
+        })
+    }
+}
+
+/// A result from a server: its JSON text and the fds that came with it (the caller's to close).
+#[napi(object)]
+pub struct RpcResultInfo {
+    pub result: String,
+    pub fds: Vec<i32>,
+}
+
+/// Calls `method` on the server at `path` over a new connection.
+#[napi]
+pub async fn rpc_call(path: String, method: String, params: String) -> Result<RpcResultInfo> {
+    blocking(move || {
+        let params = serde_json::from_str(&params)
+            .map_err(|e| cstor_core::Error::InvalidArgument(format!("params are not JSON: {e}")))?;
+        let (result, fds) = Client::connect(path.as_ref())?.call(&method, params)?;
+        Ok(RpcResultInfo {
+            result: result.to_string(),
+            fds: fds.into_iter().map(|fd| fd.into_raw_fd()).collect(),
+        })
+    })
+    .await
+}
+
+/// A layer streamed by the server at `path`, as parts, over a connection of its own.
+#[napi]
+pub async fn rpc_stream_layer(path: String, layer: String) -> Result<NativeLayerParts> {
+    blocking(move || Client::connect(path.as_ref())?.stream_layer(&layer))
+        .await
+        .map(|parts| NativeLayerParts::new(Box::new(parts)))
+}
