@@ -8,7 +8,7 @@ import { partsOf, type LayerPart } from './parts.js'
 import { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
 import { startUnshareHelper, unshareOptions, usesUnshare, withUnshareHelper } from './unshare.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
-import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
+import { native, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
 
 /** Inline threshold of exports through an unshare helper (see `Layer.exportToFd`). */
 const UNSHARE_INLINE_BYTES = 64 << 10
@@ -104,7 +104,7 @@ export class Layer {
    * destroys the stream with that typed error instead of ending it.
    */
   export(options: ExportOptions = {}): Readable {
-    const [readFd, writeFd] = createPipe()
+    const [readFd, writeFd] = native().createPipe()
     const exporting = this.exportToFd(writeFd, options).finally(() => fs.closeSync(writeFd))
     // Observed here so that a stream nobody reads never raises an unhandled rejection.
     exporting.catch(() => {})
