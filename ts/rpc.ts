@@ -4,18 +4,18 @@
  * `StreamLayer` (see `crates/cstor-core/src/ipc/rpc.rs` for the wire protocol).
  */
 import { call, InvalidArgumentError } from './errors.js'
-import * as native from './native.js'
+import { native, type NativeRpcServer } from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
-  readonly #native: native.NativeRpcServer
+  readonly #native: NativeRpcServer
   /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
   readonly #alive: NodeJS.Timeout
 
   /** @internal */
-  constructor(server: native.NativeRpcServer) {
+  constructor(server: NativeRpcServer) {
     this.#native = server
     this.#alive = setInterval(() => {}, 1 << 30)
   }
@@ -57,7 +57,7 @@ export class RpcClient {
 
   /** Calls any method; returns its result and the fds that came with it (yours to close). */
   async call(method: string, params: unknown = {}): Promise<{ result: unknown; fds: number[] }> {
-    const reply = await whileAlive(call(() => native.rpcCall(this.path, method, paramsJson(params))))
+    const reply = await whileAlive(call(() => native().rpcCall(this.path, method, paramsJson(params))))
     return { result: JSON.parse(reply.result), fds: reply.fds }
   }
 
@@ -80,7 +80,7 @@ export class RpcClient {
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
     const alive = setInterval(() => {}, 1 << 30)
     try {
-      yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
+      yield* partsOf(await call(() => native().rpcStreamLayer(this.path, layer)))
     } finally {
       clearInterval(alive)
     }

@@ -3,7 +3,7 @@ import { RpcServer } from './rpc.js'
 import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
-import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
+import { native, type NativeStore, type StoreConfigInfo } from './native.js'
 import {
   withTarFd,
   type CreateImageOptions,
@@ -55,8 +55,8 @@ export class Storage {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidArgumentError('EINVAL', 'Storage.open takes an options object: { root, runroot?, ... }')
     }
-    const { unshare = 'auto', ...native } = options
-    const store = await call(() => openStore(native))
+    const { unshare = 'auto', ...storeOptions } = options
+    const store = await call(() => native().openStore(storeOptions))
     if (wantsUnshare(unshare, options.root)) useUnshare(store, { root: options.root, runroot: options.runroot })
     return new Storage(store)
   }
@@ -95,7 +95,7 @@ export class Storage {
 
   /** Where podman would find its store, without opening it. */
   static async config(): Promise<StoreConfig> {
-    return call(() => discoverConfig())
+    return call(() => native().discoverConfig())
   }
 
   get root(): string {
