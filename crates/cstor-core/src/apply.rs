@@ -402,15 +402,37 @@ impl<'a> DiffWriter<'a> {
         let rel = clean_name(&header.name)?;
         let shown = Path::new("diff").join(&rel);
         let Some(name) = rel.file_name().map(OsStr::to_owned) else {
-            // The root entry (`./`): the layer's top directory takes its metadata.
-            self.set_meta(self.diff, OsStr::new("."), header, &shown)?;
-            self.dir_times.push((PathBuf::new(), times(header)));
+            // The root entry. containers/storage's `Unpack` skips one named `.` (`./`), so
+            // `diff/` keeps the mode and owner the driver gave it; only a root spelled `/` takes
+            // the header's metadata there.
+            if header.name.starts_with(b"/") {
+                self.set_meta(self.diff, OsStr::new("."), header, &shown)?;
+                self.dir_times.push((PathBuf::new(), times(header)));
+            }
             return Ok(None);
         };
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_owned();
-        let parent = self.parent(&parent_rel, &shown)?;
-        if let DiffWhiteouts::Overlay { xattr_prefix } = self.whiteouts {
-            match whiteout::marker(&name) {
+        let marker = match self.whiteouts {
+            DiffWhiteouts::Overlay { xattr_prefix } => {
+                Some((xattr_prefix, whiteout::marker(&name)))
+            }
+            DiffWhiteouts::Aufs => None,
+        };
+        let parent = match self.parent(&parent_rel, &shown) {
+            Ok(parent) => parent,
+            // `rm -rf /foo/bar` gives some tools `/.wh.foo` then `/foo/.wh.bar`: the first made
+            // `foo` a whiteout device, and podman's whiteout converter drops the second when it
+            // meets ENOTDIR.
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc::ENOTDIR)
+                    && matches!(marker, Some((_, Marker::Whiteout(_)))) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((xattr_prefix, marker)) = marker {
+            match marker {
                 Marker::Opaque => {
                     let key = format!("{xattr_prefix}overlay.opaque");
                     rustix::fs::lsetxattr(
@@ -707,6 +729,61 @@ mod tests {
         );
         assert_eq!(clean_name(b"./").unwrap(), PathBuf::new());
         assert_eq!(clean_name(b"a/../../x").unwrap_err().code(), "EINVAL");
+    }
+
+    /// A tar of `(name, type, mode, body)` entries, mtime 1700000000.
+    fn tar_of(entries: &[(&str, tar::EntryType, u32, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, mode, body) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(*mode);
+            header.set_mtime(1_700_000_000);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_size(body.len() as u64);
+            builder.append_data(&mut header, name, *body).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn applied(tar: &[u8]) -> (tempfile::TempDir, Applied) {
+        let temp = tempfile::tempdir().unwrap();
+        let diff = Dir::open_ambient_dir(temp.path(), cap_std::ambient_authority()).unwrap();
+        let whiteouts = DiffWhiteouts::Overlay {
+            xattr_prefix: "user.",
+        };
+        let applied = apply_layer(tar, &diff, whiteouts).unwrap();
+        (temp, applied)
+    }
+
+    #[test]
+    fn the_root_entry_leaves_diff_as_the_driver_made_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tar::EntryType::Directory;
+        let (temp, _) = applied(&tar_of(&[
+            ("./", dir, 0o700, b""),
+            ("./d/", dir, 0o750, b""),
+        ]));
+        let root = std::fs::metadata(temp.path()).unwrap();
+        assert_ne!(root.mode() & 0o7777, 0o700);
+        assert_ne!(root.mtime(), 1_700_000_000);
+        let d = std::fs::metadata(temp.path().join("d")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.mtime()), (0o750, 1_700_000_000));
+    }
+
+    #[test]
+    fn a_whiteout_beneath_a_whiteout_is_dropped() {
+        use std::os::unix::fs::FileTypeExt;
+        let file = tar::EntryType::Regular;
+        let (temp, applied) = applied(&tar_of(&[
+            (".wh.foo", file, 0o644, b""),
+            ("foo/.wh.bar", file, 0o644, b""),
+            ("foo/x/.wh.baz", file, 0o644, b""),
+        ]));
+        let foo = std::fs::symlink_metadata(temp.path().join("foo")).unwrap();
+        assert!(foo.file_type().is_char_device());
+        assert_eq!(applied.diff_size, 5 * 512);
     }
 
     #[test]
