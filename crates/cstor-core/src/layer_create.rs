@@ -4,8 +4,10 @@
 //!    writer killed at any later point leaves something the next writer (cstor or podman)
 //!    recognises as garbage and deletes;
 //! 2. the overlay driver's files are made: `overlay/<id>/` with `diff/` (mode of the parent's
-//!    `diff/`, 0555 for a base layer), `link` and its `overlay/l/<LINK>` symlink, `lower` (the
-//!    parent's link, then the parent's `lower`), `work/`, and `empty/` for a base layer;
+//!    `diff/`, 0555 for a base layer), `link` and its `overlay/l/<LINK>` symlink, `work/`,
+//!    `merged/`, and `empty/` for a base layer or, for a child, `lower` (the parent's link, then
+//!    the parent's `lower`) and `lower-layers` (the same chain by layer ID, which podman 5.8
+//!    prefers over `lower` when it mounts);
 //! 3. the tar is applied to `diff/` and its tar-split recorded ([`crate::apply`]);
 //! 4. the data is synced, the tar-split written, and the record saved whole, with digests,
 //!    sizes, compression and the uid/gid sets.
@@ -21,6 +23,7 @@ use crate::apply::{apply_layer, Applied, DiffWhiteouts};
 use crate::atomic;
 use crate::error::{Error, IoContext, Result};
 use crate::layers::{Layer, LayerRecord, MAX_CHAIN_DEPTH};
+use crate::overlay::LOWER_LAYERS;
 use crate::random;
 use crate::store::{is_valid_id, Store};
 use crate::transaction::{LayersTxn, INCOMPLETE_FLAG, LAYERS_DIR};
@@ -227,8 +230,10 @@ impl Store {
         dir.symlink(format!("../{id}/diff"), Path::new("overlay/l").join(&link))
             .at(Path::new("overlay/l").join(&link))?;
         write_small(dir, &path.join("link"), link.as_bytes())?;
-        dir.create_dir_with(path.join("work"), &private)
-            .at(path.join("work"))?;
+        for name in ["work", "merged"] {
+            dir.create_dir_with(path.join(name), &private)
+                .at(path.join(name))?;
+        }
         match parent {
             None => dir
                 .create_dir_with(path.join("empty"), &private)
@@ -247,6 +252,13 @@ impl Store {
                         .map(|l| format!("l/{l}")),
                 );
                 write_small(dir, &path.join("lower"), lower.join(":").as_bytes())?;
+                let mut lower_layers = vec![parent.id().to_owned()];
+                lower_layers.extend(self.layer_lower_ids(parent)?);
+                write_small(
+                    dir,
+                    &path.join(LOWER_LAYERS),
+                    lower_layers.join(":").as_bytes(),
+                )?;
             }
         }
         Ok(diff)
@@ -286,7 +298,7 @@ fn check_digest(what: &str, expected: &Option<String>, actual: &str) -> Result<(
     }
 }
 
-/// Writes one of the driver's small files (`link`, `lower`), mode 0644.
+/// Writes one of the driver's small files (`link`, `lower`, `lower-layers`), mode 0644.
 fn write_small(dir: &Dir, path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut options = OpenOptions::new();
