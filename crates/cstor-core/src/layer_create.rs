@@ -317,8 +317,29 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// Formats a UTC time as Go's `time.Time` JSON does.
 pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    rfc3339_at_offset(secs, nanos, 0)
+}
+
+/// A time in the local time zone as Go's `time.Time` JSON marshals one whose location is
+/// `time.Local` (a file's `ModTime()`): the wall clock there with its offset, `Z` when that is 0.
+pub(crate) fn local_rfc3339(secs: i64, nanos: u32) -> String {
+    // SAFETY: localtime_r only writes the `tm` it is given.
+    let offset = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        let t: libc::time_t = secs as libc::time_t;
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    };
+    rfc3339_at_offset(secs, nanos, offset)
+}
+
+fn rfc3339_at_offset(secs: i64, nanos: u32, offset: i64) -> String {
+    let local = secs + offset;
+    let days = local.div_euclid(86_400);
+    let rem = local.rem_euclid(86_400);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -336,7 +357,13 @@ pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
         text.push('.');
         text.push_str(frac.trim_end_matches('0'));
     }
-    text.push('Z');
+    if offset == 0 {
+        text.push('Z');
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let minutes = offset.abs() / 60;
+        text.push_str(&format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60));
+    }
     text
 }
 
@@ -352,5 +379,13 @@ mod tests {
             "2026-11-24T22:18:17.602774085Z"
         );
         assert_eq!(rfc3339(951_782_400, 500_000_000), "2000-02-29T00:00:00.5Z");
+        assert_eq!(
+            rfc3339_at_offset(951_782_400, 0, -(5 * 3600 + 30 * 60)),
+            "2000-02-28T18:30:00-05:30"
+        );
+        assert_eq!(
+            rfc3339_at_offset(0, 1, 3600),
+            "1970-01-01T01:00:00.000000001+01:00"
+        );
     }
 }
