@@ -277,6 +277,7 @@ export interface OpenOptions {
   runroot?: string
   driver?: string
   additionalImageStores?: Array<string>
+  create?: boolean
 }
 
 /** Opens a store; see `Storage.open` in the TypeScript API. */

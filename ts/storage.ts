@@ -30,6 +30,12 @@ export interface OpenOptions {
    * to subordinate IDs. Metadata is always read directly.
    */
   unshare?: boolean | 'auto'
+  /**
+   * Create the store when `root` is missing or empty, as podman and skopeo do: the directories
+   * and lock files containers/storage makes (in `runroot` too when given). Without it a missing
+   * root is `ENOSTORE`; an empty one gets them on its first write.
+   */
+  create?: boolean
 }
 
 export type StoreConfig = StoreConfigInfo
@@ -67,13 +73,14 @@ export class Storage {
    * `overrides` replace what discovery found (podman's `--root`, `--runroot`).
    */
   static async discover(overrides: Partial<OpenOptions> | null = {}): Promise<Storage> {
-    const { root, runroot, driver, additionalImageStores } = overrides ?? {}
+    const { root, runroot, driver, additionalImageStores, create } = overrides ?? {}
     const config = await Storage.config()
     return Storage.open({
       root: root ?? config.graphRoot,
       runroot: runroot ?? config.runRoot,
       driver: driver ?? config.driver ?? undefined,
       additionalImageStores: additionalImageStores ?? config.additionalImageStores,
+      ...(create !== undefined && { create }),
     })
   }
 

@@ -87,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
   const storage = await Storage.discover({
+    // The verbs that bring images in start a store where there is none, as podman's do.
+    create: group === 'pull' || group === 'import',
     ...(values.root !== undefined && { root: values.root }),
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),

@@ -25,6 +25,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::layers::{Layer, LayerRecord, MAX_CHAIN_DEPTH};
 use crate::overlay::LOWER_LAYERS;
 use crate::random;
+use crate::skeleton::MOUNT_PROGRAM_FLAG;
 use crate::store::{is_valid_id, Store};
 use crate::transaction::{LayersTxn, INCOMPLETE_FLAG, LAYERS_DIR};
 
@@ -194,9 +195,6 @@ impl Store {
         let path = layer_path(id);
         let mut private = DirBuilder::new();
         private.mode(0o700);
-        let mut shared = DirBuilder::new();
-        shared.recursive(true).mode(0o755);
-        dir.create_dir_with("overlay/l", &shared).at("overlay/l")?;
         let _ = dir.remove_dir_all(&path);
         dir.create_dir_with(&path, &private).at(&path)?;
         let diff_mode = match parent {
@@ -274,7 +272,7 @@ fn layer_path(id: &str) -> PathBuf {
 /// the `user.` xattr namespace when not root (a rootless store).
 fn diff_whiteouts(dir: &Dir) -> DiffWhiteouts {
     let mount_program = dir
-        .read_to_string("overlay/.has-mount-program")
+        .read_to_string(MOUNT_PROGRAM_FLAG)
         .is_ok_and(|s| s.trim() == "true");
     if mount_program {
         DiffWhiteouts::Aufs

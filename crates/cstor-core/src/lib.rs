@@ -31,6 +31,7 @@ pub mod random;
 pub mod reader;
 pub mod registry;
 pub mod rpc;
+pub mod skeleton;
 pub mod splitfdstream;
 pub mod store;
 pub mod tarball;
