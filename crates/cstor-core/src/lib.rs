@@ -32,6 +32,7 @@ pub mod reader;
 pub mod registry;
 pub mod rpc;
 pub mod skeleton;
+pub mod sparse;
 pub mod splitfdstream;
 pub mod store;
 pub mod tarball;
