@@ -69,6 +69,16 @@ pub enum DiffWhiteouts {
     Aufs,
 }
 
+/// How a layer is written into `diff/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub whiteouts: DiffWhiteouts,
+    /// Writing in a user namespace, as rootless podman does (containers/storage's `InUserNS`):
+    /// device nodes are not made (the tar-split still records them, so the layer exports
+    /// whole), and an owner the namespace does not map is an error naming the ID.
+    pub user_namespace: bool,
+}
+
 /// What applying a layer produced: the figures `layers.json` records, and the tar-split.
 #[derive(Debug, Clone)]
 pub struct Applied {
@@ -84,7 +94,7 @@ pub struct Applied {
 }
 
 /// Applies the (possibly compressed) layer tar `input` to the empty directory `diff`.
-pub fn apply_layer(input: impl Read, diff: &Dir, whiteouts: DiffWhiteouts) -> Result<Applied> {
+pub fn apply_layer(input: impl Read, diff: &Dir, options: ApplyOptions) -> Result<Applied> {
     let mut compressed = Hashing::new(input);
     let mut head = Vec::with_capacity(16);
     (&mut compressed)
@@ -115,7 +125,7 @@ pub fn apply_layer(input: impl Read, diff: &Dir, whiteouts: DiffWhiteouts) -> Re
             tap: tap.clone(),
         };
         let mut encoder = Encoder::new(&mut gz);
-        let mut writer = DiffWriter::new(diff, whiteouts);
+        let mut writer = DiffWriter::new(diff, options);
         let mut archive = tar::Archive::new(tapped);
         let entries = archive.entries().map_err(source_error)?;
         for entry in entries {
@@ -383,15 +393,17 @@ fn pax_time(value: &[u8]) -> Result<Timespec> {
 struct DiffWriter<'a> {
     diff: &'a Dir,
     whiteouts: DiffWhiteouts,
+    user_namespace: bool,
     dir_times: Vec<(PathBuf, Timestamps)>,
     buffer: Vec<u8>,
 }
 
 impl<'a> DiffWriter<'a> {
-    fn new(diff: &'a Dir, whiteouts: DiffWhiteouts) -> Self {
+    fn new(diff: &'a Dir, options: ApplyOptions) -> Self {
         DiffWriter {
             diff,
-            whiteouts,
+            whiteouts: options.whiteouts,
+            user_namespace: options.user_namespace,
             dir_times: Vec::new(),
             buffer: vec![0; 1 << 20],
         }
@@ -454,14 +466,7 @@ impl<'a> DiffWriter<'a> {
                         0,
                     )
                     .map_err(|e| Error::io(&shown, e.into()))?;
-                    rustix::fs::chownat(
-                        &parent,
-                        deleted,
-                        Some(rustix::fs::Uid::from_raw(header.uid)),
-                        Some(rustix::fs::Gid::from_raw(header.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| Error::io(&shown, e.into()))?;
+                    chown(&parent, deleted, header, &shown)?;
                     return Ok(None);
                 }
                 Marker::None => {}
@@ -503,6 +508,9 @@ impl<'a> DiffWriter<'a> {
                 ))
             })?;
             // A hard link shares its target's inode: its metadata is the target's.
+            return Ok(None);
+        } else if (kind.is_character_special() || kind.is_block_special()) && self.user_namespace {
+            // A user namespace cannot make device nodes; containers/storage leaves them out there.
             return Ok(None);
         } else if kind.is_fifo() || kind.is_character_special() || kind.is_block_special() {
             let file_type = if kind.is_fifo() {
@@ -585,14 +593,7 @@ impl<'a> DiffWriter<'a> {
     /// file capabilities, so both come after it).
     fn set_meta(&self, dir: &Dir, name: &OsStr, header: &Header, shown: &Path) -> Result<()> {
         let io = |e: Errno| Error::io(shown, e.into());
-        rustix::fs::chownat(
-            dir,
-            name,
-            Some(rustix::fs::Uid::from_raw(header.uid)),
-            Some(rustix::fs::Gid::from_raw(header.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(io)?;
+        chown(dir, name, header, shown)?;
         if !header.xattrs.is_empty() {
             let path = proc_path(dir, name);
             for (key, value) in &header.xattrs {
@@ -634,6 +635,32 @@ impl<'a> DiffWriter<'a> {
                 .map_err(|e| Error::io(&shown, e.into()))?;
         }
         Ok(())
+    }
+}
+
+/// Gives an entry the header's owner. In a user namespace an ID it does not map fails with
+/// EINVAL, which podman reports (and refuses the layer) as below.
+fn chown(dir: &Dir, name: &OsStr, header: &Header, shown: &Path) -> Result<()> {
+    let owner = (
+        rustix::fs::Uid::from_raw(header.uid),
+        rustix::fs::Gid::from_raw(header.gid),
+    );
+    match rustix::fs::chownat(
+        dir,
+        name,
+        Some(owner.0),
+        Some(owner.1),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL) => Err(Error::InvalidArgument(format!(
+            "potentially insufficient UIDs or GIDs available in user namespace (requested {}:{} \
+             for {}): check /etc/subuid and /etc/subgid",
+            header.uid,
+            header.gid,
+            shown.display()
+        ))),
+        Err(e) => Err(Error::io(shown, e.into())),
     }
 }
 
@@ -750,10 +777,13 @@ mod tests {
     fn applied(tar: &[u8]) -> (tempfile::TempDir, Applied) {
         let temp = tempfile::tempdir().unwrap();
         let diff = Dir::open_ambient_dir(temp.path(), cap_std::ambient_authority()).unwrap();
-        let whiteouts = DiffWhiteouts::Overlay {
-            xattr_prefix: "user.",
+        let options = ApplyOptions {
+            whiteouts: DiffWhiteouts::Overlay {
+                xattr_prefix: "user.",
+            },
+            user_namespace: false,
         };
-        let applied = apply_layer(tar, &diff, whiteouts).unwrap();
+        let applied = apply_layer(tar, &diff, options).unwrap();
         (temp, applied)
     }
 

@@ -19,8 +19,9 @@ use std::path::{Path, PathBuf};
 
 use cap_std::fs::{Dir, DirBuilder, DirBuilderExt, OpenOptions, OpenOptionsExt};
 
-use crate::apply::{apply_layer, Applied, DiffWhiteouts};
+use crate::apply::{apply_layer, Applied, ApplyOptions, DiffWhiteouts};
 use crate::atomic;
+use crate::config::Environment;
 use crate::error::{Error, IoContext, Result};
 use crate::layers::{Layer, LayerRecord, MAX_CHAIN_DEPTH};
 use crate::overlay::LOWER_LAYERS;
@@ -164,7 +165,7 @@ impl Store {
     ) -> Result<Applied> {
         let dir = txn.dir;
         let diff = self.make_layer_dirs(dir, id, parent)?;
-        let applied = apply_layer(tar, &diff, diff_whiteouts(dir))?;
+        let applied = apply_layer(tar, &diff, apply_options(dir))?;
         check_digest(
             "uncompressed",
             &new.expected_diff_digest,
@@ -267,23 +268,26 @@ fn layer_path(id: &str) -> PathBuf {
     Path::new("overlay").join(id)
 }
 
-/// How this store's `diff/` directories record deletions: the AUFS names when the driver runs a
-/// mount program (it says so in `overlay/.has-mount-program`), else overlayfs's own forms, with
-/// the `user.` xattr namespace when not root (a rootless store).
-fn diff_whiteouts(dir: &Dir) -> DiffWhiteouts {
+/// How a layer is written into this store's `diff/` directories, as containers/storage's driver
+/// decides: deletions as the AUFS names when the driver runs a mount program (it says so in
+/// `overlay/.has-mount-program`), else overlayfs's own forms, with the `user.` xattr namespace
+/// in a user namespace (a rootless store, through `podman unshare`); and whether writes happen
+/// in such a namespace ([`crate::config::Environment::in_user_namespace`]).
+fn apply_options(dir: &Dir) -> ApplyOptions {
+    let user_namespace = Environment::current().in_user_namespace();
     let mount_program = dir
         .read_to_string(MOUNT_PROGRAM_FLAG)
         .is_ok_and(|s| s.trim() == "true");
-    if mount_program {
+    let whiteouts = if mount_program {
         DiffWhiteouts::Aufs
-    } else if rustix::process::geteuid().is_root() {
-        DiffWhiteouts::Overlay {
-            xattr_prefix: "trusted.",
-        }
     } else {
         DiffWhiteouts::Overlay {
-            xattr_prefix: "user.",
+            xattr_prefix: if user_namespace { "user." } else { "trusted." },
         }
+    };
+    ApplyOptions {
+        whiteouts,
+        user_namespace,
     }
 }
 
