@@ -42,8 +42,11 @@ export declare class NativeRpcServer {
  * answers with what is on disk now.
  */
 export declare class NativeStore {
-  /** Serves this store on a new Unix socket at `path` (which must not exist). */
-  serve(path: string): NativeRpcServer
+  /**
+   * Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
+   * the write methods.
+   */
+  serve(path: string, writable?: boolean | undefined | null): NativeRpcServer
   /** Checks the whole store, or only the image `reference` names, for damage. */
   verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
@@ -318,8 +321,17 @@ export interface PullInfo {
   existed: boolean
 }
 
-/** Calls `method` on the server at `path` over a new connection. */
-export declare function rpcCall(path: string, method: string, params: string): Promise<RpcResultInfo>
+/**
+ * Calls `method` on the server at `path` over a new connection, sending `fds` along (they stay
+ * the caller's); notifications before the response go to `on_notification`.
+ */
+export declare function rpcCall(path: string, method: string, params: string, fds?: Array<number> | undefined | null, onNotification?: (((arg: RpcNotificationInfo) => void)) | undefined | null): Promise<RpcResultInfo>
+
+/** A notification a server sent before its response: its method and params (JSON text). */
+export interface RpcNotificationInfo {
+  method: string
+  params: string
+}
 
 /** A result from a server: its JSON text and the fds that came with it (the caller's to close). */
 export interface RpcResultInfo {

@@ -25,6 +25,7 @@ export {
   type OciCopyInfo,
   type PlatformInfo,
   type ProgressInfo,
+  type RpcNotificationInfo,
   type PullInfo,
   type StoreConfigInfo,
   type TarDiffInfo,

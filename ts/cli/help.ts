@@ -79,8 +79,9 @@ const COMMANDS: Record<string, Command> = {
     examples: ['cstor copy alpine oci:./layout:alpine --compress zstd', 'skopeo inspect oci:./layout:alpine'],
   },
   serve: {
-    usage: 'serve --socket PATH',
+    usage: 'serve --socket PATH [--writable]',
     about: 'Serve the store over JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS):\nListImages, ListLayers, GetLayerSplitfdstream, StreamLayer. Runs until Ctrl-C.',
+    options: '--writable   also answer Pull, Import, Tag, Untag, RemoveImage, RemoveLayer,\n             CreateLayer, CreateImage (anyone who can connect may then write)',
     examples: ['cstor serve --socket /run/cstor.sock'],
   },
   verify: {

@@ -31,6 +31,7 @@ pub mod random;
 pub mod reader;
 pub mod registry;
 pub mod rpc;
+pub mod rpc_writes;
 pub mod skeleton;
 pub mod sparse;
 pub mod splitfdstream;
