@@ -3,8 +3,9 @@
  * reader expands them and tar-split records the expanded file, dropping the sparse map), so such
  * layers exist, and `tar-split asm` gives back a tar whose digest is not the layer's. cstor must
  * never hand out such bytes: every export path fails before writing anything, with EUNSUPPORTED
- * naming the entry. Inputs: Go's archive/tar test files (__test__/fixtures/sparse/README.md),
- * imported by podman 4.3.
+ * naming the entry. cstor's own imports of such tars write what podman 5.8 writes (diff/ and
+ * tar-split), and refuse GNU type S as podman does. Inputs: Go's archive/tar test files
+ * (__test__/fixtures/sparse/README.md), imported by podman 4.3 and 5.8.
  */
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -14,6 +15,8 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage, UnsupportedError, type Layer } from '../ts/index'
 import { cliOn, storageConf, type FixtureStore } from './helpers'
+import { layerPicture } from './layer-picture'
+import { inPodman5 } from './podman5'
 
 const inputs = path.join(__dirname, 'fixtures', 'sparse')
 let dir: string
@@ -111,5 +114,33 @@ describe('a layer with a sparse member', () => {
     const file = path.join(dir, 'plain-export.tar')
     await plain.exportToFile(file)
     expect(`sha256:${createHash('sha256').update(fs.readFileSync(file)).digest('hex')}`).toBe(plain.diffDigest)
+  })
+
+  it('is written by cstor import as podman 5.8 writes it: the same diff/ and tar-split', async () => {
+    const ours = { root: path.join(dir, 'ours', 'root'), runroot: path.join(dir, 'ours', 'run') }
+    const theirs = { root: path.join(dir, 'theirs', 'root'), runroot: path.join(dir, 'theirs', 'run') }
+    const began = BigInt(Date.now() - 2000) * 1_000_000n
+    for (const [tar, entry] of sparseTars) {
+      const name = `localhost/${path.basename(tar, '.tar')}:1`
+      expect(cliOn(ours, ['import', tar, name]).status).toBe(0)
+      const flags = ['--root', theirs.root, '--runroot', theirs.runroot, '--storage-driver', 'overlay']
+      const imported = inPodman5([dir, inputs], ['podman', ...flags, 'import', '--quiet', tar, name])
+      expect(imported.status, imported.stderr).toBe(0)
+      const ourStore = await Storage.open(ours)
+      const layer = (await (await ourStore.image(name)).layers())[0]
+      // The real name and size, not GNUSparseFile.N/... with the on-tar bytes.
+      expect(fs.statSync(path.join(ours.root, 'overlay', layer.id, 'diff', entry)).size).toBe(entry === 'end' ? 4 : entry === 'sparse.db' ? 1000 : 200)
+      expect(layerPicture(ours.root, layer.id, began)).toEqual(layerPicture(theirs.root, layer.id, began))
+      const tarSplit = (root: string) => execFileSync('zcat', [path.join(root, 'overlay-layers', `${layer.id}.tar-split.gz`)])
+      expect(tarSplit(ours.root).equals(tarSplit(theirs.root)), tar).toBe(true)
+      await expect(layer.exportToFile(path.join(dir, 'x.tar'))).rejects.toBeInstanceOf(UnsupportedError)
+      ourStore.close()
+    }
+    // GNU type S: podman refuses it ("unhandled tar header type 83"), and so does cstor.
+    const gnu = path.join(inputs, 'gnu-nil-sparse-data.tar')
+    const refused = cliOn(ours, ['import', gnu, 'localhost/gnu:1'])
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toContain('(EUNSUPPORTED)')
+    expect(() => podman('import', '--quiet', gnu, 'localhost/gnu:1')).toThrow(/unhandled tar header type 83/)
   })
 })

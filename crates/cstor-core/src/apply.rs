@@ -28,6 +28,7 @@ use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
+use crate::sparse::{self, PaxSparse};
 use crate::tarsplit::Encoder;
 use crate::whiteout::{self, Marker};
 
@@ -131,7 +132,19 @@ pub fn apply_layer(input: impl Read, diff: &Dir, options: ApplyOptions) -> Resul
         for entry in entries {
             let mut entry = entry.map_err(source_error)?;
             encoder.segment(&tap.borrow_mut().take())?;
-            let header = Header::of(&mut entry)?;
+            let mut header = Header::of(&mut entry)?;
+            if let Some(sparse) = &mut header.sparse {
+                // A format 1.0 map opens the body. Go's reader takes it out of sight of
+                // tar-split's accounting: no segment keeps it.
+                if sparse.map.is_none() {
+                    tap.borrow_mut().recording = false;
+                    let read = sparse::read_map_1x0(&mut entry);
+                    tap.borrow_mut().recording = true;
+                    let (map, consumed) = read?;
+                    sparse.map = Some(map);
+                    header.physical_size = header.physical_size.saturating_sub(consumed);
+                }
+            }
             if !header.is_whiteout() {
                 ids.0.insert(header.uid);
                 ids.1.insert(header.gid);
@@ -276,6 +289,10 @@ struct Header {
     link: Option<Vec<u8>>,
     device: (u32, u32),
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A PAX sparse member: `size` is then the expanded size and `name` the real name.
+    sparse: Option<PaxSparse>,
+    /// The bytes of body the tar holds, which for a sparse member is not `size`.
+    physical_size: u64,
 }
 
 impl Header {
@@ -307,11 +324,15 @@ impl Header {
                 h.device_minor().ok().flatten().unwrap_or(0),
             ),
             xattrs: Vec::new(),
+            sparse: None,
+            physical_size: entry.size(),
         };
+        let mut records = Vec::new();
         if let Some(extensions) = entry.pax_extensions().map_err(source_error)? {
             for extension in extensions {
                 let extension = extension.map_err(source_error)?;
                 let (key, value) = (extension.key_bytes(), extension.value_bytes());
+                records.push((key.to_vec(), value.to_vec()));
                 match key {
                     b"uid" => header.uid = pax_number(value)?,
                     b"gid" => header.gid = pax_number(value)?,
@@ -326,12 +347,22 @@ impl Header {
             }
         }
         if header.kind.is_gnu_sparse() {
+            // podman: "unhandled tar header type 83".
             return Err(Error::Unsupported {
                 what: format!(
-                    "sparse file {:?} in a layer (tar-split cannot record it)",
+                    "GNU sparse file {:?} in a layer (podman refuses them too)",
                     String::from_utf8_lossy(&header.name)
                 ),
             });
+        }
+        if header.is_regular() {
+            if let Some(sparse) = sparse::pax_sparse(&records)? {
+                if let Some(name) = &sparse.name {
+                    header.name = name.clone();
+                }
+                header.size = sparse.size.unwrap_or(header.size);
+                header.sparse = Some(sparse);
+            }
         }
         Ok(header)
     }
@@ -488,7 +519,14 @@ impl<'a> DiffWriter<'a> {
             )
             .map_err(io)?;
             let mut file = File::from(file);
-            crc = self.copy_body(body, &mut file, header.size, &shown)?;
+            crc = match header.sparse.as_ref().and_then(|s| s.map.as_deref()) {
+                Some(map) => {
+                    sparse::validate(map, header.size)?;
+                    let physical = header.physical_size;
+                    sparse::expand(body, physical, &file, map, header.size, &mut self.buffer)?
+                }
+                None => self.copy_body(body, &mut file, header.size, &shown)?,
+            };
         } else if is_dir {
             match rustix::fs::mkdirat(&parent, name.as_os_str(), Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
