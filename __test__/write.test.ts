@@ -334,6 +334,28 @@ describe('tag, untag, rmi as podman does them', () => {
 })
 
 describe('createLayer and createImage', () => {
+  it('into an empty directory makes the store containers/storage makes, which podman then uses', async () => {
+    const root = path.join(dir, 'empty-root')
+    fs.mkdirSync(root)
+    const storage = await Storage.open({ root })
+    const layer = await storage.createLayer(rootfsTar('empty-root', 'e'))
+    storage.close()
+    for (const lock of ['storage.lock', 'userns.lock', 'overlay-layers/layers.lock', 'overlay-images/images.lock', 'overlay-containers/containers.lock']) {
+      expect(fs.statSync(path.join(root, lock)).isFile(), lock).toBe(true)
+    }
+    expect(fs.readFileSync(path.join(root, 'overlay', '.has-mount-program'), 'utf8')).toBe('false')
+    const store = { root, runroot: path.join(dir, 'empty-root-run') }
+    mounted.push(root)
+    const layers = JSON.parse(fs.readFileSync(path.join(root, 'overlay-layers', 'layers.json'), 'utf8')) as { id: string }[]
+    expect(layers.map((l) => l.id)).toEqual([layer.id])
+    podman(store, 'images')
+    // A root that is not there is created only when asked.
+    await expect(Storage.open({ root: path.join(dir, 'not-there') })).rejects.toMatchObject({ code: 'ENOSTORE' })
+    const created = await Storage.open({ root: path.join(dir, 'not-there'), create: true })
+    expect(await created.listImages()).toEqual([])
+    created.close()
+  })
+
   it('stacks a layer from a stream on a parent, with whiteouts and opaque dirs as podman writes them', async () => {
     const ours = copyStore(main)
     try {
