@@ -42,50 +42,6 @@ export declare class NativeRpcServer {
  * answers with what is on disk now.
  */
 export declare class NativeStore {
-  /**
-   * Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
-   * the write methods.
-   */
-  serve(path: string, writable?: boolean | undefined | null): NativeRpcServer
-  /** Checks the whole store, or only the image `reference` names, for damage. */
-  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
-  /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
-  createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
-  /** Creates an image record with its big data; returns the image. */
-  createImage(options: CreateImageOptions): Promise<ImageInfo>
-  tagImage(reference: string, names: Array<string>): Promise<ImageInfo>
-  untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
-  /** Deletes an image and the layers only it used; returns those layers' IDs. */
-  removeImage(reference: string): Promise<Array<string>>
-  /** Deletes one layer nothing uses; returns its ID. */
-  removeLayer(reference: string): Promise<string>
-  /**
-   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
-   * store; `tls_verify: false` speaks plain HTTP to a registry.
-   */
-  pull(source: string, name?: string | undefined | null, tlsVerify?: boolean | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
-  /** `podman import`: a root filesystem tar file as a one-layer image. */
-  importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
-  get graphRoot(): string
-  get runRoot(): string | null
-  /** The main store followed by the additional image stores. */
-  get storePaths(): Array<string>
-  /**
-   * Releases the store's directory descriptors (so its filesystem can be unmounted); later
-   * calls fail with `EINVAL`.
-   */
-  close(): void
-  listImages(): Promise<Array<ImageInfo>>
-  getImage(reference: string): Promise<ImageInfo>
-  inspectImage(reference: string): Promise<ImageDetailsInfo>
-  /** The raw bytes of one big-data item of an image. */
-  imageBigData(reference: string, key: string): Promise<Buffer>
-  listLayers(): Promise<Array<LayerInfo>>
-  getLayer(reference: string): Promise<LayerInfo>
-  /** The layer and its ancestors by `parent`, top first. */
-  layerChain(reference: string): Promise<Array<LayerInfo>>
-  /** The layers below a layer as its overlay `lower` file stacks them, parent first. */
-  lowerChain(reference: string): Promise<Array<LayerInfo>>
   /** Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's). */
   exportLayer(reference: string, fd: number, verify?: boolean | undefined | null): Promise<ExportStatsInfo>
   /** The entries of a layer's tar. */
@@ -106,9 +62,53 @@ export declare class NativeStore {
    * default.
    */
   extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
+  /**
+   * Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
+   * the write methods.
+   */
+  serve(path: string, writable?: boolean | undefined | null): NativeRpcServer
+  get graphRoot(): string
+  get runRoot(): string | null
+  /** The main store followed by the additional image stores. */
+  get storePaths(): Array<string>
+  /**
+   * Releases the store's directory descriptors (so its filesystem can be unmounted); later
+   * calls fail with `EINVAL`.
+   */
+  close(): void
+  listImages(): Promise<Array<ImageInfo>>
+  getImage(reference: string): Promise<ImageInfo>
+  inspectImage(reference: string): Promise<ImageDetailsInfo>
+  /** The raw bytes of one big-data item of an image. */
+  imageBigData(reference: string, key: string): Promise<Buffer>
+  listLayers(): Promise<Array<LayerInfo>>
+  getLayer(reference: string): Promise<LayerInfo>
+  /** The layer and its ancestors by `parent`, top first. */
+  layerChain(reference: string): Promise<Array<LayerInfo>>
+  /** The layers below a layer as its overlay `lower` file stacks them, parent first. */
+  lowerChain(reference: string): Promise<Array<LayerInfo>>
+  resolveLink(link: string): Promise<LayerInfo>
+  /**
+   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
+   * store; `tls_verify: false` speaks plain HTTP to a registry.
+   */
+  pull(source: string, name?: string | undefined | null, tlsVerify?: boolean | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
+  /** `podman import`: a root filesystem tar file as a one-layer image. */
+  importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
   /** Copies an image into an OCI image layout directory (created when missing). */
   copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<OciCopyInfo>
-  resolveLink(link: string): Promise<LayerInfo>
+  /** Checks the whole store, or only the image `reference` names, for damage. */
+  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
+  /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
+  createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
+  /** Creates an image record with its big data; returns the image. */
+  createImage(options: CreateImageOptions): Promise<ImageInfo>
+  tagImage(reference: string, names: Array<string>): Promise<ImageInfo>
+  untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
+  /** Deletes an image and the layers only it used; returns those layers' IDs. */
+  removeImage(reference: string): Promise<Array<string>>
+  /** Deletes one layer nothing uses; returns its ID. */
+  removeLayer(reference: string): Promise<string>
 }
 
 /**
@@ -382,7 +382,7 @@ export interface TarDiffInfo {
   differences: Array<TarDifferenceInfo>
 }
 
-/** One TOC entry; see `cstor_core::toc::TocEntry`. */
+/** One TOC entry; see `cstor_core::content::toc::TocEntry`. */
 export interface TocEntryInfo {
   name: string
   /** `dir`, `reg`, `symlink`, `hardlink`, `char`, `block`, `fifo` or `whiteout`. */

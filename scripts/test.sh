@@ -24,6 +24,8 @@ step "tsc --noEmit"
 npx tsc -p tsconfig.check.json
 step "oxlint"
 npm run -s lint
+step "import circles (scripts/check-imports.mjs)"
+node scripts/check-imports.mjs
 
 step "fixture stores"
 bash __test__/fixtures/build-stores.sh

@@ -4,7 +4,8 @@
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
 export { Image, type ImageDetails, type Platform } from './image.js'
-export { Layer, type ExportOptions, type ExportStats } from './layer.js'
+export { Layer } from './layer.js'
+export type { ExportOptions, ExportStats } from './export.js'
 export type { LayerPart } from './parts.js'
 export { RpcClient, RpcServer, type RemoteImage, type RemoteLayer } from './rpc.js'
 export { ImageProxy, ProxyImage, type ImageProxyOptions } from './proxy.js'

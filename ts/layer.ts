@@ -8,20 +8,12 @@ import { partsOf, type LayerPart } from './parts.js'
 import { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
 import { startUnshareHelper, unshareOptions, usesUnshare, withUnshareHelper } from './unshare.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
-import { createPipe, type ExportStatsInfo, type LayerInfo, type NativeStore } from './native.js'
+import type { ExportOptions, ExportStats } from './export.js'
+import { createPipe, type LayerInfo, type NativeStore } from './native.js'
 
 /** Inline threshold of exports through an unshare helper (see `Layer.exportToFd`). */
 const UNSHARE_INLINE_BYTES = 64 << 10
 
-export interface ExportOptions {
-  /**
-   * Check each file body against the CRC-64 tar-split recorded (default `true`). With `false`,
-   * bodies are copied by the kernel (`copy_file_range`/`sendfile`) without passing through memory.
-   */
-  verify?: boolean
-}
-
-export type ExportStats = ExportStatsInfo
 
 /**
  * A layer of the store: its `layers.json` record, plus methods that walk its chain. The fields

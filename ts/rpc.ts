@@ -2,7 +2,7 @@
  * JSON-RPC 2.0 over a Unix socket with fds passed alongside (SCM_RIGHTS): a server lending a
  * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
  * `StreamLayer`, and on a writable server `Pull`, `Import`, `Tag`, `Untag`, `RemoveImage`,
- * `RemoveLayer`, `CreateLayer`, `CreateImage` (see `crates/cstor-core/src/rpc.rs` and
+ * `RemoveLayer`, `CreateLayer`, `CreateImage` (see `crates/cstor-core/src/ipc/rpc.rs` and
  * `rpc_writes.rs` for the wire protocol).
  */
 import { call, InvalidArgumentError } from './errors.js'

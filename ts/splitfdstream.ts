@@ -1,5 +1,5 @@
 import { call } from './errors.js'
-import type { ExportStats } from './layer.js'
+import type { ExportStats } from './export.js'
 import * as native from './native.js'
 
 /**

@@ -1,4 +1,4 @@
-//! The splitfdstream reader (`cstor_core::splitfdstream::Reader`) and `assemble`, on a stream a
+//! The splitfdstream reader (`cstor_core::content::splitfdstream::Reader`) and `assemble`, on a stream a
 //! hostile peer could send.
 //!
 //! Whatever the reader accepts must survive a round trip through the writer (the same bytes, the
@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use cstor_core::splitfdstream::{assemble, Chunk, Reader, Writer};
+use cstor_core::content::splitfdstream::{assemble, Chunk, Reader, Writer};
 use libfuzzer_sys::fuzz_target;
 
 /// Contents of the content fds 1 and 2 given to `assemble`.

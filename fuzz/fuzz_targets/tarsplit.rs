@@ -1,4 +1,4 @@
-//! The tar-split decoder (`cstor_core::tarsplit::Decoder`) on what a hostile store could put in
+//! The tar-split decoder (`cstor_core::content::tarsplit::Decoder`) on what a hostile store could put in
 //! `overlay-layers/<id>.tar-split.gz`.
 //!
 //! The first input byte picks the form: even, the rest is the NDJSON text, wrapped here in gzip
@@ -7,7 +7,7 @@
 //! never panic, loop or allocate without bound.
 #![no_main]
 
-use cstor_core::tarsplit::{Decoder, Entry};
+use cstor_core::content::tarsplit::{Decoder, Entry};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

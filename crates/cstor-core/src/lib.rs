@@ -1,50 +1,34 @@
-//! cstor-core reads containers-storage — the on-disk image store of podman, buildah, skopeo and
-//! CRI-O (overlay driver) — directly, without a daemon.
+//! cstor-core reads and writes containers-storage — the on-disk image store of podman, buildah,
+//! skopeo and CRI-O (overlay driver) — directly, without a daemon.
 //!
-//! Start with [`Store::open`] (or [`config::discover`] to find the store the way podman does),
-//! then list and resolve [`images`] and [`layers`]. The module names follow the containers/storage
-//! vocabulary and the sections of FORMAT.md: [`lock`] for its lock files, [`overlay`] for the
-//! driver's link files, [`names`] for reference resolution.
+//! Start with [`Store::open`] (or [`store::config::discover`] to find the store the way podman
+//! does). The folders follow the data flow, each depending only on those before it:
+//!
+//! - [`store`]: the store's metadata — configuration, locks, layer and image records, names,
+//!   the overlay driver's links;
+//! - [`content`]: a layer's content — tar-split, the bit-for-bit export and what reads it;
+//! - [`extract`]: layers applied into a directory with overlay semantics;
+//! - [`write`]: new layers and images, crash-safe, under the store's locks;
+//! - [`transport`]: image sources and destinations (OCI layout, docker-archive, registry,
+//!   tarball, skopeo's proxy) and the pull between them and the store;
+//! - [`ipc`]: fds and JSON-RPC over Unix sockets;
+//! - [`verify`]: a check of the whole store.
+//!
+//! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`].
 
-pub mod apply;
-pub mod atomic;
-pub mod clone;
-pub mod config;
-pub mod containers;
-pub mod docker_archive;
+pub mod content;
+pub mod digest;
 pub mod error;
-pub mod export;
 pub mod extract;
-pub mod fdpass;
-pub mod image_write;
-pub mod images;
-pub mod layer_create;
-pub mod layers;
-pub mod lock;
-pub mod names;
-pub mod oci;
-pub mod overlay;
+pub mod ipc;
 pub mod progress;
-pub mod proxy;
-pub mod pull;
 pub mod random;
-pub mod reader;
-pub mod registry;
-pub mod rpc;
-pub mod rpc_writes;
-pub mod skeleton;
-pub mod sparse;
-pub mod splitfdstream;
 pub mod store;
-pub mod tarball;
-pub mod tardiff;
-pub mod tarsplit;
-pub mod toc;
-pub mod transaction;
+pub mod transport;
 pub mod verify;
-pub mod whiteout;
+pub mod write;
 
 pub use error::{Error, Result};
-pub use images::{Image, ImageDetails, ImageRecord, Platform};
-pub use layers::{Layer, LayerRecord};
+pub use store::images::{Image, ImageDetails, ImageRecord, Platform};
+pub use store::layers::{Layer, LayerRecord};
 pub use store::{Store, StoreOptions};

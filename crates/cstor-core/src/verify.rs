@@ -17,12 +17,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::content::export::ExportOptions;
 use crate::error::Error;
-use crate::export::ExportOptions;
-use crate::images::{big_data_path, Image};
-use crate::layers::Layer;
-use crate::overlay::{link_target, overlay_file};
 use crate::progress::Progress;
+use crate::store::images::{big_data_path, Image};
+use crate::store::layers::Layer;
+use crate::store::overlay::{link_target, overlay_file};
 use crate::store::{Store, StoreDir};
 use crate::Result;
 
@@ -328,7 +328,7 @@ impl<'a> Checker<'a> {
                 }
             }
             if let Some(expected) = image.record.big_data_digests.get(key) {
-                let actual = format!("sha256:{:x}", Sha256::digest(&bytes));
+                let actual = crate::digest::sha256(&bytes);
                 if expected.starts_with("sha256:") && *expected != actual {
                     let message = format!(
                         "big-data item {key:?} hashes to {actual}, images.json records {expected}"
@@ -520,7 +520,7 @@ impl<'a> Checker<'a> {
                 return 0;
             }
         };
-        let digest = format!("sha256:{:x}", hash.finalize());
+        let digest = crate::digest::finish(hash);
         if expected != digest {
             let message = format!(
                 "the tar rebuilt from tar-split and diff/ hashes to {digest}, layers.json records {expected}"

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use cstor_core::export::ExportOptions;
+use cstor_core::content::export::ExportOptions;
 use cstor_core::{Store, StoreOptions};
 
 fn fixtures() -> PathBuf {

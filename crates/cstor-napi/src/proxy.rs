@@ -1,9 +1,9 @@
-//! skopeo's image proxy (`cstor_core::proxy`) for Node.
+//! skopeo's image proxy (`cstor_core::transport::skopeo_proxy`) for Node.
 
 use std::os::fd::IntoRawFd;
 use std::sync::Arc;
 
-use cstor_core::proxy::ImageProxy;
+use cstor_core::transport::skopeo_proxy::ImageProxy;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 

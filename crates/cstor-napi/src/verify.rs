@@ -5,7 +5,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
-use crate::{blocking, reporter, NativeStore, ProgressInfo};
+use crate::blocking;
+use crate::progress::{reporter, ProgressInfo};
+use crate::store::NativeStore;
 
 /// One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
 /// such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.

@@ -1,18 +1,15 @@
 //! The write half of the binding: layers from tars, images, names, deletion and pulls. Every
-//! method runs on the blocking pool under the store's write locks (see `cstor_core::transaction`).
+//! method runs on the blocking pool under the store's write locks (see `cstor_core::write::transaction`).
 
 use std::fs::File;
 
-use cstor_core::image_write::{Created, NewImage};
-use cstor_core::layer_create::NewLayer;
-use cstor_core::pull::open_source;
-use cstor_core::tarball::Tarball;
+use cstor_core::write::image::{Created, NewImage};
+use cstor_core::write::layer::NewLayer;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
-use crate::convert::{ImageInfo, LayerInfo, ProgressInfo};
-use crate::{blocking, duplicate_fd, reporter, NativeStore};
+use crate::store::{image_info, ImageInfo, LayerInfo, NativeStore};
+use crate::{blocking, duplicate_fd};
 
 #[napi(object)]
 #[derive(Default)]
@@ -41,28 +38,6 @@ pub struct CreateImageOptions {
     pub created: Option<String>,
     pub metadata: Option<String>,
     pub big_data: Option<Vec<BigDataItem>>,
-}
-
-#[napi(object)]
-pub struct PullInfo {
-    pub image_id: String,
-    /// Layer IDs, base first.
-    pub layers: Vec<String>,
-    /// How many layers were written (the rest were in the store).
-    pub layers_written: u32,
-    /// Whether the image was in the store already (it got the name).
-    pub existed: bool,
-}
-
-impl From<cstor_core::pull::Pulled> for PullInfo {
-    fn from(p: cstor_core::pull::Pulled) -> Self {
-        PullInfo {
-            image_id: p.image_id,
-            layers: p.layers,
-            layers_written: p.layers_written as u32,
-            existed: p.existed,
-        }
-    }
 }
 
 #[napi]
@@ -150,41 +125,4 @@ impl NativeStore {
         let store = self.store()?;
         blocking(move || store.remove_layer(&reference)).await
     }
-
-    /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
-    /// store; `tls_verify: false` speaks plain HTTP to a registry.
-    #[napi]
-    pub async fn pull(
-        &self,
-        source: String,
-        name: Option<String>,
-        tls_verify: Option<bool>,
-        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
-    ) -> Result<PullInfo> {
-        let store = self.store()?;
-        blocking(move || {
-            let mut source = open_source(&source, None, tls_verify.unwrap_or(true))?;
-            store.pull(source.as_mut(), name.as_deref(), &mut reporter(on_progress))
-        })
-        .await
-        .map(PullInfo::from)
-    }
-
-    /// `podman import`: a root filesystem tar file as a one-layer image.
-    #[napi]
-    pub async fn import_tarball(&self, path: String, name: Option<String>) -> Result<PullInfo> {
-        let store = self.store()?;
-        blocking(move || {
-            let mut source = Tarball::open(path.as_ref())?;
-            store.pull(&mut source, name.as_deref(), &mut |_| {})
-        })
-        .await
-        .map(PullInfo::from)
-    }
-}
-
-fn image_info(store: &cstor_core::Store, id: &str) -> cstor_core::Result<ImageInfo> {
-    let image = store.image(id)?;
-    let size = store.image_sizes(std::slice::from_ref(&image))?[0];
-    Ok(ImageInfo::new(store, &image, size))
 }

@@ -1,0 +1,13 @@
+//! A layer's content: its tar rebuilt bit for bit from the tar-split and `diff/`, and what is
+//! built on that tar — a `Read + Seek` view for tar parsers, tables of contents, comparisons,
+//! the splitfdstream form — plus the forms a deletion and a compression take in a layer.
+
+pub mod compression;
+pub mod export;
+pub mod reader;
+pub mod sparse;
+pub mod splitfdstream;
+pub mod tardiff;
+pub mod tarsplit;
+pub mod toc;
+pub mod whiteout;

@@ -1,0 +1,141 @@
+//! Moving images between the store and other places: OCI layouts, and pulls from any source.
+
+use cstor_core::content::compression::Compression;
+use cstor_core::transport::oci_layout::{OciCopy, OciOptions};
+use cstor_core::transport::open_source;
+use cstor_core::transport::pull::Pulled;
+use cstor_core::transport::tarball::Tarball;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+
+use crate::blocking;
+use crate::progress::{reporter, ProgressInfo};
+use crate::store::NativeStore;
+
+#[napi]
+impl NativeStore {
+    /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
+    /// store; `tls_verify: false` speaks plain HTTP to a registry.
+    #[napi]
+    pub async fn pull(
+        &self,
+        source: String,
+        name: Option<String>,
+        tls_verify: Option<bool>,
+        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+    ) -> Result<PullInfo> {
+        let store = self.store()?;
+        blocking(move || {
+            let mut source = open_source(&source, None, tls_verify.unwrap_or(true))?;
+            store.pull(source.as_mut(), name.as_deref(), &mut reporter(on_progress))
+        })
+        .await
+        .map(PullInfo::from)
+    }
+
+    /// `podman import`: a root filesystem tar file as a one-layer image.
+    #[napi]
+    pub async fn import_tarball(&self, path: String, name: Option<String>) -> Result<PullInfo> {
+        let store = self.store()?;
+        blocking(move || {
+            let mut source = Tarball::open(path.as_ref())?;
+            store.pull(&mut source, name.as_deref(), &mut |_| {})
+        })
+        .await
+        .map(PullInfo::from)
+    }
+
+    /// Copies an image into an OCI image layout directory (created when missing).
+    #[napi]
+    pub async fn copy_to_oci(
+        &self,
+        reference: String,
+        dir: String,
+        options: Option<OciOptionsInfo>,
+        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
+    ) -> Result<OciCopyInfo> {
+        let store = self.store()?;
+        let options = options.unwrap_or_default().into_core();
+        blocking(move || {
+            let options = options?;
+            let image = store.image(&reference)?;
+            store.copy_to_oci(&image, dir.as_ref(), &options, &mut reporter(on_progress))
+        })
+        .await
+        .map(OciCopyInfo::from)
+    }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct OciOptionsInfo {
+    /// `"none"` (default), `"gzip"` or `"zstd"`.
+    pub compression: Option<String>,
+    pub ref_name: Option<String>,
+    /// `os/architecture[/variant]` the image must be.
+    pub platform: Option<String>,
+}
+
+impl OciOptionsInfo {
+    pub fn into_core(self) -> cstor_core::Result<OciOptions> {
+        let compression = match self.compression.as_deref() {
+            None | Some("none") => Compression::None,
+            Some("gzip") => Compression::Gzip,
+            Some("zstd") => Compression::Zstd,
+            Some(other) => {
+                return Err(cstor_core::Error::InvalidArgument(format!(
+                    "compression must be none, gzip or zstd, not {other:?}"
+                )))
+            }
+        };
+        Ok(OciOptions {
+            compression,
+            ref_name: self.ref_name,
+            platform: self.platform,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct OciCopyInfo {
+    pub manifest_digest: String,
+    pub manifest_size: i64,
+    pub layers: u32,
+    pub bytes_written: i64,
+    pub blobs_reused: u32,
+}
+
+impl From<OciCopy> for OciCopyInfo {
+    fn from(c: OciCopy) -> Self {
+        OciCopyInfo {
+            manifest_digest: c.manifest_digest,
+            manifest_size: c.manifest_size as i64,
+            layers: c.layers as u32,
+            bytes_written: c.bytes_written as i64,
+            blobs_reused: c.blobs_reused as u32,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct PullInfo {
+    pub image_id: String,
+    /// Layer IDs, base first.
+    pub layers: Vec<String>,
+    /// How many layers were written (the rest were in the store).
+    pub layers_written: u32,
+    /// Whether the image was in the store already (it got the name).
+    pub existed: bool,
+}
+
+impl From<Pulled> for PullInfo {
+    fn from(p: Pulled) -> Self {
+        PullInfo {
+            image_id: p.image_id,
+            layers: p.layers,
+            layers_written: p.layers_written as u32,
+            existed: p.existed,
+        }
+    }
+}
