@@ -5,10 +5,12 @@
 #   Debian packages: podman, skopeo, buildah, tar-split, busybox-static (fixture stores),
 #                    attr (xattrs in fixtures), python3 (lock interop test), xfsprogs and
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
-#                    docker-registry (a local registry for the docker:// proxy test),
-#                    mmdebstrap, qemu-user-static, binutils (objdump) and gcc (the platform tests:
-#                    Debian userlands, arm64 under qemu-user, glibc symbol versions),
-#                    python3-pip if python3 has no pip (zig comes from PyPI), nodejs/npm if absent
+#                    docker-registry (a local registry for the docker:// proxy test and the
+#                    zstd:chunked podman 5 fixture), mmdebstrap (the podman 5 userland:
+#                    scripts/podman5-userland.sh, and the platform tests' Debian userlands),
+#                    qemu-user-static, binutils (objdump) and gcc (the platform tests: arm64
+#                    under qemu-user, glibc symbol versions), python3-pip if python3 has no pip
+#                    (zig comes from PyPI), nodejs/npm if absent
 #   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3;
 #                    the release build's toolchain (zig, cargo-zigbuild, the std of every napi
 #                    target) comes with the first `npm run build` (scripts/toolchain.sh, cached);

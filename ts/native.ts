@@ -28,6 +28,7 @@ export type {
   PlatformInfo,
   ProgressInfo,
   PullInfo,
+  RpcNotificationInfo,
   StoreConfigInfo,
   TarDiffInfo,
   TocEntryInfo,

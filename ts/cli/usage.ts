@@ -21,8 +21,9 @@ export interface Flags {
   digests: boolean
   /** `copy --compress none|gzip|zstd`. */
   compress?: string
-  /** `serve --socket PATH`. */
+  /** `serve --socket PATH`, and `--writable` to answer write methods too. */
   socket?: string
+  writable: boolean
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
@@ -59,9 +60,11 @@ Commands:
   copy <ref> oci:DIR[:NAME] [--compress gzip|zstd] [--platform OS/ARCH]
                              Copy an image into an OCI image layout (created or appended
                              to; an entry of the same NAME is replaced)
-  serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
+  serve --socket PATH [--writable]
+                             Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
                              fds (SCM_RIGHTS): ListImages, ListLayers,
-                             GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+                             GetLayerSplitfdstream, StreamLayer (--writable: writes too);
+                             until Ctrl-C
   verify [--image REF]       Check the store (or one image) for damage: every layer's files
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused

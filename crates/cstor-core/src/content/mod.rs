@@ -5,6 +5,7 @@
 pub mod compression;
 pub mod export;
 pub mod reader;
+pub mod sparse;
 pub mod splitfdstream;
 pub mod tardiff;
 pub mod tarsplit;
