@@ -44,8 +44,11 @@ export declare class NativeRpcServer {
 export declare class NativeStore {
   /** Serves this store on a new Unix socket at `path` (which must not exist). */
   serve(path: string): NativeRpcServer
-  /** Checks the whole store, or only the image `reference` names, for damage. */
-  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
+  /**
+   * Checks the whole store, or only the image `reference` names, for damage; `quick`: no
+   * file content read.
+   */
+  verify(reference: string | undefined | null, quick: boolean, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
   createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
   /** Creates an image record with its big data; returns the image. */
@@ -179,12 +182,14 @@ export interface ExtractStatsInfo {
 
 /**
  * One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
- * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.
+ * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about;
+ * `path` the path in the layer, for a finding about one.
  */
 export interface FindingInfo {
   severity: string
   kind: string
   subject: string
+  path?: string
   message: string
 }
 

@@ -38,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
       socket: { type: 'string' },
       platform: { type: 'string' },
       image: { type: 'string' },
+      quick: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       'tls-verify': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -67,6 +68,7 @@ async function main(argv: string[]): Promise<number> {
     socket: values.socket,
     platform: values.platform,
     image: values.image,
+    quick: values.quick,
     tlsVerify: values['tls-verify'] !== 'false',
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)

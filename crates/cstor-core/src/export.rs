@@ -126,6 +126,21 @@ impl LayerParts {
 impl Store {
     /// The parts of `layer`'s tar, to be streamed or passed on as fds.
     pub fn layer_parts(&self, layer: &Layer) -> Result<LayerParts> {
+        let (decoder, split_path) = self.tar_split(layer)?;
+        let diff_path = Path::new("overlay").join(layer.id()).join("diff");
+        let store_dir = &self.dir(layer.store_index).dir;
+        let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
+        Ok(LayerParts {
+            decoder,
+            diff,
+            diff_path,
+            split_path,
+        })
+    }
+
+    /// The decoder of `layer`'s tar-split and the file's path in the store; `EUNSUPPORTED` when
+    /// the layer has none (a layer created empty and written in place: a container's).
+    pub(crate) fn tar_split(&self, layer: &Layer) -> Result<(Decoder<std::fs::File>, PathBuf)> {
         let store_dir = &self.dir(layer.store_index).dir;
         let split_path = Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id()));
         let split = store_dir.open(&split_path).map_err(|e| match e.kind() {
@@ -137,14 +152,7 @@ impl Store {
             },
             _ => Error::io(&split_path, e),
         })?;
-        let diff_path = Path::new("overlay").join(layer.id()).join("diff");
-        let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
-        Ok(LayerParts {
-            decoder: Decoder::new(split.into_std(), &split_path),
-            diff,
-            diff_path,
-            split_path,
-        })
+        Ok((Decoder::new(split.into_std(), &split_path), split_path))
     }
 
     /// Writes the tar of `layer` to `out` (any fd: file, pipe, socket).

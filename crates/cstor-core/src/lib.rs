@@ -21,6 +21,7 @@ pub mod images;
 pub mod layer_create;
 pub mod layers;
 pub mod lock;
+pub mod metadata_check;
 pub mod names;
 pub mod oci;
 pub mod overlay;
@@ -40,6 +41,7 @@ pub mod toc;
 pub mod transaction;
 pub mod verify;
 pub mod whiteout;
+pub(crate) mod xattr;
 
 pub use error::{Error, Result};
 pub use images::{Image, ImageDetails, ImageRecord, Platform};

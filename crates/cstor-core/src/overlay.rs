@@ -25,6 +25,18 @@ fn is_valid_link(link: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// Entries of `overlay/` that are the driver's own, not layers — the names containers/storage's
+/// `ListLayers` skips: `l/` (the short links), `staging/` (podman 5: layers being pulled before
+/// they are committed), `tempdirs/` (podman 5: directories being removed), the quota backing
+/// device link and the mount-program flag file.
+pub const DRIVER_ENTRIES: [&str; 5] = [
+    "l",
+    "staging",
+    "tempdirs",
+    "backingFsBlockDev",
+    ".has-mount-program",
+];
+
 pub(crate) fn overlay_file(id: &str, file: &str) -> PathBuf {
     Path::new("overlay").join(id).join(file)
 }

@@ -2,11 +2,16 @@
 //!
 //! The checks are those of containers/storage's `Check` (`check.go`, behind `podman system
 //! check` from podman 5 on; Debian's podman 4.3 has none), and the kinds of finding carry the
-//! names of its errors where it has one. Each layer's tar is rebuilt from its tar-split and
+//! names of its errors where it has one. Each layer's `diff/` is compared with its tar headers
+//! (the [`crate::metadata_check`]: type, mode, owner, mtime, size, link target, xattrs, one
+//! finding per path); unless the check is quick, its tar is also rebuilt from its tar-split and
 //! `diff/` by the export code — every body checked against its CRC-64, the whole tar against
-//! `diff-digest` and `diff-size`; each image's big-data items are checked against
+//! `diff-digest` and `diff-size`. Each image's big-data items are checked against
 //! `big-data-sizes` and `big-data-digests`; each parent, image top layer, overlay `link`,
 //! `lower` entry and `l/` symlink against what it names.
+//!
+//! A quick check reads no file content: structure and metadata only. (podman's `--quick` still
+//! rebuilds and hashes every layer; it skips only the comparison of mounted trees.)
 //!
 //! Damage is a [`Finding`], not an `Err`: a check goes on past it, so one run reports everything.
 //! Only metadata without which nothing can be checked (`layers.json`, `images.json`,
@@ -21,7 +26,7 @@ use crate::error::Error;
 use crate::export::ExportOptions;
 use crate::images::{big_data_path, Image};
 use crate::layers::Layer;
-use crate::overlay::{link_target, overlay_file};
+use crate::overlay::{link_target, overlay_file, DRIVER_ENTRIES};
 use crate::progress::Progress;
 use crate::store::{Store, StoreDir};
 use crate::Result;
@@ -61,6 +66,13 @@ pub enum Kind {
     LayerDirMissing,
     /// A body in `diff/` is missing, resized or fails the CRC-64 its tar-split recorded.
     LayerContentModified,
+    /// An entry of `diff/` differs from the layer's tar header: type, mode, owner, mtime, size,
+    /// link target, device, xattrs, opacity; or is missing, or was added. podman's check reports
+    /// these as "layer content modified" too.
+    LayerMetadataModified,
+    /// A difference from the tar headers that podman's own partial (zstd:chunked) pulls leave:
+    /// directory and symlink mtimes not restored, fifos not made.
+    LayerMetadataUnrestored,
     /// The rebuilt tar does not hash to `diff-digest`.
     LayerIncorrectContentDigest,
     /// The rebuilt tar is not `diff-size` bytes long.
@@ -96,6 +108,8 @@ impl Kind {
             Kind::LayerParentCycle => "layer-parent-cycle",
             Kind::LayerDirMissing => "layer-dir-missing",
             Kind::LayerContentModified => "layer-content-modified",
+            Kind::LayerMetadataModified => "layer-metadata-modified",
+            Kind::LayerMetadataUnrestored => "layer-metadata-unrestored",
             Kind::LayerIncorrectContentDigest => "layer-incorrect-content-digest",
             Kind::LayerIncorrectContentSize => "layer-incorrect-content-size",
             Kind::LayerContentUnverifiable => "layer-content-unverifiable",
@@ -117,7 +131,7 @@ impl Kind {
             Kind::LayerContentUnverifiable | Kind::LinkDangling | Kind::LayerUnaccounted => {
                 Severity::Warning
             }
-            Kind::LayerUnreferenced => Severity::Info,
+            Kind::LayerUnreferenced | Kind::LayerMetadataUnrestored => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -130,7 +144,16 @@ pub struct Finding {
     pub kind: Kind,
     /// What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
     pub subject: String,
+    /// For a finding about one path of a layer: that path (as the tar names it, no `./`).
+    pub path: Option<String>,
     pub message: String,
+}
+
+/// How much to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Structure and metadata only: no file content is read, no tar rebuilt.
+    pub quick: bool,
 }
 
 /// Everything a check found, and how much it looked at.
@@ -157,6 +180,7 @@ impl Store {
     pub fn verify(
         &self,
         image: Option<&Image>,
+        options: VerifyOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<VerifyReport> {
         let layers = self.layers()?;
@@ -168,6 +192,7 @@ impl Store {
             store: self,
             by_id: layers.iter().map(|l| (l.id(), l)).collect(),
             findings: Vec::new(),
+            options,
         };
         let mut used = HashSet::new();
         for image in &images {
@@ -231,6 +256,7 @@ struct Checker<'a> {
     store: &'a Store,
     by_id: HashMap<&'a str, &'a Layer>,
     findings: Vec<Finding>,
+    options: VerifyOptions,
 }
 
 impl<'a> Checker<'a> {
@@ -239,6 +265,7 @@ impl<'a> Checker<'a> {
             severity: kind.severity(),
             kind,
             subject: subject.to_owned(),
+            path: None,
             message: message.into(),
         });
     }
@@ -359,7 +386,8 @@ impl<'a> Checker<'a> {
             .map(|l| l.id())
             .collect();
         for entry in self.entries(store_dir, Path::new("overlay"), &shown) {
-            let is_layer_like = entry != "l" && !entry.starts_with('.');
+            let is_layer_like =
+                !DRIVER_ENTRIES.contains(&entry.as_str()) && !entry.starts_with('.');
             if is_layer_like
                 && !known.contains(entry.as_str())
                 && store_dir.dir.is_dir(Path::new("overlay").join(&entry))
@@ -427,7 +455,47 @@ impl<'a> Checker<'a> {
         let parents: Option<Vec<&str>> =
             matches!(end, ChainEnd::Base).then(|| chain[1..].iter().map(|l| l.id()).collect());
         self.lower(layer, store_dir, parents.as_deref());
+        self.metadata(layer);
+        if self.options.quick {
+            return 0;
+        }
         self.content(layer)
+    }
+
+    /// Each path of `diff/` against the layer's tar headers. A layer without `diff-digest` (a
+    /// container's) has no headers; one without a tar-split is reported by the content check,
+    /// or here when that does not run.
+    fn metadata(&mut self, layer: &Layer) {
+        if layer.record.diff_digest.is_none() {
+            return;
+        }
+        let differences = match self.store.compare_layer_metadata(layer) {
+            Ok(differences) => differences,
+            Err(Error::Unsupported { what }) => {
+                if self.options.quick {
+                    self.report(Kind::LayerContentUnverifiable, layer.id(), what);
+                }
+                return;
+            }
+            Err(e) => return self.failed(Kind::LayerMetadataModified, layer.id(), e),
+        };
+        let diff = overlay_file(layer.id(), "diff");
+        for difference in differences {
+            let kind = if difference.unrestored {
+                Kind::LayerMetadataUnrestored
+            } else {
+                Kind::LayerMetadataModified
+            };
+            let message = format!(
+                "{}: {}",
+                diff.join(&difference.path).display(),
+                difference.describe()
+            );
+            self.report(kind, layer.id(), message);
+            if let Some(finding) = self.findings.last_mut() {
+                finding.path = Some(difference.path.to_string_lossy().into_owned());
+            }
+        }
     }
 
     /// The layer's `link` names an `l/` symlink that leads back to it.

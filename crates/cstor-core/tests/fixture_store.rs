@@ -129,7 +129,9 @@ fn the_fixture_stores_verify_clean() {
     for name in ["main", "extra"] {
         let store = open(name);
         let mut reports = 0;
-        let report = store.verify(None, &mut |_| reports += 1).unwrap();
+        let report = store
+            .verify(None, Default::default(), &mut |_| reports += 1)
+            .unwrap();
         assert_eq!(report.findings, vec![], "store {name}");
         let layers = store.layers().unwrap();
         assert_eq!(report.layers, layers.len());
