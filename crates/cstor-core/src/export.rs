@@ -10,8 +10,10 @@
 //! plain [`Write`] (a hash, for `verify`) reads each body once and feeds it CRC and writer alike.
 //!
 //! The sha256 of the output is the layer's `diff-digest` (tested against every fixture layer and
-//! against `tar-split asm`).
+//! against `tar-split asm`). A composefs layer's bodies are content objects named by its TOC
+//! ([`crate::composefs`]).
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
@@ -88,6 +90,9 @@ pub struct LayerParts {
     diff: Dir,
     diff_path: PathBuf,
     split_path: PathBuf,
+    /// A composefs layer's content objects by tar path (see [`crate::composefs`]); `None` when
+    /// bodies are in `diff/` under their own names.
+    objects: Option<HashMap<PathBuf, PathBuf>>,
 }
 
 impl Iterator for LayerParts {
@@ -101,7 +106,19 @@ impl Iterator for LayerParts {
                 Ok(Entry::File { size: 0, .. }) => continue,
                 Ok(Entry::File { name, size, crc }) => {
                     body_path(&name, &self.split_path).and_then(|name| {
-                        let file = open_body(&self.diff, &self.diff_path, &name, size)?;
+                        let at = match &self.objects {
+                            None => &name,
+                            Some(objects) => objects.get(&name).ok_or_else(|| {
+                                Error::corrupt(
+                                    &self.split_path,
+                                    format!(
+                                        "the composefs layer's TOC names no content object for {}",
+                                        name.display()
+                                    ),
+                                )
+                            })?,
+                        };
+                        let file = open_body(&self.diff, &self.diff_path, at, size)?;
                         Ok(LayerPart::Body {
                             name,
                             size,
@@ -130,11 +147,16 @@ impl Store {
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let store_dir = &self.dir(layer.store_index).dir;
         let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
+        let objects = self
+            .is_composefs_layer(layer)
+            .then(|| self.composefs_objects(layer))
+            .transpose()?;
         Ok(LayerParts {
             decoder,
             diff,
             diff_path,
             split_path,
+            objects,
         })
     }
 

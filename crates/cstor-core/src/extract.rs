@@ -213,6 +213,15 @@ impl Store {
         options: ExtractOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ExtractStats> {
+        if let Some(layer) = layers.iter().find(|l| self.is_composefs_layer(l)) {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "layer {} is stored for composefs: its diff/ holds content objects and its tree \
+                     is an EROFS image, which cstor does not read (export the layer instead)",
+                    layer.id()
+                ),
+            });
+        }
         let staging = Staging::create(target)?;
         let total_bytes = layers
             .iter()

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod atomic;
 pub mod clone;
+pub mod composefs;
 pub mod config;
 pub mod containers;
 pub mod docker_archive;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod export;
 pub mod extract;
 pub mod fdpass;
+pub mod hasher;
 pub mod image_write;
 pub mod images;
 pub mod layer_create;

@@ -149,14 +149,42 @@ struct Attrs {
     mtime: i64,
 }
 
+/// A path beneath the layer root as bytes (`a/b/c`, empty for the root): hashed and compared as
+/// bytes, which for a hundred thousand entries is much cheaper than `Path`'s component-wise
+/// hashing and ordering.
+type Key = Vec<u8>;
+
+/// `parent/name` as a key.
+fn join(parent: &[u8], name: &[u8]) -> Key {
+    let mut key = Vec::with_capacity(parent.len() + 1 + name.len());
+    if !parent.is_empty() {
+        key.extend_from_slice(parent);
+        key.push(b'/');
+    }
+    key.extend_from_slice(name);
+    key
+}
+
+/// A key's parent and last component.
+fn split(key: &[u8]) -> (&[u8], &[u8]) {
+    match key.iter().rposition(|b| *b == b'/') {
+        Some(at) => (&key[..at], &key[at + 1..]),
+        None => (&[], key),
+    }
+}
+
+fn as_path(key: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(key))
+}
+
 /// The layer as its headers describe it.
 #[derive(Default)]
 struct Headers {
-    entries: BTreeMap<PathBuf, Expected>,
+    entries: HashMap<Key, Expected>,
     /// Directories holding a `.wh..wh..opq` marker.
-    opaque: HashSet<PathBuf>,
+    opaque: HashSet<Key>,
     /// Hardlink target → the attributes its links' headers carry (applied to the same inode).
-    link_attrs: HashMap<PathBuf, Vec<Attrs>>,
+    link_attrs: HashMap<Key, Vec<Attrs>>,
 }
 
 /// How comparisons bend for where the check runs and how the layer was written.
@@ -170,22 +198,44 @@ struct Rules<'a> {
 impl Store {
     /// The paths where `layer`'s `diff/` differs from its tar headers, in path order. Reads the
     /// tar-split and every entry's `lstat`, link target and xattrs — never file content.
-    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with).
+    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with) and for
+    /// a composefs layer (whose `diff/` is not its tree).
     pub fn compare_layer_metadata(&self, layer: &Layer) -> Result<Vec<Difference>> {
-        let headers = self.layer_headers(layer)?;
+        if self.is_composefs_layer(layer) {
+            return Err(Error::Unsupported {
+                what: format!(
+                    "layer {} is stored for composefs: its tree and metadata are in an EROFS image \
+                     cstor does not read",
+                    layer.id()
+                ),
+            });
+        }
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let diff = self
             .dir(layer.store_index)
             .dir
             .open_dir_nofollow(&diff_path)
             .at(&diff_path)?;
+        // The tar-split's headers and the walk of diff/ take about as long as each other on a
+        // big layer (gunzip and tar parsing; a stat and listxattr per entry): side by side.
+        let (headers, walked) = std::thread::scope(|scope| {
+            let headers = scope.spawn(|| self.layer_headers(layer));
+            let walked = walk(&diff, &diff_path);
+            let headers = headers.join().unwrap_or_else(|_| {
+                Err(Error::io(
+                    &diff_path,
+                    std::io::Error::other("the header reader panicked"),
+                ))
+            });
+            (headers, walked)
+        });
         let rules = Rules {
             in_user_namespace: in_user_namespace(),
             partial_pull: layer.record.toc_digest.is_some(),
             uidmap: &layer.record.uidmap,
             gidmap: &layer.record.gidmap,
         };
-        Comparison::new(headers, rules, &diff_path).run(&diff)
+        Ok(Comparison::new(headers?, rules).run(walked?))
     }
 
     fn layer_headers(&self, layer: &Layer) -> Result<Headers> {
@@ -204,7 +254,7 @@ impl Store {
             }
             let path = entry_path(&entry.path_bytes(), &split_path)?;
             let expected = expected(&mut entry, &split_path).map_err(failed)?;
-            headers.add(path, expected);
+            headers.add(path.into_os_string().into_vec(), expected);
         }
         Ok(headers)
     }
@@ -267,22 +317,21 @@ fn expected<R: std::io::Read>(
 impl Headers {
     /// Records one header; a later header of the same path replaces an earlier one, as the
     /// extraction overwrites it.
-    fn add(&mut self, path: PathBuf, mut expected: Expected) {
-        let name = path.file_name().unwrap_or_default();
-        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        match whiteout::marker(name) {
+    fn add(&mut self, path: Key, mut expected: Expected) {
+        let (parent, name) = split(&path);
+        match whiteout::marker(OsStr::from_bytes(name)) {
             Marker::Opaque => {
-                self.opaque.insert(parent);
+                self.opaque.insert(parent.to_vec());
             }
             Marker::Whiteout(deleted) => {
                 expected.kind = EntryKind::Whiteout;
-                self.entries.insert(parent.join(deleted), expected);
+                self.entries
+                    .insert(join(parent, deleted.as_bytes()), expected);
             }
             Marker::None => {
                 if expected.kind == EntryKind::Hardlink {
-                    let target = PathBuf::from(OsString::from_vec(expected.link.clone()));
                     self.link_attrs
-                        .entry(target)
+                        .entry(expected.link.clone())
                         .or_default()
                         .push(expected.attrs);
                 }
@@ -292,11 +341,16 @@ impl Headers {
     }
 
     /// Directories the extraction made on the way to a named path without a header of their own.
-    fn implicit_dirs(&self) -> HashSet<PathBuf> {
+    fn implicit_dirs(&self) -> HashSet<Key> {
         let mut dirs = HashSet::new();
         for path in self.entries.keys().chain(self.opaque.iter()) {
-            for ancestor in path.ancestors().skip(1) {
-                if !self.entries.contains_key(ancestor) && !dirs.insert(ancestor.to_owned()) {
+            let mut ancestor: &[u8] = path;
+            while !ancestor.is_empty() {
+                ancestor = split(ancestor).0;
+                if self.entries.contains_key(ancestor) {
+                    continue;
+                }
+                if !dirs.insert(ancestor.to_vec()) {
                     break;
                 }
             }
@@ -319,18 +373,84 @@ fn in_user_namespace() -> bool {
 /// One walk of `diff/` against the headers.
 struct Comparison<'a> {
     headers: Headers,
-    implicit: HashSet<PathBuf>,
+    implicit: HashSet<Key>,
     rules: Rules<'a>,
-    diff_path: &'a Path,
     /// Hardlink targets → their (device, inode) in `diff/`.
-    inodes: HashMap<PathBuf, (u64, u64)>,
-    targets: HashSet<PathBuf>,
-    /// Whiteouts found in AUFS form (`.wh.<name>` files).
-    aufs_whiteouts: HashSet<PathBuf>,
+    inodes: HashMap<Key, (u64, u64)>,
+    targets: HashSet<Key>,
     /// Directories found opaque: by the overlay xattr or an AUFS marker file.
-    opaque: HashSet<PathBuf>,
+    opaque: HashSet<Key>,
     differences: Vec<Difference>,
 }
+
+/// What a walk of `diff/` saw: every entry with its path, parents before children, and the
+/// AUFS-form markers (`.wh.<name>` files, `.wh..wh..opq` files), which are not entries.
+#[derive(Default)]
+struct Walked {
+    entries: Vec<(Key, Actual)>,
+    aufs_whiteouts: HashSet<Key>,
+    aufs_opaque: HashSet<Key>,
+}
+
+/// Reads every entry beneath `diff` (`diff_path` names it in errors): its `lstat`, xattrs and
+/// symlink target, fd-relative and without following a symlink.
+fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
+    let mut walked = Walked::default();
+    let mut pending = vec![Key::new()];
+    while let Some(rel) = pending.pop() {
+        let shown = diff_path.join(as_path(&rel));
+        let dir = if rel.is_empty() {
+            diff.try_clone().at(&shown)?
+        } else {
+            diff.open_dir_nofollow(as_path(&rel)).at(&shown)?
+        };
+        for entry in dir.entries().at(&shown)? {
+            let name = entry.at(&shown)?.file_name();
+            let actual = actual(&dir, &name, &shown)?;
+            let file_type = FileType::from_raw_mode(actual.stat.st_mode);
+            match whiteout::marker(&name) {
+                Marker::Opaque if file_type == FileType::RegularFile => {
+                    walked.aufs_opaque.insert(rel.clone());
+                    continue;
+                }
+                Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
+                    walked.aufs_whiteouts.insert(join(&rel, deleted.as_bytes()));
+                    continue;
+                }
+                _ => {}
+            }
+            let path = join(&rel, name.as_bytes());
+            if file_type == FileType::Directory {
+                pending.push(path.clone());
+            }
+            walked.entries.push((path, actual));
+        }
+    }
+    Ok(walked)
+}
+
+/// The `lstat`, xattrs and symlink target of `name` in `dir` (`dir_path` names it in errors).
+fn actual(dir: &Dir, name: &OsStr, dir_path: &Path) -> Result<Actual> {
+    let shown = || dir_path.join(name);
+    let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| Error::io(shown(), e.into()))?;
+    let xattrs = read_xattrs(Target::At(dir, name), dir_path)?;
+    let target = if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
+        rustix::fs::readlinkat(dir, name, Vec::new())
+            .map_err(|e| Error::io(shown(), e.into()))?
+            .into_bytes()
+    } else {
+        Vec::new()
+    };
+    Ok(Actual {
+        stat,
+        xattrs,
+        target,
+    })
+}
+
+/// A hardlink met in the walk: its path, the path it links to, its (device, inode).
+type Link = (Key, Key, (u64, u64));
 
 /// What the walk saw of one `diff/` entry.
 struct Actual {
@@ -340,109 +460,68 @@ struct Actual {
 }
 
 impl<'a> Comparison<'a> {
-    fn new(headers: Headers, rules: Rules<'a>, diff_path: &'a Path) -> Self {
+    fn new(headers: Headers, rules: Rules<'a>) -> Self {
         let implicit = headers.implicit_dirs();
         let targets = headers
             .entries
             .values()
             .filter(|e| e.kind == EntryKind::Hardlink)
-            .map(|e| PathBuf::from(OsString::from_vec(e.link.clone())))
+            .map(|e| e.link.clone())
             .collect();
         Comparison {
             headers,
             implicit,
             rules,
-            diff_path,
             inodes: HashMap::new(),
             targets,
-            aufs_whiteouts: HashSet::new(),
             opaque: HashSet::new(),
             differences: Vec::new(),
         }
     }
 
-    fn run(mut self, diff: &Dir) -> Result<Vec<Difference>> {
+    fn run(mut self, walked: Walked) -> Vec<Difference> {
         // The layer root is `diff/` itself, which the driver makes (mode 0555 once committed);
         // no extraction restores a `./` header on it, and podman's check compares what is
         // beneath the root only.
-        self.headers.entries.remove(Path::new(""));
-        let mut pending = vec![PathBuf::new()];
+        self.headers.entries.remove(&Key::new());
+        self.opaque = walked.aufs_opaque;
+        // Directories reported as added or of another type: what is beneath them is not
+        // reported again.
+        let mut skipped = HashSet::new();
         let mut links = Vec::new();
-        while let Some(rel) = pending.pop() {
-            let shown = self.diff_path.join(&rel);
-            let dir = if rel.as_os_str().is_empty() {
-                diff.try_clone().at(&shown)?
-            } else {
-                diff.open_dir_nofollow(&rel).at(&shown)?
-            };
-            let mut names = Vec::new();
-            for entry in dir.entries().at(&shown)? {
-                names.push(entry.at(&shown)?.file_name());
+        for (path, actual) in walked.entries {
+            let is_dir = FileType::from_raw_mode(actual.stat.st_mode) == FileType::Directory;
+            if skipped.contains(split(&path).0) {
+                if is_dir {
+                    skipped.insert(path);
+                }
+                continue;
             }
-            names.sort();
-            for name in names {
-                let path = rel.join(&name);
-                let actual = self.actual(&dir, &name, &self.diff_path.join(&path))?;
-                let is_file = FileType::from_raw_mode(actual.stat.st_mode) == FileType::RegularFile;
-                match whiteout::marker(&name) {
-                    Marker::Opaque if is_file => {
-                        self.opaque.insert(rel.clone());
-                        continue;
-                    }
-                    Marker::Whiteout(deleted) if is_file => {
-                        self.aufs_whiteouts.insert(rel.join(deleted));
-                        continue;
-                    }
-                    _ => {}
-                }
-                if self.entry(&path, actual, &mut links) {
-                    pending.push(path);
-                }
+            if !self.entry(&path, actual, &mut links) && is_dir {
+                skipped.insert(path);
             }
         }
         self.hardlinks(links);
-        self.leftovers();
+        self.leftovers(&walked.aufs_whiteouts);
         let mut differences = self.differences;
         differences.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(differences)
+        differences
     }
 
-    fn actual(&self, dir: &Dir, name: &OsStr, shown: &Path) -> Result<Actual> {
-        let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io(shown, e.into()))?;
-        let xattrs = read_xattrs(Target::At(dir, name), shown)?;
-        let target = if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
-            rustix::fs::readlinkat(dir, name, Vec::new())
-                .map_err(|e| Error::io(shown, e.into()))?
-                .into_bytes()
-        } else {
-            Vec::new()
-        };
-        Ok(Actual {
-            stat,
-            xattrs,
-            target,
-        })
-    }
-
-    /// Compares one `diff/` entry; returns whether it is a directory to walk into.
-    fn entry(
-        &mut self,
-        path: &Path,
-        actual: Actual,
-        links: &mut Vec<(PathBuf, PathBuf, (u64, u64))>,
-    ) -> bool {
+    /// Compares one `diff/` entry; returns whether what is beneath it is to be compared too (a
+    /// directory the headers name or imply; not one that was added or replaced a file).
+    fn entry(&mut self, path: &Key, actual: Actual, links: &mut Vec<Link>) -> bool {
         let file_type = FileType::from_raw_mode(actual.stat.st_mode);
         let is_dir = file_type == FileType::Directory;
         let inode = (actual.stat.st_dev, actual.stat.st_ino);
         if self.targets.contains(path) {
-            self.inodes.insert(path.to_owned(), inode);
+            self.inodes.insert(path.clone(), inode);
         }
         let opaque = is_dir && has_flag(&actual.xattrs, &whiteout::OPAQUE_XATTRS);
         let Some(expected) = self.headers.entries.remove(path) else {
             if is_dir && self.implicit.contains(path) {
                 if opaque {
-                    self.opaque.insert(path.to_owned());
+                    self.opaque.insert(path.clone());
                 }
                 return true;
             }
@@ -450,8 +529,7 @@ impl<'a> Comparison<'a> {
             return false;
         };
         if expected.kind == EntryKind::Hardlink {
-            let target = PathBuf::from(OsString::from_vec(expected.link));
-            links.push((path.to_owned(), target, inode));
+            links.push((path.clone(), expected.link, inode));
             return false;
         }
         let mut changes = Vec::new();
@@ -466,14 +544,14 @@ impl<'a> Comparison<'a> {
         }
         self.differ(path, changes, Some(expected.kind));
         if opaque {
-            self.opaque.insert(path.to_owned());
+            self.opaque.insert(path.clone());
         }
         is_dir
     }
 
     fn attributes(
         &self,
-        path: &Path,
+        path: &Key,
         expected: &Expected,
         actual: &Actual,
         changes: &mut Vec<Change>,
@@ -563,9 +641,10 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    fn hardlinks(&mut self, links: Vec<(PathBuf, PathBuf, (u64, u64))>) {
+    fn hardlinks(&mut self, links: Vec<Link>) {
         for (path, target, inode) in links {
             if self.inodes.get(&target) != Some(&inode) {
+                let target = PathBuf::from(OsString::from_vec(target));
                 self.differ(
                     &path,
                     vec![Change::NotLinked(target)],
@@ -576,10 +655,10 @@ impl<'a> Comparison<'a> {
     }
 
     /// Headers the walk met no entry for, and opacity that does not match the markers.
-    fn leftovers(&mut self) {
+    fn leftovers(&mut self, aufs_whiteouts: &HashSet<Key>) {
         let entries = std::mem::take(&mut self.headers.entries);
         for (path, expected) in entries {
-            if expected.kind == EntryKind::Whiteout && self.aufs_whiteouts.contains(&path) {
+            if expected.kind == EntryKind::Whiteout && aufs_whiteouts.contains(&path) {
                 continue;
             }
             let device = matches!(expected.kind, EntryKind::Char | EntryKind::Block);
@@ -596,14 +675,14 @@ impl<'a> Comparison<'a> {
         }
     }
 
-    fn differ(&mut self, path: &Path, changes: Vec<Change>, kind: Option<EntryKind>) {
+    fn differ(&mut self, path: &[u8], changes: Vec<Change>, kind: Option<EntryKind>) {
         if changes.is_empty() {
             return;
         }
         let unrestored =
             self.rules.partial_pull && changes.iter().all(|c| unrestored_by_partial_pull(kind, c));
         self.differences.push(Difference {
-            path: path.to_owned(),
+            path: as_path(path).to_owned(),
             changes,
             unrestored,
         });

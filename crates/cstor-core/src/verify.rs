@@ -24,8 +24,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::export::ExportOptions;
+use crate::hasher::Sha256Thread;
 use crate::images::{big_data_path, Image};
 use crate::layers::Layer;
+use crate::metadata_check::Difference;
 use crate::overlay::{link_target, overlay_file, DRIVER_ENTRIES};
 use crate::progress::Progress;
 use crate::store::{Store, StoreDir};
@@ -73,6 +75,9 @@ pub enum Kind {
     /// A difference from the tar headers that podman's own partial (zstd:chunked) pulls leave:
     /// directory and symlink mtimes not restored, fifos not made.
     LayerMetadataUnrestored,
+    /// A composefs layer, whose tree is an EROFS image cstor does not read: its metadata is not
+    /// compared (its content is, through its TOC).
+    LayerMetadataUnchecked,
     /// The rebuilt tar does not hash to `diff-digest`.
     LayerIncorrectContentDigest,
     /// The rebuilt tar is not `diff-size` bytes long.
@@ -110,6 +115,7 @@ impl Kind {
             Kind::LayerContentModified => "layer-content-modified",
             Kind::LayerMetadataModified => "layer-metadata-modified",
             Kind::LayerMetadataUnrestored => "layer-metadata-unrestored",
+            Kind::LayerMetadataUnchecked => "layer-metadata-unchecked",
             Kind::LayerIncorrectContentDigest => "layer-incorrect-content-digest",
             Kind::LayerIncorrectContentSize => "layer-incorrect-content-size",
             Kind::LayerContentUnverifiable => "layer-content-unverifiable",
@@ -131,7 +137,9 @@ impl Kind {
             Kind::LayerContentUnverifiable | Kind::LinkDangling | Kind::LayerUnaccounted => {
                 Severity::Warning
             }
-            Kind::LayerUnreferenced | Kind::LayerMetadataUnrestored => Severity::Info,
+            Kind::LayerUnreferenced
+            | Kind::LayerMetadataUnrestored
+            | Kind::LayerMetadataUnchecked => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -455,21 +463,54 @@ impl<'a> Checker<'a> {
         let parents: Option<Vec<&str>> =
             matches!(end, ChainEnd::Base).then(|| chain[1..].iter().map(|l| l.id()).collect());
         self.lower(layer, store_dir, parents.as_deref());
-        self.metadata(layer);
+        let compared = self.metadata_compared(layer);
         if self.options.quick {
+            if compared {
+                let differences = self.store.compare_layer_metadata(layer);
+                self.metadata(layer, differences);
+            }
             return 0;
         }
-        self.content(layer)
+        // The metadata comparison (a walk of diff/) runs beside the content check (reads and
+        // hashes), which leaves a core to spare for it.
+        let store = self.store;
+        let (differences, bytes) = std::thread::scope(|scope| {
+            let differences = compared.then(|| scope.spawn(|| store.compare_layer_metadata(layer)));
+            let bytes = self.content(layer);
+            let differences = differences.map(|thread| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(Error::io(
+                        layer.id(),
+                        std::io::Error::other("the metadata check panicked"),
+                    ))
+                })
+            });
+            (differences, bytes)
+        });
+        if let Some(differences) = differences {
+            self.metadata(layer, differences);
+        }
+        bytes
     }
 
-    /// Each path of `diff/` against the layer's tar headers. A layer without `diff-digest` (a
-    /// container's) has no headers; one without a tar-split is reported by the content check,
-    /// or here when that does not run.
-    fn metadata(&mut self, layer: &Layer) {
+    /// Whether the layer's metadata is compared with its headers: not for a layer without
+    /// `diff-digest` (a container's: no headers), nor for a composefs layer (noted).
+    fn metadata_compared(&mut self, layer: &Layer) -> bool {
         if layer.record.diff_digest.is_none() {
-            return;
+            return false;
         }
-        let differences = match self.store.compare_layer_metadata(layer) {
+        if self.store.is_composefs_layer(layer) {
+            let message = "stored for composefs: the tree and its metadata are in composefs-data/composefs.blob (EROFS), which cstor does not read";
+            self.report(Kind::LayerMetadataUnchecked, layer.id(), message);
+            return false;
+        }
+        true
+    }
+
+    /// Reports each path of `diff/` that differs from the layer's tar headers. A layer without
+    /// a tar-split is reported by the content check, or here when that does not run.
+    fn metadata(&mut self, layer: &Layer, differences: Result<Vec<Difference>>) {
+        let differences = match differences {
             Ok(differences) => differences,
             Err(Error::Unsupported { what }) => {
                 if self.options.quick {
@@ -572,7 +613,7 @@ impl<'a> Checker<'a> {
         let Some(expected) = layer.record.diff_digest.as_deref() else {
             return 0;
         };
-        let mut hash = Sha256::new();
+        let mut hash = Sha256Thread::new();
         let stats = match self.store.export_layer_to_writer(
             layer,
             &mut hash,
@@ -588,7 +629,13 @@ impl<'a> Checker<'a> {
                 return 0;
             }
         };
-        let digest = format!("sha256:{:x}", hash.finalize());
+        let digest = match hash.finish() {
+            Ok(digest) => digest,
+            Err(e) => {
+                self.failed(Kind::Unreadable, layer.id(), Error::io(layer.id(), e));
+                return 0;
+            }
+        };
         if expected != digest {
             let message = format!(
                 "the tar rebuilt from tar-split and diff/ hashes to {digest}, layers.json records {expected}"
