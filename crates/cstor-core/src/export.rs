@@ -74,7 +74,8 @@ pub struct ExportStats {
 pub enum LayerPart {
     Segment(Vec<u8>),
     Body {
-        /// The path beneath `diff/` (the entry's tar name, made relative).
+        /// The path beneath `diff/` it was read from: the entry's tar name, made relative (a
+        /// composefs layer's: the content object).
         name: PathBuf,
         size: u64,
         /// CRC-64/GO-ISO that tar-split recorded; checking it is the taker's business.
@@ -120,7 +121,7 @@ impl Iterator for LayerParts {
                         };
                         let file = open_body(&self.diff, &self.diff_path, at, size)?;
                         Ok(LayerPart::Body {
-                            name,
+                            name: at.to_owned(),
                             size,
                             crc,
                             file,
