@@ -97,8 +97,11 @@ export declare class NativeStore {
   importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
   /** Copies an image into an OCI image layout directory (created when missing). */
   copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<OciCopyInfo>
-  /** Checks the whole store, or only the image `reference` names, for damage. */
-  verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
+  /**
+   * Checks the whole store, or only the image `reference` names, for damage; `quick`: no
+   * file content read.
+   */
+  verify(reference: string | undefined | null, quick: boolean, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
   createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
   /** Creates an image record with its big data; returns the image. */
@@ -182,12 +185,14 @@ export interface ExtractStatsInfo {
 
 /**
  * One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
- * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.
+ * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about;
+ * `path` the path in the layer, for a finding about one.
  */
 export interface FindingInfo {
   severity: string
   kind: string
   subject: string
+  path?: string
   message: string
 }
 

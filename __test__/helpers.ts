@@ -4,6 +4,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { assembleSplitFdStream, type SplitFdStream } from '../ts/index'
+import { inPodman5, podman5Json } from './podman5'
 
 export const repo = path.resolve(__dirname, '..')
 export const fixtures = process.env.CSTOR_FIXTURES ?? path.join(repo, '.fixtures')
@@ -14,16 +15,20 @@ export interface FixtureStore {
   runroot: string
 }
 
-export function fixtureStore(name: 'main' | 'extra'): FixtureStore {
+export function fixtureStore(name: 'main' | 'extra' | 'podman5' | 'podman5-composefs'): FixtureStore {
   return { root: path.join(fixtures, name, 'root'), runroot: path.join(fixtures, name, 'run') }
 }
 
 export const main = fixtureStore('main')
 export const extra = fixtureStore('extra')
+/** The store podman 5.8 wrote (build-podman5-stores.sh): the same images as `main`, and `localhost/chunked:1`. */
+export const podman5Store = fixtureStore('podman5')
+/** `localhost/chunked:1` pulled by podman 5.8 with `use_composefs`. */
+export const composefsStore = fixtureStore('podman5-composefs')
 
-/** Runs podman on a store and parses its JSON output. */
+/** Runs (Debian's) podman on a store and parses its JSON output. */
 export function podmanJson<T = unknown>(store: FixtureStore, args: string[]): T {
-  const out = execFileSync('podman', ['--root', store.root, '--runroot', store.runroot, '--storage-driver', 'overlay', ...args], {
+  const out = execFileSync('podman', [...podmanArgs(store), ...args], {
     env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf },
     maxBuffer: 1 << 28,
   })
@@ -83,3 +88,49 @@ export const layersJson = (root: string) => path.join(root, 'overlay-layers', 'l
 export const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
 export const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
 export const writeJson = (file: string, value: unknown) => fs.writeFileSync(file, JSON.stringify(value))
+
+/** A fixture store and the podman that wrote it, for tests that run on the stores of both. */
+export interface PodmanFixture {
+  /** `podman 4.3` or `podman 5.8`, for test names. */
+  name: string
+  store: FixtureStore
+  /** The same podman, on this store: its JSON output parsed. */
+  podmanJson<T = unknown>(args: string[]): T
+  /** The store also holds `localhost/chunked:1`, pulled partially (zstd:chunked, 3 layers with a `toc-digest`). */
+  chunked: boolean
+  /**
+   * Copies the merged view `podman image mount` shows of `ref` to `dest` (which must not exist)
+   * with `cp -a`: podman 5's mount lives only in the namespace its userland runs in.
+   */
+  mergedCopy(ref: string, dest: string): void
+}
+
+/** The `sh -c` script of a merged copy: mount, `cp -a`, unmount; `$@` is the podman command line. */
+const MERGED_COPY = 'ref=$1 dest=$2; shift 2; m=$("$@" image mount "$ref") && cp -a "$m" "$dest"; s=$?; "$@" image unmount "$ref" >/dev/null; exit $s'
+
+function podmanArgs(store: FixtureStore): string[] {
+  return ['--root', path.resolve(store.root), '--runroot', path.resolve(store.runroot), '--storage-driver', 'overlay']
+}
+
+/** The stores podman 4.3 (Debian bookworm, on this machine) and podman 5.8 (Debian sid, in a chroot) wrote. */
+export const podmanFixtures: PodmanFixture[] = [
+  {
+    name: 'podman 4.3',
+    store: main,
+    podmanJson: (args) => podmanJson(main, args),
+    chunked: false,
+    mergedCopy: (ref, dest) => {
+      execFileSync('sh', ['-c', MERGED_COPY, 'sh', ref, dest, 'podman', ...podmanArgs(main)], { env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf } })
+    },
+  },
+  {
+    name: 'podman 5.8',
+    store: podman5Store,
+    podmanJson: (args) => podman5Json(podman5Store, args),
+    chunked: true,
+    mergedCopy: (ref, dest) => {
+      const result = inPodman5([podman5Store.root, podman5Store.runroot, path.dirname(dest)], ['sh', '-c', MERGED_COPY, 'sh', ref, dest, 'podman', ...podmanArgs(podman5Store)])
+      if (result.status !== 0) throw new Error(`podman 5 image mount ${ref}: ${result.stderr}`)
+    },
+  },
+]

@@ -1,7 +1,8 @@
 /**
  * Copy to an OCI image layout, verified by the real skopeo: `skopeo inspect oci:` reads it, and
  * `skopeo copy oci: containers-storage:` into a fresh store gives the same image ID and layer
- * diff digests — for uncompressed, gzip and zstd layers.
+ * diff digests — for uncompressed, gzip and zstd layers, of images podman 4.3 and podman 5.8
+ * wrote (5.8's zstd:chunked one included).
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -9,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CorruptError, InvalidArgumentError, Storage } from '../ts/index'
-import { cliOn, copyStore, main, storageConf } from './helpers'
+import { cliOn, copyStore, main, podmanFixtures, storageConf } from './helpers'
 
 let storage: Storage
 let dir: string
@@ -35,16 +36,22 @@ async function importWithSkopeo(layout: string, name: string): Promise<Storage> 
   return Storage.open({ root: `${store}/root`, runroot: `${store}/run` })
 }
 
-describe('copy to an OCI layout', () => {
+describe.each(podmanFixtures)('copy to an OCI layout of images $name wrote', ({ store, chunked }) => {
+  let images: Storage
+  beforeAll(async () => {
+    images = await Storage.open(store)
+  })
+
   for (const [ref, compression] of [
     ['localhost/app:1', 'none'],
     ['quay.io/cstor/formats:1', 'gzip'],
     ['localhost/chain:55', 'zstd'],
     ['localhost/app:1', 'zstd'],
+    ...(chunked ? ([['localhost/chunked:1', 'gzip']] as const) : []),
   ] as const) {
     it(`${ref}, ${compression}: skopeo reads it and imports the same image`, async () => {
-      const image = await storage.image(ref)
-      const layout = path.join(dir, `layout-${compression}`)
+      const image = await images.image(ref)
+      const layout = path.join(dir, `layout-${store === main ? 4 : 5}-${compression}`)
       const name = ref.replace(/[/:]/g, '-')
       const result = await image.copyToOci(layout, { compression, refName: name })
       const layers = (await image.layers()).reverse()
@@ -65,7 +72,9 @@ describe('copy to an OCI layout', () => {
       imported.close()
     })
   }
+})
 
+describe('copy to an OCI layout', () => {
   it('appends to a layout, replaces an entry of the same name, reuses blobs, leaves no temp files', async () => {
     const layout = path.join(dir, 'append')
     const app = await storage.image('localhost/app:1')

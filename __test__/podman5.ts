@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
-import { repo, type FixtureStore } from './helpers'
+import type { FixtureStore } from './helpers'
 
 export interface Podman5Result {
   status: number | null
@@ -10,7 +10,7 @@ export interface Podman5Result {
   stderr: string
 }
 
-const wrapper = path.join(repo, 'scripts', 'podman5')
+const wrapper = path.resolve(__dirname, '..', 'scripts', 'podman5')
 
 /** Runs `command` in the podman 5 userland with `binds` (paths of this machine) visible at the same paths. */
 export function inPodman5(binds: string[], command: string[], env: NodeJS.ProcessEnv = {}): Podman5Result {
@@ -30,4 +30,11 @@ export function podman5(store: FixtureStore, args: string[], conf?: string): Pod
   // Without `conf`, the userland's own storage.conf: never one of this machine's paths it cannot see.
   const env = { CONTAINERS_STORAGE_CONF: conf }
   return inPodman5(binds, ['podman', '--root', store.root, '--runroot', store.runroot, '--storage-driver', 'overlay', ...args], env)
+}
+
+/** podman 5 on a store, its JSON output parsed; throws with podman's stderr when it fails. */
+export function podman5Json<T = unknown>(store: FixtureStore, args: string[]): T {
+  const result = podman5(store, args)
+  if (result.status !== 0) throw new Error(`podman 5 ${args.join(' ')}: exit ${result.status}: ${result.stderr}`)
+  return JSON.parse(result.stdout) as T
 }

@@ -27,14 +27,39 @@ export function benchStore(source) {
   return { root, runroot, image, env, podman }
 }
 
-/** Runs a shell pipeline under GNU time; returns seconds and peak RSS (MB) of the measured command. */
+/**
+ * The benchmark store podman 5.8 wrote (bench-results/store5, through scripts/podman5) holding
+ * `localhost/bench:<basename of source>`, imported by podman 5 the first time. `podman5(script)`
+ * runs a bash script in its userland with the store bound in (`spawnSync`'s result).
+ */
+export function benchStore5(source) {
+  const dir = path.join(out, 'store5')
+  const root = path.join(dir, 'root')
+  const runroot = path.join(dir, 'run')
+  const image = `localhost/bench:${path.basename(source)}`
+  fs.mkdirSync(runroot, { recursive: true })
+  const podman = `podman --root ${q(root)} --runroot ${q(runroot)} --storage-driver overlay`
+  const podman5 = (script) => spawnSync(path.join(repo, 'scripts', 'podman5'), ['--bind', dir, 'bash', '-c', script], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  if (!podman5(`${podman} images --format '{{.Repository}}:{{.Tag}}'`).stdout.split('\n').includes(image)) {
+    console.error(`importing ${source} into ${image} with podman 5 import…`)
+    execFileSync('sh', ['-c', `tar -C / -c ${source.replace(/^\//, '')} | ${q(path.join(repo, 'scripts', 'podman5'))} --bind ${q(dir)} ${podman} import --quiet - ${image}`], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    })
+  }
+  return { root, runroot, image, podman, podman5 }
+}
+
+/**
+ * Runs a shell pipeline under GNU time; returns seconds, CPU seconds (user + system) and peak RSS
+ * (MB) of the measured command.
+ */
 export function shell(script, env = process.env) {
   const t0 = process.hrtime.bigint()
-  const r = spawnSync('/usr/bin/time', ['-f', '%M', 'sh', '-c', script], { env, encoding: 'utf8' })
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', 'sh', '-c', script], { env, encoding: 'utf8' })
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr}`)
-  const rss = Number(r.stderr.trim().split('\n').at(-1)) / 1024
-  return { seconds, rss }
+  const [user, system, rss] = r.stderr.trim().split('\n').at(-1).split(' ').map(Number)
+  return { seconds, cpu: user + system, rss: rss / 1024 }
 }
 
 /** Times an async function in this process; RSS is this process's peak so far. */
@@ -61,21 +86,31 @@ export async function measure(cases, runs, before = () => {}) {
     }
     samples.sort((a, b) => a.seconds - b.seconds)
     const median = samples[Math.floor(samples.length / 2)]
-    results.push({ name, ...median, rss: Math.max(...samples.map((s) => s.rss)) })
+    const rss = samples.some((s) => s.rss === undefined) ? undefined : Math.max(...samples.map((s) => s.rss))
+    results.push({ name, ...median, rss })
     console.error(`${name}: ${median.seconds.toFixed(2)} s`)
   }
   return results
 }
 
-/** Writes bench-results/<file> — a table with GB/s and ratios against the `reference` case — and prints it. */
-export function report(file, title, results, reference, gb) {
+/**
+ * Writes bench-results/<file> — a table with GB/s and ratios against the `reference` case, and
+ * any `notes` lines after it — and prints it. A result without `rss` shows none.
+ */
+export function report(file, title, results, reference, gb, notes = []) {
   const base = results.find((r) => r.name === reference).seconds
+  const cpu = results.some((r) => r.cpu !== undefined)
+  const optional = (value, digits) => (value === undefined ? '—' : value.toFixed(digits))
   const table = [
     title,
     '',
-    `| case | seconds | GB/s | vs ${reference} | peak RSS MB |`,
-    '| --- | ---: | ---: | ---: | ---: |',
-    ...results.map((r) => `| ${r.name} | ${r.seconds.toFixed(2)} | ${(gb / r.seconds).toFixed(2)} | ${(base / r.seconds).toFixed(2)}× | ${r.rss.toFixed(0)} |`),
+    `| case | seconds |${cpu ? ' CPU seconds |' : ''} GB/s | vs ${reference} | peak RSS MB |`,
+    `| --- | ---: |${cpu ? ' ---: |' : ''} ---: | ---: | ---: |`,
+    ...results.map(
+      (r) =>
+        `| ${r.name} | ${r.seconds.toFixed(2)} |${cpu ? ` ${optional(r.cpu, 2)} |` : ''} ${(gb / r.seconds).toFixed(2)} | ${(base / r.seconds).toFixed(2)}× | ${optional(r.rss, 0)} |`,
+    ),
+    ...(notes.length > 0 ? ['', ...notes] : []),
   ].join('\n')
   fs.writeFileSync(path.join(out, file), table + '\n')
   console.log(table)

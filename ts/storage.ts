@@ -171,8 +171,8 @@ export class Storage {
    * directories no record names. Damage is reported, not thrown.
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    const [{ image }, onProgress] = splitProgress(options)
-    return (await call(() => this.#native.verify(image, onProgress))) as VerifyReport
+    const [{ image, quick }, onProgress] = splitProgress(options)
+    return (await call(() => this.#native.verify(image, quick ?? false, onProgress))) as VerifyReport
   }
 
   /** The layer an `overlay/l/<LINK>` short link stands for. */

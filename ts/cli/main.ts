@@ -39,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
       writable: { type: 'boolean', default: false },
       platform: { type: 'string' },
       image: { type: 'string' },
+      quick: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       'tls-verify': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -69,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
     writable: values.writable,
     platform: values.platform,
     image: values.image,
+    quick: values.quick,
     tlsVerify: values['tls-verify'] !== 'false',
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)

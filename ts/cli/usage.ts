@@ -28,6 +28,8 @@ export interface Flags {
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
   image?: string
+  /** `verify --quick`: structure and metadata, no content read. */
+  quick: boolean
   /** `pull --tls-verify=false`: plain HTTP to a registry. */
   tlsVerify: boolean
 }
@@ -65,10 +67,13 @@ Commands:
                              fds (SCM_RIGHTS): ListImages, ListLayers,
                              GetLayerSplitfdstream, StreamLayer (--writable: writes too);
                              until Ctrl-C
-  verify [--image REF]       Check the store (or one image) for damage: every layer's files
-                             against tar-split CRCs and its diff digest, big data against
-                             its digests, parents, image layers, overlay links; also unused
-                             layers and dangling links. Exit 0 clean, 1 damaged
+  verify [--image REF] [--quick]
+                             Check the store (or one image) for damage: every layer's diff/
+                             against its tar headers (mode, owner, mtime, links, xattrs) and
+                             (unless --quick) its files against tar-split CRCs and its diff
+                             digest, big data against its digests, parents, image layers,
+                             overlay links; also unused layers and dangling links. Exit 0
+                             clean, 1 damaged
   pull <source> [NAME] [--tls-verify=false]
                              Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF],
                              docker://REF) into the store, written as skopeo writes it

@@ -1,4 +1,4 @@
-/** `cstor verify [--image REF]`: a store (or one image) checked for damage; exit 1 on errors. */
+/** `cstor verify [--image REF] [--quick]`: a store (or one image) checked for damage; exit 1 on errors. */
 import type { Finding, Storage } from '../index.js'
 import { humanSize, printJson, printTable, shortId } from './output.js'
 import { clearProgress, progressOption } from './progress.js'
@@ -12,6 +12,7 @@ export async function verifyCommand(storage: Storage, args: string[], flags: Fla
   const started = process.hrtime.bigint()
   const report = await storage.verify({
     ...(flags.image !== undefined && { image: flags.image }),
+    quick: flags.quick,
     ...progressOption(flags),
   })
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
@@ -26,8 +27,9 @@ export async function verifyCommand(storage: Storage, args: string[], flags: Fla
     }
     const count = (severity: Finding['severity']) => report.findings.filter((f) => f.severity === severity).length
     const scope = flags.image === undefined ? `${report.images} images` : flags.image
+    const content = flags.quick ? 'metadata only' : `${humanSize(report.bytes)} of tar`
     process.stdout.write(
-      `Checked ${scope}, ${report.layers} layers (${humanSize(report.bytes)} of tar) in ${seconds.toFixed(2)} s: ` +
+      `Checked ${scope}, ${report.layers} layers (${content}) in ${seconds.toFixed(2)} s: ` +
         `${report.clean ? 'clean' : 'damaged'}, ${count('error')} errors, ${count('warning')} warnings, ${count('info')} notes\n`,
     )
   }

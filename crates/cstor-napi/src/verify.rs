@@ -1,6 +1,6 @@
 //! `Storage.verify()`: a store check's report as JavaScript objects.
 
-use cstor_core::verify::{Finding, VerifyReport};
+use cstor_core::verify::{Finding, VerifyOptions, VerifyReport};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
@@ -10,12 +10,14 @@ use crate::progress::{reporter, ProgressInfo};
 use crate::store::NativeStore;
 
 /// One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
-/// such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about.
+/// such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about;
+/// `path` the path in the layer, for a finding about one.
 #[napi(object)]
 pub struct FindingInfo {
     pub severity: String,
     pub kind: String,
     pub subject: String,
+    pub path: Option<String>,
     pub message: String,
 }
 
@@ -25,6 +27,7 @@ impl From<Finding> for FindingInfo {
             severity: f.severity.name().to_owned(),
             kind: f.kind.name().to_owned(),
             subject: f.subject,
+            path: f.path,
             message: f.message,
         }
     }
@@ -55,17 +58,20 @@ impl From<VerifyReport> for VerifyReportInfo {
 
 #[napi]
 impl NativeStore {
-    /// Checks the whole store, or only the image `reference` names, for damage.
+    /// Checks the whole store, or only the image `reference` names, for damage; `quick`: no
+    /// file content read.
     #[napi]
     pub async fn verify(
         &self,
         reference: Option<String>,
+        quick: bool,
         on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
     ) -> Result<VerifyReportInfo> {
         let store = self.store()?;
         blocking(move || {
             let image = reference.map(|r| store.image(&r)).transpose()?;
-            store.verify(image.as_ref(), &mut reporter(on_progress))
+            let options = VerifyOptions { quick };
+            store.verify(image.as_ref(), options, &mut reporter(on_progress))
         })
         .await
         .map(VerifyReportInfo::from)

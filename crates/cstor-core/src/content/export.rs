@@ -10,8 +10,10 @@
 //! plain [`Write`] (a hash, for `verify`) reads each body once and feeds it CRC and writer alike.
 //!
 //! The sha256 of the output is the layer's `diff-digest` (tested against every fixture layer and
-//! against `tar-split asm`).
+//! against `tar-split asm`). A composefs layer's bodies are content objects named by its TOC
+//! ([`crate::content::composefs`]).
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Seek, Write};
@@ -73,7 +75,8 @@ pub struct ExportStats {
 pub enum LayerPart {
     Segment(Vec<u8>),
     Body {
-        /// The path beneath `diff/` (the entry's tar name, made relative).
+        /// The path beneath `diff/` it was read from: the entry's tar name, made relative (a
+        /// composefs layer's: the content object).
         name: PathBuf,
         size: u64,
         /// CRC-64/GO-ISO that tar-split recorded; checking it is the taker's business.
@@ -89,6 +92,9 @@ pub struct LayerParts {
     diff: Dir,
     diff_path: PathBuf,
     split_path: PathBuf,
+    /// A composefs layer's content objects by tar path (see [`crate::content::composefs`]); `None` when
+    /// bodies are in `diff/` under their own names.
+    objects: Option<HashMap<PathBuf, PathBuf>>,
 }
 
 impl Iterator for LayerParts {
@@ -102,9 +108,21 @@ impl Iterator for LayerParts {
                 Ok(Entry::File { size: 0, .. }) => continue,
                 Ok(Entry::File { name, size, crc }) => {
                     body_path(&name, &self.split_path).and_then(|name| {
-                        let file = open_body(&self.diff, &self.diff_path, &name, size)?;
+                        let at = match &self.objects {
+                            None => &name,
+                            Some(objects) => objects.get(&name).ok_or_else(|| {
+                                Error::corrupt(
+                                    &self.split_path,
+                                    format!(
+                                        "the composefs layer's TOC names no content object for {}",
+                                        name.display()
+                                    ),
+                                )
+                            })?,
+                        };
+                        let file = open_body(&self.diff, &self.diff_path, at, size)?;
                         Ok(LayerPart::Body {
-                            name,
+                            name: at.to_owned(),
                             size,
                             crc,
                             file,
@@ -128,6 +146,35 @@ impl Store {
     /// The parts of `layer`'s tar, to be streamed or passed on as fds. A layer whose tar cannot
     /// be rebuilt from them (a sparse member) fails here, before any part is handed out.
     pub fn layer_parts(&self, layer: &Layer) -> Result<LayerParts> {
+        let (mut split, split_path) = self.tar_split_file(layer)?;
+        check_rebuildable(&split, &split_path, layer.id())?;
+        split.rewind().at(&split_path)?;
+        let decoder = Decoder::new(split, &split_path);
+        let diff_path = Path::new("overlay").join(layer.id()).join("diff");
+        let store_dir = &self.dir(layer.store_index).dir;
+        let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
+        let objects = self
+            .is_composefs_layer(layer)
+            .then(|| self.composefs_objects(layer))
+            .transpose()?;
+        Ok(LayerParts {
+            decoder,
+            diff,
+            diff_path,
+            split_path,
+            objects,
+        })
+    }
+
+    /// The decoder of `layer`'s tar-split and the file's path in the store; `EUNSUPPORTED` when
+    /// the layer has none (a layer created empty and written in place: a container's).
+    pub(crate) fn tar_split(&self, layer: &Layer) -> Result<(Decoder<std::fs::File>, PathBuf)> {
+        let (split, split_path) = self.tar_split_file(layer)?;
+        Ok((Decoder::new(split, &split_path), split_path))
+    }
+
+    /// `layer`'s tar-split file, opened, and its path in the store.
+    fn tar_split_file(&self, layer: &Layer) -> Result<(std::fs::File, PathBuf)> {
         let store_dir = &self.dir(layer.store_index).dir;
         let split_path = Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id()));
         let split = store_dir.open(&split_path).map_err(|e| match e.kind() {
@@ -139,17 +186,7 @@ impl Store {
             },
             _ => Error::io(&split_path, e),
         })?;
-        let diff_path = Path::new("overlay").join(layer.id()).join("diff");
-        let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
-        let mut split = split.into_std();
-        check_rebuildable(&split, &split_path, layer.id())?;
-        split.rewind().at(&split_path)?;
-        Ok(LayerParts {
-            decoder: Decoder::new(split, &split_path),
-            diff,
-            diff_path,
-            split_path,
-        })
+        Ok((split.into_std(), split_path))
     }
 
     /// Writes the tar of `layer` to `out` (any fd: file, pipe, socket).

@@ -2,6 +2,7 @@
 //! built on that tar — a `Read + Seek` view for tar parsers, tables of contents, comparisons,
 //! the splitfdstream form — plus the forms a deletion and a compression take in a layer.
 
+pub mod composefs;
 pub mod compression;
 pub mod export;
 pub mod reader;
@@ -11,3 +12,4 @@ pub mod tardiff;
 pub mod tarsplit;
 pub mod toc;
 pub mod whiteout;
+pub(crate) mod xattr;

@@ -1,9 +1,12 @@
-//! A layer's tar as a `Read + Seek` stream, for code that parses tar (the [`crate::content::toc`]).
+//! A layer's tar as a `Read + Seek` stream, for code that parses tar (the [`crate::content::toc`],
+//! the [`crate::verify::metadata`] check).
 //!
 //! It reads the same [`LayerParts`] an export writes, so what it yields is the exported tar byte
 //! for byte. Seeking is forward only and costs nothing inside a body — a tar parser skipping file
 //! contents never reads them from `diff/` — which is all `tar::Archive::entries_with_seek` asks.
-//! Core errors travel inside `io::Error` and come back out with [`into_core_error`].
+//! [`LayerReader::headers_only`] reads the tar-split alone: bodies are holes that can be skipped
+//! but not read, so nothing in `diff/` is opened. Core errors travel inside `io::Error` and come
+//! back out with [`into_core_error`].
 //!
 //! A tar parser reads a metadata entry (a PAX header, a GNU long name) whole into memory, as long
 //! as its header says. [`LayerReader::for_parser`] bounds that for a hostile tar-split: between
@@ -18,6 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
 use crate::content::export::{LayerPart, LayerParts};
+use crate::content::tarsplit::{Decoder, Entry};
 use crate::error::Error;
 
 /// The most a tar parser may read between two seeks outside an entry's content: one header and
@@ -27,7 +31,7 @@ use crate::error::Error;
 pub const MAX_METADATA_RUN: u64 = 16 << 20;
 
 pub struct LayerReader {
-    parts: LayerParts,
+    source: Source,
     current: Current,
     position: u64,
     /// Set by [`LayerReader::for_parser`]: bytes read since the last seek, checked against
@@ -49,16 +53,67 @@ impl ContentReads {
     }
 }
 
+/// Where the parts come from: bodies opened from `diff/`, or the tar-split alone.
+enum Source {
+    Parts(LayerParts),
+    TarSplit(Decoder<File>),
+}
+
+impl Source {
+    fn next(&mut self) -> Option<crate::Result<Current>> {
+        match self {
+            Source::Parts(parts) => Some(parts.next()?.map(|part| match part {
+                LayerPart::Segment(bytes) => Current::Segment { bytes, at: 0 },
+                LayerPart::Body { file, size, .. } => Current::Body {
+                    file: Some(file),
+                    at: 0,
+                    size,
+                },
+            })),
+            Source::TarSplit(decoder) => Some(decoder.next()?.map(|entry| match entry {
+                Entry::Segment(bytes) => Current::Segment { bytes, at: 0 },
+                Entry::File { size, .. } => Current::Body {
+                    file: None,
+                    at: 0,
+                    size,
+                },
+            })),
+        }
+    }
+}
+
 enum Current {
-    Segment { bytes: Vec<u8>, at: usize },
-    Body { file: File, at: u64, size: u64 },
+    Segment {
+        bytes: Vec<u8>,
+        at: usize,
+    },
+    /// A file body; `None` in a headers-only reader, where it can be skipped but not read.
+    Body {
+        file: Option<File>,
+        at: u64,
+        size: u64,
+    },
     End,
 }
 
 impl LayerReader {
     pub fn new(parts: LayerParts) -> Self {
+        LayerReader::of(Source::Parts(parts))
+    }
+
+    /// A reader of the tar's headers alone, from the tar-split (`Store::tar_split`), for a
+    /// parser that seeks over every body (`tar::Archive::entries_with_seek`): reading a body is an
+    /// error, so nothing in `diff/` is opened or read. It keeps the metadata limit of
+    /// [`LayerReader::for_parser`].
+    pub fn headers_only(decoder: Decoder<File>) -> Self {
+        let mut reader = LayerReader::of(Source::TarSplit(decoder));
+        reader.run = Some((0, ContentReads::default()));
+        reader
+    }
+
+    fn of(source: Source) -> Self {
         LayerReader {
-            parts,
+            source,
             current: Current::Segment {
                 bytes: Vec::new(),
                 at: 0,
@@ -88,11 +143,10 @@ impl LayerReader {
             if !used_up {
                 return Ok(true);
             }
-            self.current = match self.parts.next() {
+            self.current = match self.source.next() {
                 None => Current::End,
                 Some(Err(e)) => return Err(std::io::Error::other(e)),
-                Some(Ok(LayerPart::Segment(bytes))) => Current::Segment { bytes, at: 0 },
-                Some(Ok(LayerPart::Body { file, size, .. })) => Current::Body { file, at: 0, size },
+                Some(Ok(current)) => current,
             };
         }
     }
@@ -115,6 +169,12 @@ impl LayerReader {
                 let want = (*size - *at).min(max);
                 let n = match out {
                     Some(out) => {
+                        let Some(file) = file else {
+                            return Err(std::io::Error::new(
+                                std::io::ErrorKind::InvalidInput,
+                                "a headers-only layer reader cannot read a file body",
+                            ));
+                        };
                         let n = file.read_at(&mut out[..want as usize], *at)?;
                         if n == 0 {
                             return Err(std::io::ErrorKind::UnexpectedEof.into());

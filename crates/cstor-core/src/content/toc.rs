@@ -135,16 +135,10 @@ fn clean_name(raw: &[u8], split_path: &Path) -> Result<Option<String>> {
     Ok((!path.as_os_str().is_empty()).then(|| path.to_string_lossy().into_owned()))
 }
 
-/// The TOC entry of a tar entry; with `digests`, its content is read (through that permit) and
-/// hashed.
-fn toc_entry<R: std::io::Read>(
-    name: String,
-    entry: &mut tar::Entry<R>,
-    digests: Option<&ContentReads>,
-    split_path: &Path,
-) -> std::io::Result<TocEntry> {
-    let header = entry.header().clone();
-    let kind = match header.entry_type() {
+/// What a tar entry type is once extracted: anything not a directory, link or special file is a
+/// regular file, as tar readers (Go's, containers/storage's) take it.
+pub(crate) fn entry_kind(entry_type: tar::EntryType) -> EntryKind {
+    match entry_type {
         tar::EntryType::Directory => EntryKind::Dir,
         tar::EntryType::Symlink => EntryKind::Symlink,
         tar::EntryType::Link => EntryKind::Hardlink,
@@ -152,7 +146,13 @@ fn toc_entry<R: std::io::Read>(
         tar::EntryType::Block => EntryKind::Block,
         tar::EntryType::Fifo => EntryKind::Fifo,
         _ => EntryKind::Reg,
-    };
+    }
+}
+
+/// The extended attributes an entry's PAX header carries (`SCHILY.xattr.<name>` records).
+pub(crate) fn pax_xattrs<R: std::io::Read>(
+    entry: &mut tar::Entry<R>,
+) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     let mut xattrs = Vec::new();
     if let Some(extensions) = entry.pax_extensions()? {
         for extension in extensions {
@@ -166,6 +166,20 @@ fn toc_entry<R: std::io::Read>(
             }
         }
     }
+    Ok(xattrs)
+}
+
+/// The TOC entry of a tar entry; with `digests`, its content is read (through that permit) and
+/// hashed.
+fn toc_entry<R: std::io::Read>(
+    name: String,
+    entry: &mut tar::Entry<R>,
+    digests: Option<&ContentReads>,
+    split_path: &Path,
+) -> std::io::Result<TocEntry> {
+    let header = entry.header().clone();
+    let kind = entry_kind(header.entry_type());
+    let xattrs = pax_xattrs(entry)?;
     let link_name = match entry.link_name_bytes() {
         Some(link) if kind == EntryKind::Hardlink => clean_name(&link, split_path)
             .map_err(std::io::Error::other)?

@@ -29,6 +29,18 @@ fn is_valid_link(link: &str) -> bool {
 /// (`<parent-id>:<grandparent-id>:…`), free of the `l/` indirection.
 pub(crate) const LOWER_LAYERS: &str = "lower-layers";
 
+/// Entries of `overlay/` that are the driver's own, not layers — the names containers/storage's
+/// `ListLayers` skips: `l/` (the short links), `staging/` (podman 5: layers being pulled before
+/// they are committed), `tempdirs/` (podman 5: directories being removed), the quota backing
+/// device link and the mount-program flag file.
+pub const DRIVER_ENTRIES: [&str; 5] = [
+    "l",
+    "staging",
+    "tempdirs",
+    "backingFsBlockDev",
+    ".has-mount-program",
+];
+
 pub(crate) fn overlay_file(id: &str, file: &str) -> PathBuf {
     Path::new("overlay").join(id).join(file)
 }

@@ -2,6 +2,8 @@
 //! and a pass-through that digests and counts a stream, so a blob is hashed while it moves
 //! instead of being read twice.
 
+pub mod thread;
+
 use std::io::{self, Read, Write};
 
 use sha2::{Digest, Sha256};

@@ -2,28 +2,35 @@
 //!
 //! The checks are those of containers/storage's `Check` (`check.go`, behind `podman system
 //! check` from podman 5 on; Debian's podman 4.3 has none), and the kinds of finding carry the
-//! names of its errors where it has one. Each layer's tar is rebuilt from its tar-split and
+//! names of its errors where it has one. Each layer's `diff/` is compared with its tar headers
+//! (the [`crate::verify::metadata`]: type, mode, owner, mtime, size, link target, xattrs, one
+//! finding per path); unless the check is quick, its tar is also rebuilt from its tar-split and
 //! `diff/` by the export code — every body checked against its CRC-64, the whole tar against
-//! `diff-digest` and `diff-size`; each image's big-data items are checked against
+//! `diff-digest` and `diff-size`. Each image's big-data items are checked against
 //! `big-data-sizes` and `big-data-digests`; each parent, image top layer, overlay `link`,
 //! `lower` entry and `l/` symlink against what it names.
+//!
+//! A quick check reads no file content: structure and metadata only. (podman's `--quick` still
+//! rebuilds and hashes every layer; it skips only the comparison of mounted trees.)
 //!
 //! Damage is a [`Finding`], not an `Err`: a check goes on past it, so one run reports everything.
 //! Only metadata without which nothing can be checked (`layers.json`, `images.json`,
 //! `containers.json`) ends it with an error.
 
+pub mod metadata;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::content::export::ExportOptions;
+use crate::digest::thread::Sha256Thread;
 use crate::error::Error;
 use crate::progress::Progress;
 use crate::store::images::{big_data_path, Image};
 use crate::store::layers::Layer;
-use crate::store::overlay::{link_target, overlay_file};
+use crate::store::overlay::{link_target, overlay_file, DRIVER_ENTRIES};
 use crate::store::{Store, StoreDir};
+use crate::verify::metadata::Difference;
 use crate::Result;
 
 /// How much a finding matters.
@@ -61,6 +68,16 @@ pub enum Kind {
     LayerDirMissing,
     /// A body in `diff/` is missing, resized or fails the CRC-64 its tar-split recorded.
     LayerContentModified,
+    /// An entry of `diff/` differs from the layer's tar header: type, mode, owner, mtime, size,
+    /// link target, device, xattrs, opacity; or is missing, or was added. podman's check reports
+    /// these as "layer content modified" too.
+    LayerMetadataModified,
+    /// A difference from the tar headers that podman's own partial (zstd:chunked) pulls leave:
+    /// directory and symlink mtimes not restored, fifos not made.
+    LayerMetadataUnrestored,
+    /// A composefs layer, whose tree is an EROFS image cstor does not read: its metadata is not
+    /// compared (its content is, through its TOC).
+    LayerMetadataUnchecked,
     /// The rebuilt tar does not hash to `diff-digest`.
     LayerIncorrectContentDigest,
     /// The rebuilt tar is not `diff-size` bytes long.
@@ -96,6 +113,9 @@ impl Kind {
             Kind::LayerParentCycle => "layer-parent-cycle",
             Kind::LayerDirMissing => "layer-dir-missing",
             Kind::LayerContentModified => "layer-content-modified",
+            Kind::LayerMetadataModified => "layer-metadata-modified",
+            Kind::LayerMetadataUnrestored => "layer-metadata-unrestored",
+            Kind::LayerMetadataUnchecked => "layer-metadata-unchecked",
             Kind::LayerIncorrectContentDigest => "layer-incorrect-content-digest",
             Kind::LayerIncorrectContentSize => "layer-incorrect-content-size",
             Kind::LayerContentUnverifiable => "layer-content-unverifiable",
@@ -117,7 +137,9 @@ impl Kind {
             Kind::LayerContentUnverifiable | Kind::LinkDangling | Kind::LayerUnaccounted => {
                 Severity::Warning
             }
-            Kind::LayerUnreferenced => Severity::Info,
+            Kind::LayerUnreferenced
+            | Kind::LayerMetadataUnrestored
+            | Kind::LayerMetadataUnchecked => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -130,7 +152,16 @@ pub struct Finding {
     pub kind: Kind,
     /// What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
     pub subject: String,
+    /// For a finding about one path of a layer: that path (as the tar names it, no `./`).
+    pub path: Option<String>,
     pub message: String,
+}
+
+/// How much to check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Structure and metadata only: no file content is read, no tar rebuilt.
+    pub quick: bool,
 }
 
 /// Everything a check found, and how much it looked at.
@@ -157,6 +188,7 @@ impl Store {
     pub fn verify(
         &self,
         image: Option<&Image>,
+        options: VerifyOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<VerifyReport> {
         let layers = self.layers()?;
@@ -168,6 +200,7 @@ impl Store {
             store: self,
             by_id: layers.iter().map(|l| (l.id(), l)).collect(),
             findings: Vec::new(),
+            options,
         };
         let mut used = HashSet::new();
         for image in &images {
@@ -231,6 +264,7 @@ struct Checker<'a> {
     store: &'a Store,
     by_id: HashMap<&'a str, &'a Layer>,
     findings: Vec<Finding>,
+    options: VerifyOptions,
 }
 
 impl<'a> Checker<'a> {
@@ -239,6 +273,7 @@ impl<'a> Checker<'a> {
             severity: kind.severity(),
             kind,
             subject: subject.to_owned(),
+            path: None,
             message: message.into(),
         });
     }
@@ -359,7 +394,8 @@ impl<'a> Checker<'a> {
             .map(|l| l.id())
             .collect();
         for entry in self.entries(store_dir, Path::new("overlay"), &shown) {
-            let is_layer_like = entry != "l" && !entry.starts_with('.');
+            let is_layer_like =
+                !DRIVER_ENTRIES.contains(&entry.as_str()) && !entry.starts_with('.');
             if is_layer_like
                 && !known.contains(entry.as_str())
                 && store_dir.dir.is_dir(Path::new("overlay").join(&entry))
@@ -427,7 +463,80 @@ impl<'a> Checker<'a> {
         let parents: Option<Vec<&str>> =
             matches!(end, ChainEnd::Base).then(|| chain[1..].iter().map(|l| l.id()).collect());
         self.lower(layer, store_dir, parents.as_deref());
-        self.content(layer)
+        let compared = self.metadata_compared(layer);
+        if self.options.quick {
+            if compared {
+                let differences = self.store.compare_layer_metadata(layer);
+                self.metadata(layer, differences);
+            }
+            return 0;
+        }
+        // The metadata comparison (a walk of diff/) runs beside the content check (reads and
+        // hashes), which leaves a core to spare for it.
+        let store = self.store;
+        let (differences, bytes) = std::thread::scope(|scope| {
+            let differences = compared.then(|| scope.spawn(|| store.compare_layer_metadata(layer)));
+            let bytes = self.content(layer);
+            let differences = differences.map(|thread| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(Error::io(
+                        layer.id(),
+                        std::io::Error::other("the metadata check panicked"),
+                    ))
+                })
+            });
+            (differences, bytes)
+        });
+        if let Some(differences) = differences {
+            self.metadata(layer, differences);
+        }
+        bytes
+    }
+
+    /// Whether the layer's metadata is compared with its headers: not for a layer without
+    /// `diff-digest` (a container's: no headers), nor for a composefs layer (noted).
+    fn metadata_compared(&mut self, layer: &Layer) -> bool {
+        if layer.record.diff_digest.is_none() {
+            return false;
+        }
+        if self.store.is_composefs_layer(layer) {
+            let message = "stored for composefs: the tree and its metadata are in composefs-data/composefs.blob (EROFS), which cstor does not read";
+            self.report(Kind::LayerMetadataUnchecked, layer.id(), message);
+            return false;
+        }
+        true
+    }
+
+    /// Reports each path of `diff/` that differs from the layer's tar headers. A layer without
+    /// a tar-split is reported by the content check, or here when that does not run.
+    fn metadata(&mut self, layer: &Layer, differences: Result<Vec<Difference>>) {
+        let differences = match differences {
+            Ok(differences) => differences,
+            Err(Error::Unsupported { what }) => {
+                if self.options.quick {
+                    self.report(Kind::LayerContentUnverifiable, layer.id(), what);
+                }
+                return;
+            }
+            Err(e) => return self.failed(Kind::LayerMetadataModified, layer.id(), e),
+        };
+        let diff = overlay_file(layer.id(), "diff");
+        for difference in differences {
+            let kind = if difference.unrestored {
+                Kind::LayerMetadataUnrestored
+            } else {
+                Kind::LayerMetadataModified
+            };
+            let message = format!(
+                "{}: {}",
+                diff.join(&difference.path).display(),
+                difference.describe()
+            );
+            self.report(kind, layer.id(), message);
+            if let Some(finding) = self.findings.last_mut() {
+                finding.path = Some(difference.path.to_string_lossy().into_owned());
+            }
+        }
     }
 
     /// The layer's `link` names an `l/` symlink that leads back to it.
@@ -504,7 +613,7 @@ impl<'a> Checker<'a> {
         let Some(expected) = layer.record.diff_digest.as_deref() else {
             return 0;
         };
-        let mut hash = Sha256::new();
+        let mut hash = Sha256Thread::new();
         let stats = match self.store.export_layer_to_writer(
             layer,
             &mut hash,
@@ -520,7 +629,13 @@ impl<'a> Checker<'a> {
                 return 0;
             }
         };
-        let digest = crate::digest::finish(hash);
+        let digest = match hash.finish() {
+            Ok(digest) => digest,
+            Err(e) => {
+                self.failed(Kind::Unreadable, layer.id(), Error::io(layer.id(), e));
+                return 0;
+            }
+        };
         if expected != digest {
             let message = format!(
                 "the tar rebuilt from tar-split and diff/ hashes to {digest}, layers.json records {expected}"
