@@ -33,7 +33,7 @@ use crate::content::export::LayerPart;
 use crate::content::splitfdstream::DEFAULT_INLINE_THRESHOLD;
 use crate::error::{Error, Result};
 use crate::ipc::fdpass::{self, Receiver, WireError};
-use crate::ipc::rpc_writes;
+use crate::ipc::rpc_writes::{self, Failure};
 use crate::store::Store;
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -151,11 +151,6 @@ fn handle(
             };
             rpc_writes::handle(store, write, &params, fds, &mut notify)
                 .map(|result| (result, Vec::new()))
-                .map_err(|failure| match failure {
-                    rpc_writes::Failure::Params(detail) => Failure::Params(detail),
-                    rpc_writes::Failure::Store(e) => Failure::Store(e),
-                    rpc_writes::Failure::Wire(e) => Failure::Wire(e),
-                })
         }
         _ => {
             if let Some(id) = &id {
@@ -189,18 +184,6 @@ fn handle(
             Ok(None)
         }
         Err(Failure::Wire(e)) => Err(e),
-    }
-}
-
-enum Failure {
-    Params(String),
-    Store(Error),
-    Wire(WireError),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Store(e)
     }
 }
 

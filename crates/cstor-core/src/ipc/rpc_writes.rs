@@ -44,7 +44,7 @@ pub(crate) fn is_write(method: &str) -> bool {
     )
 }
 
-/// Why a write method did not answer with a result.
+/// Why a method (read or write) did not answer with a result.
 pub(crate) enum Failure {
     /// The params are not what the method takes.
     Params(String),
