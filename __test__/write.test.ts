@@ -298,6 +298,37 @@ describe('tag, untag, rmi as podman does them', () => {
     }
   })
 
+  it('removes the nameless build parents podman rmi removes, also ones sharing a top layer (an ENV step)', async () => {
+    // RUN, ENV, RUN: the ENV step commits an image on the first RUN's layer, so two nameless
+    // parents share one top layer and only their configs tell which was built on which.
+    const context = path.join(dir, 'env-build')
+    fs.mkdirSync(context, { recursive: true })
+    fs.writeFileSync(
+      path.join(context, 'Containerfile'),
+      'FROM localhost/base:1\nRUN echo one > /one\nENV STEP=two\nRUN echo three > /three\n',
+    )
+    const built = copyStore(main)
+    podman(built, 'build', '--quiet', '--isolation', 'chroot', '--layers', '-t', 'localhost/env:1', context)
+    const ours = copyStore(built)
+    const theirs = copyStore(built)
+    try {
+      const nameless = (s: FixtureStore) => records(s, 'images').filter((r) => !((r.names as string[] | undefined) ?? []).length).length
+      expect(nameless(built)).toBe(nameless(main) + 2)
+      const storage = await Storage.open(ours)
+      await storage.removeImage('localhost/env:1')
+      podman(theirs, 'rmi', 'localhost/env:1')
+      const ids = (s: FixtureStore, file: 'layers' | 'images') => records(s, file).map((r) => [r.id, r.names ?? []]).sort()
+      expect(ids(ours, 'images')).toEqual(ids(theirs, 'images'))
+      expect(ids(ours, 'layers')).toEqual(ids(theirs, 'layers'))
+      expect(nameless(ours)).toBe(nameless(main))
+      storage.close()
+    } finally {
+      ours.cleanup()
+      theirs.cleanup()
+      built.cleanup()
+    }
+  })
+
   it('deletes a layer nothing uses, and refuses one a child, an image or a container uses', async () => {
     const ours = copyStore(main)
     try {

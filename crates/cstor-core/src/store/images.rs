@@ -161,12 +161,7 @@ impl Store {
 
     /// One big-data item of an image, read under the images lock.
     pub fn image_big_data(&self, image: &Image, key: &str) -> Result<Vec<u8>> {
-        self.image_big_data_if_present(image, key)?.ok_or_else(|| {
-            Error::corrupt(
-                big_data_path(image, key),
-                format!("image {} has no big-data item {key:?}", image.id()),
-            )
-        })
+        required(image, key, self.image_big_data_if_present(image, key)?)
     }
 
     /// One big-data item of an image, `None` when its file is missing.
@@ -177,52 +172,41 @@ impl Store {
     ) -> Result<Option<Vec<u8>>> {
         let dir = &self.dir(image.store_index).dir;
         let _guard = read_lock(dir, Path::new("overlay-images/images.lock"))?;
-        read_metadata_file(dir, &big_data_path(image, key))
+        self.big_data_held(image, key)
+    }
+
+    /// One big-data item, read by a caller that holds the images lock already (a write
+    /// transaction: taking it again in this process would wait for ourselves).
+    fn big_data_held(&self, image: &Image, key: &str) -> Result<Option<Vec<u8>>> {
+        read_metadata_file(&self.dir(image.store_index).dir, &big_data_path(image, key))
     }
 
     /// The image's own manifest (the `manifest` big-data item).
     pub fn image_manifest(&self, image: &Image) -> Result<serde_json::Value> {
-        self.image_big_data_json(image, MANIFEST_KEY)
+        big_data_json(image, MANIFEST_KEY, &|key| {
+            self.image_big_data_if_present(image, key)
+        })
     }
 
-    /// The image's config, found through its manifest's `config.digest`, never by assuming that
-    /// the image ID is the config digest. When `manifest` is a list, the per-instance
-    /// `manifest-<digest>` items are tried in order.
+    /// The image's config (see [`config_key`] for how it is found).
     pub fn image_config(&self, image: &Image) -> Result<serde_json::Value> {
-        let key = self.image_config_key(image)?;
-        self.image_big_data_json(image, &key)
+        let read = |key: &str| self.image_big_data_if_present(image, key);
+        let key = config_key(image, &read)?;
+        big_data_json(image, &key, &read)
+    }
+
+    /// [`Store::image_config`] for a caller that holds the images lock (a write transaction).
+    pub(crate) fn image_config_held(&self, image: &Image) -> Result<serde_json::Value> {
+        let read = |key: &str| self.big_data_held(image, key);
+        let key = config_key(image, &read)?;
+        big_data_json(image, &key, &read)
     }
 
     /// The config exactly as stored, with its digest (which is its big-data key).
     pub fn image_config_bytes(&self, image: &Image) -> Result<(String, Vec<u8>)> {
-        let key = self.image_config_key(image)?;
+        let key = config_key(image, &|key| self.image_big_data_if_present(image, key))?;
         let bytes = self.image_big_data(image, &key)?;
         Ok((key, bytes))
-    }
-
-    fn image_config_key(&self, image: &Image) -> Result<String> {
-        let manifest = self.image_manifest(image)?;
-        if let Some(digest) = config_digest(&manifest) {
-            return Ok(digest.to_owned());
-        }
-        for key in &image.record.big_data_names {
-            if !key.starts_with("manifest-") {
-                continue;
-            }
-            let instance = self.image_big_data_json(image, key)?;
-            if let Some(digest) = config_digest(&instance) {
-                if image.record.big_data_names.iter().any(|k| k == digest) {
-                    return Ok(digest.to_owned());
-                }
-            }
-        }
-        Err(Error::corrupt(
-            big_data_path(image, MANIFEST_KEY),
-            format!(
-                "image {} has no manifest naming a stored config",
-                image.id()
-            ),
-        ))
     }
 
     /// Layers of an image, top first, base last, through `parent` links.
@@ -257,12 +241,53 @@ impl Store {
             layers,
         })
     }
+}
 
-    fn image_big_data_json(&self, image: &Image, key: &str) -> Result<serde_json::Value> {
-        let bytes = self.image_big_data(image, key)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::corrupt(big_data_path(image, key), e.to_string()))
+/// A big-data item the image's record names, which must be there.
+fn required(image: &Image, key: &str, bytes: Option<Vec<u8>>) -> Result<Vec<u8>> {
+    bytes.ok_or_else(|| {
+        Error::corrupt(
+            big_data_path(image, key),
+            format!("image {} has no big-data item {key:?}", image.id()),
+        )
+    })
+}
+
+/// Reads a big-data item of one image, `None` when its file is missing.
+type BigDataReader<'a> = dyn Fn(&str) -> Result<Option<Vec<u8>>> + 'a;
+
+/// The key of the image's config, found through its manifest's `config.digest`, never by
+/// assuming that the image ID is the config digest. When `manifest` is a list, the per-instance
+/// `manifest-<digest>` items are tried in order.
+fn config_key(image: &Image, read: &BigDataReader<'_>) -> Result<String> {
+    let manifest = big_data_json(image, MANIFEST_KEY, read)?;
+    if let Some(digest) = config_digest(&manifest) {
+        return Ok(digest.to_owned());
     }
+    for key in &image.record.big_data_names {
+        if !key.starts_with("manifest-") {
+            continue;
+        }
+        let instance = big_data_json(image, key, read)?;
+        if let Some(digest) = config_digest(&instance) {
+            if image.record.big_data_names.iter().any(|k| k == digest) {
+                return Ok(digest.to_owned());
+            }
+        }
+    }
+    Err(Error::corrupt(
+        big_data_path(image, MANIFEST_KEY),
+        format!(
+            "image {} has no manifest naming a stored config",
+            image.id()
+        ),
+    ))
+}
+
+fn big_data_json(image: &Image, key: &str, read: &BigDataReader<'_>) -> Result<serde_json::Value> {
+    let bytes = required(image, key, read(key)?)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::corrupt(big_data_path(image, key), e.to_string()))
 }
 
 fn image_chain(by_id: &HashMap<&str, &Layer>, image: &Image) -> Result<Vec<Layer>> {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod containers;
 pub mod images;
 pub mod layers;
+pub(crate) mod lineage;
 pub mod lock;
 pub mod names;
 pub mod overlay;

@@ -19,6 +19,7 @@ use crate::digest::sha256;
 use crate::error::{Error, IoContext, Result};
 use crate::random;
 use crate::store::images::{big_data_file_name, Image, ImageRecord};
+use crate::store::lineage::Lineage;
 use crate::store::names;
 use crate::store::{is_valid_id, Store};
 use crate::write::atomic::{self, TEMP_PREFIX};
@@ -231,6 +232,7 @@ impl Store {
         let container_layers: HashSet<&str> = containers.iter().map(|c| c.layer.as_str()).collect();
         let mut doomed_images = Vec::new();
         let mut doomed_layers: Vec<String> = Vec::new();
+        let mut lineage = Lineage::new(self, &layers.records);
         let mut next = Some(image.id().to_owned());
         while let Some(id) = next.take() {
             let Some(index) = images.position(&id) else {
@@ -243,6 +245,11 @@ impl Store {
                     what: format!("image {id} is used by a container"),
                 });
             }
+            // podman finds the parent before the image goes, and removes it afterwards when it
+            // is left dangling: no name, no child.
+            let parent = lineage
+                .parent(&images.records, &images.records[index])
+                .map(|p| p.id.clone());
             let removed = images.records.remove(index);
             let mut kept_tops: HashSet<&str> = HashSet::new();
             for other in &images.records {
@@ -267,7 +274,15 @@ impl Store {
                 layer = record.parent.clone().filter(|p| !p.is_empty());
                 doomed_layers.push(current);
             }
-            next = dangling_parent(&images.records, &layers.records, &removed);
+            next = parent.filter(|id| {
+                images
+                    .records
+                    .iter()
+                    .find(|i| &i.id == id)
+                    .is_some_and(|p| {
+                        p.names.is_empty() && !lineage.has_children(&images.records, p)
+                    })
+            });
             doomed_images.push(removed.id);
         }
         images.save()?;
@@ -277,28 +292,6 @@ impl Store {
         layers.delete(&doomed_layers)?;
         Ok(doomed_layers)
     }
-}
-
-/// The image podman's `rmi` removes along with `removed`: a nameless one (a build's intermediate
-/// image) whose top layer is the parent of `removed`'s and which no other image builds on.
-fn dangling_parent(
-    images: &[ImageRecord],
-    layers: &[crate::store::layers::LayerRecord],
-    removed: &ImageRecord,
-) -> Option<String> {
-    let top = removed.layer.as_deref()?;
-    let parent_layer = layers.iter().find(|l| l.id == top)?.parent.clone()?;
-    let parent = images
-        .iter()
-        .find(|i| i.names.is_empty() && i.layer.as_deref() == Some(parent_layer.as_str()))?;
-    let has_children = images.iter().any(|i| {
-        i.layer
-            .as_deref()
-            .and_then(|t| layers.iter().find(|l| l.id == t))
-            .and_then(|l| l.parent.as_deref())
-            == Some(parent_layer.as_str())
-    });
-    (!has_children).then(|| parent.id.clone())
 }
 
 /// Gives `names` to the image at `index` one by one, as `podman tag` does for each: the name is
