@@ -22,7 +22,7 @@ export {
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,
-  type OciCopyInfo,
+  type CopyInfo,
   type PlatformInfo,
   type ProgressInfo,
   type PullInfo,
