@@ -187,16 +187,15 @@ impl<W: Write> Drop for ParallelGzEncoder<W> {
     }
 }
 
-/// A worker: deflates blocks from the queue until it closes, reusing one compressor.
+/// A worker: deflates blocks from the queue until it closes.
 fn work(queue: &Mutex<Receiver<Job>>, level: u32) {
-    let mut compress = Compress::new(Level::new(level), false);
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let result = deflate_block(&mut compress, &job);
+        let result = deflate_block(level, &job);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&job.input);
         let deflated = result.map(|output| Deflated {
@@ -210,9 +209,12 @@ fn work(queue: &Mutex<Receiver<Job>>, level: u32) {
 }
 
 /// Raw deflate of one block: primed with the dictionary, ended by a sync flush (or, for the last
-/// block, the final block of the stream).
-fn deflate_block(compress: &mut Compress, job: &Job) -> io::Result<Vec<u8>> {
-    compress.reset();
+/// block, the final block of the stream). Each block gets a new compressor: a reset one keeps
+/// its window, and what the worker deflated before could then change which matches it finds —
+/// the output would depend on which worker took the block.
+fn deflate_block(level: u32, job: &Job) -> io::Result<Vec<u8>> {
+    let mut compress = Compress::new(Level::new(level), false);
+    let compress = &mut compress;
     if !job.dictionary.is_empty() {
         compress
             .set_dictionary(&job.dictionary)
