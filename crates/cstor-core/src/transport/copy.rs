@@ -3,8 +3,9 @@
 //!
 //! Each layer is read once: the export engine rebuilds its tar (CRC-checked) into a hash of the
 //! uncompressed bytes, the compressor, a hash of the blob and the destination's writer, so both
-//! digests are known when the last byte has passed. The blob is kept under its digest only when
-//! the uncompressed hash is the layer's diff digest; a damaged layer leaves nothing behind.
+//! digests are known when the last byte has passed (uncompressed, one hash is both). The blob
+//! is kept under its digest only when the uncompressed hash is the layer's diff digest; a
+//! damaged layer leaves nothing behind.
 //!
 //! Before a layer is compressed, the blobs already known to hold it are offered to the
 //! destination — the uncompressed tar, the compressed blobs of earlier copies
@@ -239,13 +240,23 @@ fn copy_layer(
 ) -> Result<(Descriptor, bool)> {
     let size = (compression == Compression::None).then_some(uncompressed.size);
     let mut blob = destination.new_blob(size)?;
-    let failed = |e| into_core_error(e, |e| Error::io("<output>", e));
-    let mut hashed_blob = Hashing::new(&mut blob);
-    let mut tar = Hashing::new(compression.encoder(&mut hashed_blob)?);
-    store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
-    let (diff_digest, _, encoder) = tar.finish();
-    encoder.finish().map_err(failed)?;
-    let (digest, size, _) = hashed_blob.finish();
+    let (diff_digest, digest, size) = if compression == Compression::None {
+        // The blob is the tar: one hash serves as both digests.
+        let mut tar = Hashing::new(&mut blob);
+        store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
+        let (digest, size, _) = tar.finish();
+        (digest.clone(), digest, size)
+    } else {
+        let mut hashed_blob = Hashing::new(&mut blob);
+        let mut tar = Hashing::new(compression.encoder(&mut hashed_blob)?);
+        store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
+        let (diff_digest, _, encoder) = tar.finish();
+        encoder
+            .finish()
+            .map_err(|e| into_core_error(e, |e| Error::io("<output>", e)))?;
+        let (digest, size, _) = hashed_blob.finish();
+        (diff_digest, digest, size)
+    };
     if diff_digest != uncompressed.digest {
         return Err(Error::corrupt(
             Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id())),
