@@ -45,6 +45,8 @@ struct Compressed {
 pub struct BlobInfoCache {
     path: Option<PathBuf>,
     entries: Entries,
+    /// Whether something was learnt since the last save.
+    changed: bool,
 }
 
 impl BlobInfoCache {
@@ -62,7 +64,11 @@ impl BlobInfoCache {
     /// The cache kept in `path`, or one kept nowhere.
     pub fn open(path: Option<PathBuf>) -> BlobInfoCache {
         let entries = path.as_deref().map(load).unwrap_or_default();
-        BlobInfoCache { path, entries }
+        BlobInfoCache {
+            path,
+            entries,
+            changed: false,
+        }
     }
 
     /// The blobs known to hold the tar `diff_digest` compressed with `compression`.
@@ -99,19 +105,22 @@ impl BlobInfoCache {
             compression: compression.name().into(),
         };
         add(&mut self.entries.compressed, diff_digest, entry);
+        self.changed = true;
     }
 
     /// Records that `location` has the blob `digest`.
     pub fn add_location(&mut self, digest: &str, location: &str) {
         add(&mut self.entries.locations, digest, location.to_owned());
+        self.changed = true;
     }
 
-    /// Writes the cache, merged with what other copies saved meanwhile. Failing to is no error
-    /// of the copy: the cache only saves work.
+    /// Writes what was learnt, merged with what other copies saved meanwhile. Failing to is no
+    /// error of the copy: the cache only saves work.
     pub fn save(&mut self) {
-        let Some(path) = self.path.clone() else {
+        let Some(path) = self.path.clone().filter(|_| self.changed) else {
             return;
         };
+        self.changed = false;
         let on_disk = load(&path);
         for (key, values) in on_disk.compressed {
             for value in values {
@@ -162,8 +171,8 @@ fn write(path: &Path, entries: &Entries) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile_in(dir)?;
+    // Not synced: after a power cut a torn file reads as an empty cache, which costs uploads only.
     temp.1.write_all(&serde_json::to_vec(entries)?)?;
-    temp.1.sync_all()?;
     std::fs::rename(&temp.0, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&temp.0);
     })
