@@ -159,7 +159,11 @@ describe('push to a registry', () => {
       expect(JSON.parse(skopeo('inspect', '--tls-verify=false', ref)).Digest).toBe(old.manifestDigest)
 
       const image = await store.image('localhost/big:1')
-      const pushed = await image.copyTo(ref, { tlsVerify: false })
+      const reported: number[] = []
+      const pushed = await image.copyTo(ref, { tlsVerify: false, onProgress: (p) => reported.push(p.bytes) })
+      await new Promise((resolve) => setImmediate(resolve))
+      // The one 64 MiB layer moves the progress while it streams, not only when it is done.
+      expect(reported.some((bytes) => bytes > 0 && bytes < image.size - 4096)).toBe(true)
       expect(JSON.parse(skopeo('inspect', '--tls-verify=false', ref)).Digest).toBe(pushed.manifestDigest)
       const pulled = freshStore()
       skopeo('copy', '--quiet', '--src-tls-verify=false', ref, storageRef(pulled, 'localhost/big:1'))

@@ -111,6 +111,7 @@ pub fn copy_image(
         report.layer = index;
         progress(report);
         let uncompressed = StoreSource::layer_descriptor(layer);
+        let before = report.bytes;
         report.bytes += uncompressed.size;
         let known = known_blobs(layer, &uncompressed, compression, cache, &pulled_from);
         let mut reused = None;
@@ -126,12 +127,21 @@ pub fn copy_image(
                 blob
             }
             None => {
+                let reporting = Reporting {
+                    report: Progress {
+                        bytes: before,
+                        ..report
+                    },
+                    progress: &mut *progress,
+                    unreported: 0,
+                };
                 let (blob, new) = copy_layer(
                     source.store(),
                     layer,
                     &uncompressed,
                     compression,
                     destination,
+                    reporting,
                 )?;
                 if new {
                     copied.bytes_written += blob.size;
@@ -229,27 +239,32 @@ fn name_locations(image: &Image) -> Vec<String> {
         .collect()
 }
 
-/// Streams one layer into a new blob of `destination`; returns its descriptor and whether it was
-/// new there.
+/// Streams one layer into a new blob of `destination`, reporting its progress; returns the
+/// blob's descriptor and whether it was new there.
 fn copy_layer(
     store: &Store,
     layer: &Layer,
     uncompressed: &Descriptor,
     compression: Compression,
     destination: &mut dyn ImageDestination,
+    mut reporting: Reporting<'_>,
 ) -> Result<(Descriptor, bool)> {
     let size = (compression == Compression::None).then_some(uncompressed.size);
     let mut blob = destination.new_blob(size)?;
+    let mut export = |tar: &mut dyn Write| {
+        let mut tar = reporting.around(tar);
+        store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())
+    };
     let (diff_digest, digest, size) = if compression == Compression::None {
         // The blob is the tar: one hash serves as both digests.
         let mut tar = Hashing::new(&mut blob);
-        store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
+        export(&mut tar)?;
         let (digest, size, _) = tar.finish();
         (digest.clone(), digest, size)
     } else {
         let mut hashed_blob = Hashing::new(&mut blob);
         let mut tar = Hashing::new(compression.encoder(&mut hashed_blob)?);
-        store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
+        export(&mut tar)?;
         let (diff_digest, _, encoder) = tar.finish();
         encoder
             .finish()
@@ -273,4 +288,47 @@ fn copy_layer(
     };
     let new = blob.finish(&descriptor)?;
     Ok((descriptor, new))
+}
+
+/// How often progress is reported while a layer streams: a multi-GB layer moves the bar.
+const PROGRESS_BYTES: u64 = 32 << 20;
+
+/// The progress of the layer being copied, and where it goes.
+struct Reporting<'p> {
+    report: Progress,
+    progress: &'p mut dyn FnMut(Progress),
+    unreported: u64,
+}
+
+impl<'p> Reporting<'p> {
+    /// A writer into `inner` that counts what passes and reports every [`PROGRESS_BYTES`].
+    fn around<'a>(&'a mut self, inner: &'a mut dyn Write) -> ReportingWriter<'a, 'p> {
+        ReportingWriter {
+            reporting: self,
+            inner,
+        }
+    }
+}
+
+struct ReportingWriter<'a, 'p> {
+    reporting: &'a mut Reporting<'p>,
+    inner: &'a mut dyn Write,
+}
+
+impl Write for ReportingWriter<'_, '_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let reporting = &mut *self.reporting;
+        reporting.report.bytes += n as u64;
+        reporting.unreported += n as u64;
+        if reporting.unreported >= PROGRESS_BYTES {
+            reporting.unreported = 0;
+            (reporting.progress)(reporting.report);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
