@@ -62,8 +62,11 @@ export declare class NativeStore {
    * default.
    */
   extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
-  /** Serves this store on a new Unix socket at `path` (which must not exist). */
-  serve(path: string): NativeRpcServer
+  /**
+   * Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
+   * the write methods.
+   */
+  serve(path: string, writable?: boolean | undefined | null): NativeRpcServer
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -291,6 +294,7 @@ export interface OpenOptions {
   runroot?: string
   driver?: string
   additionalImageStores?: Array<string>
+  create?: boolean
 }
 
 /** Opens a store; see `Storage.open` in the TypeScript API. */
@@ -331,8 +335,17 @@ export interface PullInfo {
   existed: boolean
 }
 
-/** Calls `method` on the server at `path` over a new connection. */
-export declare function rpcCall(path: string, method: string, params: string): Promise<RpcResultInfo>
+/**
+ * Calls `method` on the server at `path` over a new connection, sending `fds` along (they stay
+ * the caller's); notifications before the response go to `on_notification`.
+ */
+export declare function rpcCall(path: string, method: string, params: string, fds?: Array<number> | undefined | null, onNotification?: (((arg: RpcNotificationInfo) => void)) | undefined | null): Promise<RpcResultInfo>
+
+/** A notification a server sent before its response: its method and params (JSON text). */
+export interface RpcNotificationInfo {
+  method: string
+  params: string
+}
 
 /** A result from a server: its JSON text and the fds that came with it (the caller's to close). */
 export interface RpcResultInfo {

@@ -57,8 +57,10 @@ export function cliOn(store: FixtureStore, args: string[]): CliResult {
 export function copyStore(store: FixtureStore): FixtureStore & { cleanup: () => void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-store-'))
   execFileSync('cp', ['-a', store.root, path.join(dir, 'root')])
-  // podman's own database records the root it was made for; a copy gets a fresh one.
+  // podman's own database (4: libpod/bolt_state.db, 5: db.sql) records the root it was made
+  // for; a copy gets a fresh one.
   fs.rmSync(path.join(dir, 'root', 'libpod'), { recursive: true, force: true })
+  fs.rmSync(path.join(dir, 'root', 'db.sql'), { force: true })
   fs.mkdirSync(path.join(dir, 'run'))
   return { root: path.join(dir, 'root'), runroot: path.join(dir, 'run'), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) }
 }

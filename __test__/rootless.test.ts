@@ -3,17 +3,29 @@
  * layer holds a 0600 file owned by a subordinate UID. The user cannot read it directly (EACCES);
  * through `startUnshareHelper` (podman unshare + cstor serve, fds passed back), and transparently
  * through `Storage.open` (which starts that helper for a rootless store), the layer arrives bit
- * for bit. Needs root to create the user; the repository must be readable by that user.
+ * for bit. Writes (pull, import, tag, rmi) by that user go through a writable helper inside the
+ * user namespace and write what rootless podman writes for the same input, device nodes left out
+ * as podman leaves them out there; `podman unshare cstor` finds the user's store. Needs root to
+ * create the user; the repository must be readable by that user.
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { repo } from './helpers'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { main, repo, storageConf } from './helpers'
+import { layerPicture } from './layer-picture'
 
 const user = 'cstor-rootless'
 const asUser = (script: string) => execFileSync('su', ['-', user, '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+const home = `/home/${user}`
+const cstor = `node ${path.join(repo, 'dist', 'cli', 'main.js')}`
+/** Inputs the user can read: an OCI layout of a podman build, a rootfs tar with device nodes. */
+let inputs: string
+
+afterAll(() => {
+  if (inputs) fs.rmSync(inputs, { recursive: true, force: true })
+})
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('the rootless test creates a user: run the tests as root')
@@ -35,6 +47,30 @@ beforeAll(() => {
       'tar -C ~/rootfs -c . | podman import -q - localhost/rootless:1 >/dev/null',
     ].join('\n'),
   )
+  // Lower case: rootless podman names an image pulled from an OCI layout after its path.
+  inputs = path.join(os.tmpdir(), `cstor-rootless-inputs-${process.pid}`)
+  fs.rmSync(inputs, { recursive: true, force: true })
+  fs.mkdirSync(inputs, { mode: 0o755 })
+  // Whiteouts, an opaque directory, hardlinks (podman build's layers), as an OCI layout.
+  execFileSync('skopeo', ['copy', '--quiet', `containers-storage:[overlay@${main.root}+${main.runroot}]localhost/app:1`, `oci:${inputs}/app:app`], {
+    env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf },
+  })
+  // A Debian-style rootfs: /dev/console and /dev/null as character devices, a file of UID 1000.
+  const rootfs = path.join(inputs, 'rootfs')
+  fs.mkdirSync(path.join(rootfs, 'dev'), { recursive: true })
+  fs.mkdirSync(path.join(rootfs, 'home', 'u'), { recursive: true })
+  execFileSync('mknod', [path.join(rootfs, 'dev', 'console'), 'c', '5', '1'])
+  execFileSync('mknod', [path.join(rootfs, 'dev', 'null'), 'c', '1', '3'])
+  fs.writeFileSync(path.join(rootfs, 'home', 'u', 'f'), 'u\n')
+  fs.chownSync(path.join(rootfs, 'home', 'u', 'f'), 1000, 1000)
+  execFileSync('tar', ['-C', rootfs, '-cf', path.join(inputs, 'rootfs.tar'), '.'])
+  // A file of UID 70000, which the user's 65536 subordinate IDs do not map.
+  const unmapped = path.join(inputs, 'unmapped')
+  fs.mkdirSync(unmapped)
+  fs.writeFileSync(path.join(unmapped, 'f'), 'x\n')
+  fs.chownSync(path.join(unmapped, 'f'), 70000, 70000)
+  execFileSync('tar', ['-C', unmapped, '-cf', path.join(inputs, 'unmapped.tar'), '.'])
+  execFileSync('chmod', ['-R', 'a+rX', inputs])
 }, 180_000)
 
 const CHECK = (dist: string) => `
@@ -86,4 +122,57 @@ describe('rootless stores', () => {
     expect(out.streamed).toBe(out.want)
     expect(out.fds).toBeGreaterThan(0)
   }, 120_000)
+
+  it('an unprivileged user pulls, imports, tags and removes images as rootless podman does', () => {
+    const ours = `${home}/.local/share/containers/storage`
+    const theirs = `${home}/podman-store`
+    const writesBegan = BigInt(Date.now() - 2000) * 1_000_000n
+    const podmanTheirs = `podman --root ${theirs}/root --runroot ${theirs}/run`
+    asUser(
+      [
+        'set -e',
+        `${podmanTheirs} system reset -f >/dev/null 2>&1 || true`,
+        `${podmanTheirs} pull -q oci:${inputs}/app:app >/dev/null`,
+        `${podmanTheirs} import -q ${inputs}/rootfs.tar localhost/rootfs:1 >/dev/null`,
+        // cstor, plainly: its writes go through podman unshare on their own.
+        `${cstor} pull oci:${inputs}/app:app localhost/app:1 >/dev/null`,
+        `${cstor} import ${inputs}/rootfs.tar localhost/rootfs:1 >/dev/null`,
+        `${cstor} tag localhost/rootfs:1 localhost/rootfs:tagged`,
+      ].join('\n'),
+    )
+    // Every layer directory as rootless podman (4.3) writes it: diff/ with subordinate owners,
+    // user.overlay.opaque, whiteout devices, and no /dev/console, which a user namespace cannot make.
+    const ids = fs.readdirSync(path.join(theirs, 'root', 'overlay')).filter((n) => /^[0-9a-f]{64}$/.test(n))
+    expect(ids.length).toBe(4)
+    for (const id of ids) {
+      const picture = (root: string) => {
+        const { 'lower-layers': _newer, ...rest } = layerPicture(root, id, writesBegan)
+        return rest
+      }
+      expect(picture(ours), id).toEqual(picture(path.join(theirs, 'root')))
+    }
+    const opaque = execFileSync('getfattr', ['-R', '-h', '-d', '-m', 'overlay', path.join(ours, 'overlay')]).toString()
+    expect(opaque).toContain('user.overlay.opaque="y"')
+    expect(opaque).not.toContain('trusted.')
+
+    // Rootless podman reads the result; every layer still exports bit for bit (through the helper).
+    const images = asUser(`podman images --format '{{.Repository}}:{{.Tag}} {{.ID}}'`)
+    expect(images).toContain('localhost/rootfs:tagged')
+    expect(images).toContain('localhost/app:1')
+    expect(asUser(`podman unshare sh -c 'cat $(podman image mount localhost/rootfs:1)/home/u/f; podman image unmount localhost/rootfs:1 >/dev/null'`)).toBe('u\n')
+    const layers = JSON.parse(asUser(`${cstor} --json layer list`)) as { id: string; diffDigest: string }[]
+    for (const layer of layers) {
+      expect(asUser(`${cstor} layer export ${layer.id} | sha256sum`).slice(0, 64), layer.id).toBe(layer.diffDigest.slice(7))
+    }
+    // Discovery inside podman unshare finds this user's store, not root's.
+    expect(asUser(`podman unshare ${cstor} image list`)).toContain('localhost/rootfs')
+    // An owner the namespace cannot map is refused, as podman refuses it.
+    expect(() => asUser(`${cstor} import ${inputs}/unmapped.tar localhost/unmapped:1`)).toThrow(/insufficient UIDs or GIDs.*70000:70000.*EINVAL/s)
+    expect(() => asUser(`${podmanTheirs} import -q ${inputs}/unmapped.tar localhost/unmapped:1`)).toThrow(/insufficient UIDs or GIDs/)
+    // rmi in the user namespace deletes the subordinate-owned files too.
+    asUser(`${cstor} rmi localhost/app:1 localhost/rootfs:tagged localhost/rootfs:1`)
+    expect(asUser(`podman images -q`).trim().split('\n')).toHaveLength(1)
+    expect(fs.readdirSync(path.join(ours, 'overlay')).filter((n) => /^[0-9a-f]{64}$/.test(n))).toHaveLength(1)
+    asUser(`${podmanTheirs} system reset -f >/dev/null 2>&1 || true`)
+  }, 240_000)
 })

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NoLayerError, RpcClient, Storage, type Layer, type RpcServer } from '../ts/index'
-import { assembledAndClosed, main, repo, storageConf } from './helpers'
+import { assembledAndClosed, copyStore, main, repo, storageConf } from './helpers'
 
 let storage: Storage
 let layers: Layer[]
@@ -158,5 +158,42 @@ describe('JSON-RPC server and client', () => {
     child.kill('SIGTERM')
     expect(await exited).toBe(0)
     expect(fs.existsSync(socket)).toBe(false)
+  })
+
+  it('answers write methods only on a writable server: tag, create a layer from an fd, pull with progress', async () => {
+    await expect(client.call('Tag', { image: 'localhost/base:1', names: ['x'] })).rejects.toThrow(/needs a writable server/)
+    const store = copyStore(main)
+    try {
+      const writable = await Storage.open(store)
+      const socket = path.join(dir, 'writable.sock')
+      const writer = await writable.serve(socket, { writable: true })
+      const remote = new RpcClient(socket)
+      expect((await remote.call('Tag', { image: 'localhost/base:1', names: ['localhost/tagged:1'] })).result).toEqual({
+        id: (await writable.image('localhost/base:1')).id,
+      })
+      expect((await writable.image('localhost/tagged:1')).names).toContain('localhost/tagged:1')
+      const tar = path.join(dir, 'layer.tar')
+      fs.writeFileSync(path.join(dir, 'hello'), 'hello\n')
+      execFileSync('tar', ['-C', dir, '-cf', tar, 'hello'])
+      const fd = fs.openSync(tar, 'r')
+      const { result } = await remote.call('CreateLayer', { names: ['from-rpc'] }, { fds: [fd] })
+      fs.closeSync(fd)
+      const created = await writable.layer((result as { id: string }).id)
+      expect(created.diffDigest).toBe(sha256(fs.readFileSync(tar)))
+      const layout = path.join(dir, 'layout')
+      await (await writable.image('localhost/app:1')).copyToOci(layout, { refName: 'app' })
+      const progress: unknown[] = []
+      const pulled = await remote.call('Pull', { source: `oci:${layout}:app`, name: 'localhost/again:1' }, {
+        onNotification: (method, params) => method === 'pull.progress' && progress.push(params),
+      })
+      expect(pulled.result).toMatchObject({ imageId: (await writable.image('localhost/app:1')).id, layersWritten: 0, existed: true })
+      expect(progress.length).toBeGreaterThan(0)
+      expect(progress.at(-1)).toMatchObject({ layers: 3 })
+      await expect(remote.call('RemoveImage', { image: 'localhost/nope:1' })).rejects.toMatchObject({ code: 'ENOIMAGE' })
+      writer.close()
+      writable.close()
+    } finally {
+      store.cleanup()
+    }
   })
 })

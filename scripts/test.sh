@@ -30,6 +30,9 @@ node scripts/check-imports.mjs
 step "fixture stores"
 bash __test__/fixtures/build-stores.sh
 
+step "release binaries of every napi target"
+bash scripts/build-native.sh --all
+
 step "cargo test"
 cargo test --workspace --quiet
 

@@ -9,7 +9,7 @@ import { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } 
 import { startUnshareHelper, unshareOptions, usesUnshare, withUnshareHelper } from './unshare.js'
 import { toToc, type Toc, type TocOptions } from './toc.js'
 import type { ExportOptions, ExportStats } from './export.js'
-import { createPipe, type LayerInfo, type NativeStore } from './native.js'
+import { native, type LayerInfo, type NativeStore } from './native.js'
 
 /** Inline threshold of exports through an unshare helper (see `Layer.exportToFd`). */
 const UNSHARE_INLINE_BYTES = 64 << 10
@@ -96,7 +96,7 @@ export class Layer {
    * destroys the stream with that typed error instead of ending it.
    */
   export(options: ExportOptions = {}): Readable {
-    const [readFd, writeFd] = createPipe()
+    const [readFd, writeFd] = native().createPipe()
     const exporting = this.exportToFd(writeFd, options).finally(() => fs.closeSync(writeFd))
     // Observed here so that a stream nobody reads never raises an unhandled rejection.
     exporting.catch(() => {})

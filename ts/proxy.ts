@@ -6,7 +6,7 @@
 import fs from 'node:fs'
 import { PassThrough, type Readable } from 'node:stream'
 import { call } from './errors.js'
-import * as native from './native.js'
+import { native, type NativeImageProxy } from './native.js'
 
 export interface ImageProxyOptions {
   /** The skopeo binary; default `skopeo` on PATH. */
@@ -16,15 +16,15 @@ export interface ImageProxyOptions {
 }
 
 export class ImageProxy {
-  readonly #native: native.NativeImageProxy
+  readonly #native: NativeImageProxy
 
-  private constructor(proxy: native.NativeImageProxy) {
+  private constructor(proxy: NativeImageProxy) {
     this.#native = proxy
   }
 
   /** Starts `skopeo experimental-image-proxy` (protocol 0.2 or later). */
   static async start(options: ImageProxyOptions = {}): Promise<ImageProxy> {
-    return new ImageProxy(await call(() => native.startImageProxy(options.skopeo, options.skopeoOptions)))
+    return new ImageProxy(await call(() => native().startImageProxy(options.skopeo, options.skopeoOptions)))
   }
 
   /** The protocol version skopeo speaks, e.g. `0.2.3`. */
@@ -45,11 +45,11 @@ export class ImageProxy {
 
 /** An image opened through the proxy. */
 export class ProxyImage {
-  readonly #native: native.NativeImageProxy
+  readonly #native: NativeImageProxy
   readonly #id: number
 
   /** @internal */
-  constructor(proxy: native.NativeImageProxy, id: number) {
+  constructor(proxy: NativeImageProxy, id: number) {
     this.#native = proxy
     this.#id = id
   }

@@ -1,21 +1,23 @@
 /**
  * JSON-RPC 2.0 over a Unix socket with fds passed alongside (SCM_RIGHTS): a server lending a
  * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
- * `StreamLayer` (see `crates/cstor-core/src/ipc/rpc.rs` for the wire protocol).
+ * `StreamLayer`, and on a writable server `Pull`, `Import`, `Tag`, `Untag`, `RemoveImage`,
+ * `RemoveLayer`, `CreateLayer`, `CreateImage` (see `crates/cstor-core/src/ipc/rpc.rs` and
+ * `rpc_writes.rs` for the wire protocol).
  */
 import { call, InvalidArgumentError } from './errors.js'
-import * as native from './native.js'
+import { native, type NativeRpcServer, type RpcNotificationInfo } from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
-  readonly #native: native.NativeRpcServer
+  readonly #native: NativeRpcServer
   /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
   readonly #alive: NodeJS.Timeout
 
   /** @internal */
-  constructor(server: native.NativeRpcServer) {
+  constructor(server: NativeRpcServer) {
     this.#native = server
     this.#alive = setInterval(() => {}, 1 << 30)
   }
@@ -47,6 +49,13 @@ export interface RemoteLayer {
   diffSize: number | null
 }
 
+export interface RpcCallOptions {
+  /** Fds to send with the request (they stay yours). */
+  fds?: number[]
+  /** Called with each notification the server sends before its response. */
+  onNotification?: (method: string, params: unknown) => void
+}
+
 /** A client of a cstor server; each call uses a connection of its own. */
 export class RpcClient {
   readonly path: string
@@ -56,8 +65,10 @@ export class RpcClient {
   }
 
   /** Calls any method; returns its result and the fds that came with it (yours to close). */
-  async call(method: string, params: unknown = {}): Promise<{ result: unknown; fds: number[] }> {
-    const reply = await whileAlive(call(() => native.rpcCall(this.path, method, paramsJson(params))))
+  async call(method: string, params: unknown = {}, options: RpcCallOptions = {}): Promise<{ result: unknown; fds: number[] }> {
+    const { fds, onNotification } = options
+    const forward = onNotification && ((info: RpcNotificationInfo) => onNotification(info.method, JSON.parse(info.params)))
+    const reply = await whileAlive(call(() => native().rpcCall(this.path, method, paramsJson(params), fds, forward)))
     return { result: JSON.parse(reply.result), fds: reply.fds }
   }
 
@@ -80,7 +91,7 @@ export class RpcClient {
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
     const alive = setInterval(() => {}, 1 << 30)
     try {
-      yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
+      yield* partsOf(await call(() => native().rpcStreamLayer(this.path, layer)))
     } finally {
       clearInterval(alive)
     }

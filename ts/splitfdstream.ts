@@ -1,6 +1,6 @@
 import { call } from './errors.js'
 import type { ExportStats } from './export.js'
-import * as native from './native.js'
+import { native } from './native.js'
 
 /**
  * A layer's tar as a splitfdstream: `stream` is an fd (a memfd at offset 0) holding chunks, each
@@ -23,5 +23,5 @@ export interface SplitFdStreamOptions {
  * of a file, pipe or socket. The fds stay the caller's.
  */
 export async function assembleSplitFdStream(stream: number, content: number[], out: number): Promise<ExportStats> {
-  return call(() => native.assembleSplitfdstream(stream, content, out))
+  return call(() => native().assembleSplitfdstream(stream, content, out))
 }

@@ -1,9 +1,10 @@
 import { call, InvalidArgumentError } from './errors.js'
-import { RpcServer } from './rpc.js'
-import { useUnshare, wantsUnshare } from './unshare.js'
+import path from 'node:path'
+import { RpcServer, type RpcClient } from './rpc.js'
+import { usesUnshare, useUnshare, wantsUnshare, withUnshareHelper } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
-import { discoverConfig, openStore, type NativeStore, type StoreConfigInfo } from './native.js'
+import { native, type NativeStore, type StoreConfigInfo } from './native.js'
 import {
   withTarFd,
   type CreateImageOptions,
@@ -12,7 +13,7 @@ import {
   type PullResult,
   type TarSource,
 } from './write.js'
-import { splitProgress } from './progress.js'
+import { splitProgress, type Progress } from './progress.js'
 import type { VerifyOptions, VerifyReport } from './verify.js'
 
 export interface OpenOptions {
@@ -30,6 +31,12 @@ export interface OpenOptions {
    * to subordinate IDs. Metadata is always read directly.
    */
   unshare?: boolean | 'auto'
+  /**
+   * Create the store when `root` is missing or empty, as podman and skopeo do: the directories
+   * and lock files containers/storage makes (in `runroot` too when given). Without it a missing
+   * root is `ENOSTORE`; an empty one gets them on its first write.
+   */
+  create?: boolean
 }
 
 export type StoreConfig = StoreConfigInfo
@@ -55,8 +62,8 @@ export class Storage {
     if (typeof options !== 'object' || options === null) {
       throw new InvalidArgumentError('EINVAL', 'Storage.open takes an options object: { root, runroot?, ... }')
     }
-    const { unshare = 'auto', ...native } = options
-    const store = await call(() => openStore(native))
+    const { unshare = 'auto', ...storeOptions } = options
+    const store = await call(() => native().openStore(storeOptions))
     if (wantsUnshare(unshare, options.root)) useUnshare(store, { root: options.root, runroot: options.runroot })
     return new Storage(store)
   }
@@ -67,13 +74,14 @@ export class Storage {
    * `overrides` replace what discovery found (podman's `--root`, `--runroot`).
    */
   static async discover(overrides: Partial<OpenOptions> | null = {}): Promise<Storage> {
-    const { root, runroot, driver, additionalImageStores } = overrides ?? {}
+    const { root, runroot, driver, additionalImageStores, create } = overrides ?? {}
     const config = await Storage.config()
     return Storage.open({
       root: root ?? config.graphRoot,
       runroot: runroot ?? config.runRoot,
       driver: driver ?? config.driver ?? undefined,
       additionalImageStores: additionalImageStores ?? config.additionalImageStores,
+      ...(create !== undefined && { create }),
     })
   }
 
@@ -87,15 +95,25 @@ export class Storage {
 
   /**
    * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`);
-   * anyone who can connect to the socket can read the store.
+   * anyone who can connect to the socket can read the store — and, with `writable`, write it.
    */
-  async serve(socketPath: string): Promise<RpcServer> {
-    return new RpcServer(await call(async () => this.#native.serve(socketPath)))
+  async serve(socketPath: string, options: { writable?: boolean } = {}): Promise<RpcServer> {
+    return new RpcServer(await call(async () => this.#native.serve(socketPath, options.writable ?? false)))
+  }
+
+  /**
+   * Runs a write directly, or — for a store read through `podman unshare` (a rootless store) —
+   * in a writable helper inside the user namespace, where podman's own writes run: only there
+   * can files be given the subordinate IDs the layers hold.
+   */
+  async #write<T>(direct: () => Promise<T>, remote: (client: RpcClient) => Promise<T>): Promise<T> {
+    if (!usesUnshare(this.#native)) return call(direct)
+    return call(async () => (await withUnshareHelper(this.#native, (helper) => remote(helper.client), { writable: true })) as T)
   }
 
   /** Where podman would find its store, without opening it. */
   static async config(): Promise<StoreConfig> {
-    return call(() => discoverConfig())
+    return call(() => native().discoverConfig())
   }
 
   get root(): string {
@@ -168,23 +186,43 @@ export class Storage {
    * export bit for bit, link and lower files, the `layers.json` record — under the store's locks.
    */
   async createLayer(tar: TarSource, options: CreateLayerOptions = {}): Promise<Layer> {
-    const info = await withTarFd(tar, (fd) => call(() => this.#native.createLayer(fd, options)))
+    const info = await withTarFd(tar, (fd) =>
+      this.#write(
+        () => this.#native.createLayer(fd, options),
+        async (client) => this.#native.getLayer(idOf(await client.call('CreateLayer', options, { fds: [fd] }))),
+      ),
+    )
     return new Layer(this.#native, info)
   }
 
   /** Creates an image record with its big data (or names an existing image of the same ID). */
   async createImage(options: CreateImageOptions): Promise<Image> {
-    return new Image(this.#native, await call(() => this.#native.createImage(options)))
+    const info = await this.#write(
+      () => this.#native.createImage(options),
+      async (client) => {
+        const bigData = options.bigData?.map(({ key, data }) => ({ key, data: Buffer.from(data).toString('base64') }))
+        return this.#native.getImage(idOf(await client.call('CreateImage', { ...options, bigData })))
+      },
+    )
+    return new Image(this.#native, info)
   }
 
   /** Gives an image more names (`podman tag`); a name another image had moves here. */
   async tag(reference: string, ...names: string[]): Promise<Image> {
-    return new Image(this.#native, await call(() => this.#native.tagImage(reference, names)))
+    const info = await this.#write(
+      () => this.#native.tagImage(reference, names),
+      async (client) => this.#native.getImage(idOf(await client.call('Tag', { image: reference, names }))),
+    )
+    return new Image(this.#native, info)
   }
 
   /** Takes names from an image (`podman untag`); all of them when none are given. */
   async untag(reference: string, ...names: string[]): Promise<Image> {
-    return new Image(this.#native, await call(() => this.#native.untagImage(reference, names)))
+    const info = await this.#write(
+      () => this.#native.untagImage(reference, names),
+      async (client) => this.#native.getImage(idOf(await client.call('Untag', { image: reference, names }))),
+    )
+    return new Image(this.#native, info)
   }
 
   /**
@@ -192,7 +230,10 @@ export class Storage {
    * deleted layers' IDs. Throws `InUseError` while a container uses the image.
    */
   async removeImage(reference: string): Promise<string[]> {
-    return call(() => this.#native.removeImage(reference))
+    return this.#write(
+      () => this.#native.removeImage(reference),
+      async (client) => (await client.call('RemoveImage', { image: reference })).result as string[],
+    )
   }
 
   /**
@@ -200,7 +241,10 @@ export class Storage {
    * while it has a child layer, is an image's top layer or a container's layer.
    */
   async removeLayer(reference: string): Promise<string> {
-    return call(() => this.#native.removeLayer(reference))
+    return this.#write(
+      () => this.#native.removeLayer(reference),
+      async (client) => (await client.call('RemoveLayer', { layer: reference })).result as string,
+    )
   }
 
   /**
@@ -209,11 +253,29 @@ export class Storage {
    * records and big data); layers the store has are skipped.
    */
   async pull(source: string, options: PullOptions = {}): Promise<PullResult> {
-    return call(() => this.#native.pull(source, options.name, options.tlsVerify, options.onProgress))
+    const { name, tlsVerify, onProgress } = options
+    return this.#write(
+      () => this.#native.pull(source, name, tlsVerify, onProgress),
+      async (client) => {
+        const onNotification = (method: string, params: unknown) => {
+          if (method === 'pull.progress') onProgress?.(params as Progress)
+        }
+        return (await client.call('Pull', { source, name, tlsVerify }, { onNotification })).result as PullResult
+      },
+    )
   }
 
   /** `podman import`: a root filesystem tar file becomes a one-layer image. */
   async import(tarPath: string, options: { name?: string } = {}): Promise<PullResult> {
-    return call(() => this.#native.importTarball(tarPath, options.name))
+    return this.#write(
+      () => this.#native.importTarball(tarPath, options.name),
+      // The helper runs elsewhere: it gets the file by an absolute path.
+      async (client) => (await client.call('Import', { path: path.resolve(tarPath), name: options.name })).result as PullResult,
+    )
   }
+}
+
+/** The `id` of a write method's result. */
+function idOf(reply: { result: unknown }): string {
+  return (reply.result as { id: string }).id
 }

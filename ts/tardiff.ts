@@ -1,5 +1,5 @@
 import { call } from './errors.js'
-import * as native from './native.js'
+import { native } from './native.js'
 
 /** One way the second archive differs from the first. */
 export type TarDifference =
@@ -26,7 +26,7 @@ export interface TarDiff {
  * trailing `/`, so only what an extraction would see differently is reported.
  */
 export async function tarDiff(first: string, second: string): Promise<TarDiff> {
-  const result = await call(() => native.tarDiff(first, second))
+  const result = await call(() => native().tarDiff(first, second))
   return {
     firstEntries: result.firstEntries,
     secondEntries: result.secondEntries,

@@ -13,6 +13,8 @@ export interface UnshareHelperOptions {
   podman?: string
   /** How long to wait for the helper's socket, in ms (default 20,000). */
   timeout?: number
+  /** Let the helper write (pull, import, tag, rmi...) inside the namespace, as podman does. */
+  writable?: boolean
 }
 
 /** A cstor server running inside the user's podman user namespace. */
@@ -26,7 +28,8 @@ export interface UnshareHelper {
 /**
  * Starts `podman unshare cstor serve` for a rootless store whose files (owned by subordinate
  * IDs) the calling user cannot read: the helper opens them inside the user namespace and passes
- * the fds back over a private socket (in a 0700 directory), so no content is copied.
+ * the fds back over a private socket (in a 0700 directory), so no content is copied. A
+ * `writable` helper also runs writes there, where files can be given subordinate IDs.
  */
 export async function startUnshareHelper(options: UnshareHelperOptions = {}): Promise<UnshareHelper> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-unshare-'))
@@ -41,6 +44,7 @@ export async function startUnshareHelper(options: UnshareHelperOptions = {}): Pr
     'serve',
     '--socket',
     socket,
+    ...(options.writable ? ['--writable'] : []),
   ]
   // A process group of its own: podman unshare does not pass signals on to its child, so the
   // helper is stopped by signalling the whole group.
@@ -106,10 +110,14 @@ export function useUnshare(key: object, options: UnshareHelperOptions): void {
  * operation: nothing is left running, and nothing keeps the process alive afterwards); `null`
  * for a store read directly.
  */
-export async function withUnshareHelper<T>(key: object, work: (helper: UnshareHelper) => Promise<T>): Promise<T | null> {
+export async function withUnshareHelper<T>(
+  key: object,
+  work: (helper: UnshareHelper) => Promise<T>,
+  { writable = false }: { writable?: boolean } = {},
+): Promise<T | null> {
   const options = helpers.get(key)
   if (!options) return null
-  const helper = await startUnshareHelper(options)
+  const helper = await startUnshareHelper({ ...options, writable })
   try {
     return await work(helper)
   } finally {

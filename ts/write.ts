@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
-import { createPipe, type PullInfo } from './native.js'
+import { native, type PullInfo } from './native.js'
 import type { Progress } from './progress.js'
 
 /** Where a layer tar comes from: a file path, an open fd, or a Node stream. */
@@ -56,7 +56,7 @@ export async function withTarFd<T>(source: TarSource, use: (fd: number) => Promi
       fs.closeSync(fd)
     }
   }
-  const [readFd, writeFd] = createPipe()
+  const [readFd, writeFd] = native().createPipe()
   const sink = fs.createWriteStream('', { fd: writeFd, highWaterMark: 1 << 20 })
   const feeding = pipeline(source, sink)
   // A failed write (the reader gave up) is reported by `use`; a failed source fails the call.

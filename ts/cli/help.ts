@@ -98,8 +98,9 @@ const COMMANDS: Record<string, Command> = {
     ],
   },
   serve: {
-    usage: 'serve --socket PATH',
+    usage: 'serve --socket PATH [--writable]',
     about: 'Serve the store over JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS):\nListImages, ListLayers, GetLayerSplitfdstream, StreamLayer. Runs until Ctrl-C.',
+    options: '--writable   also answer Pull, Import, Tag, Untag, RemoveImage, RemoveLayer,\n             CreateLayer, CreateImage (anyone who can connect may then write)',
     examples: ['cstor serve --socket /run/cstor.sock'],
   },
   verify: {
@@ -118,17 +119,18 @@ const COMMANDS: Record<string, Command> = {
   pull: {
     usage: 'pull <oci:DIR[:REF] | docker-archive:FILE[:REF] | docker://REF> [NAME] [--tls-verify=false] [--json] [--quiet]',
     about: [
-      'Pull an image from an OCI layout, a docker-archive or a registry into the store, written as skopeo copy into',
-      'containers-storage: writes it: layer IDs from the diff IDs, image ID from the config digest,',
-      'the manifest and config stored byte for byte. Layers the store has are skipped; layer blobs',
-      'are checked against the manifest digests and the config diff IDs.',
+      'Pull an image from an OCI layout, a docker-archive or a registry into the store, written as podman 5.8',
+      'writes it: layer IDs from the diff IDs, image ID from the config digest, the manifest and',
+      'config stored byte for byte. Layers the store has are skipped; layer blobs are checked',
+      'against the manifest digests and the config diff IDs. A store that does not exist yet is',
+      'created; a rootless store is written inside podman unshare, as podman writes it.',
     ].join('\n'),
     options: '--tls-verify=false   plain HTTP to the registry (a local one)',
     examples: ['cstor pull oci:./layout:app localhost/app:1', 'cstor pull docker-archive:saved.tar', 'cstor pull docker://quay.io/podman/hello:latest'],
   },
   import: {
     usage: 'import <tar> [NAME] [--json]',
-    about: 'Make a one-layer image of a root filesystem tar (plain, gzip or zstd), as podman import:\nthe layer ID is its diff digest, the config and manifest those podman writes.',
+    about: 'Make a one-layer image of a root filesystem tar (plain, gzip or zstd), as podman import:\nthe layer ID is its diff digest, the config and manifest (and so the image ID) those podman\nwrites. A store that does not exist yet is created.',
     examples: ['cstor import rootfs.tar localhost/base:1', 'cstor import rootfs.tar.gz'],
   },
   tag: {

@@ -36,6 +36,7 @@ async function main(argv: string[]): Promise<number> {
       digests: { type: 'boolean', default: false },
       compress: { type: 'string' },
       socket: { type: 'string' },
+      writable: { type: 'boolean', default: false },
       platform: { type: 'string' },
       image: { type: 'string' },
       quiet: { type: 'boolean', short: 'q', default: false },
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
     digests: values.digests,
     compress: values.compress,
     socket: values.socket,
+    writable: values.writable,
     platform: values.platform,
     image: values.image,
     tlsVerify: values['tls-verify'] !== 'false',
@@ -87,6 +89,8 @@ async function main(argv: string[]): Promise<number> {
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
   const storage = await Storage.discover({
+    // The verbs that bring images in start a store where there is none, as podman's do.
+    create: group === 'pull' || group === 'import',
     ...(values.root !== undefined && { root: values.root }),
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),

@@ -21,8 +21,9 @@ export interface Flags {
   digests: boolean
   /** `copy --compress gzip|zstd|none`. */
   compress?: string
-  /** `serve --socket PATH`. */
+  /** `serve --socket PATH`, and `--writable` to answer write methods too. */
   socket?: string
+  writable: boolean
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
@@ -60,9 +61,11 @@ Commands:
                              Copy an image to a registry (docker://HOST/REPO:TAG), a
                              docker-archive:FILE[:NAME] (podman save), an
                              oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
-  serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
+  serve --socket PATH [--writable]
+                             Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
                              fds (SCM_RIGHTS): ListImages, ListLayers,
-                             GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+                             GetLayerSplitfdstream, StreamLayer (--writable: writes too);
+                             until Ctrl-C
   verify [--image REF]       Check the store (or one image) for damage: every layer's files
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused

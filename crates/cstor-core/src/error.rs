@@ -31,6 +31,15 @@ pub enum Error {
     #[error("unsupported: {what}")]
     Unsupported { what: String },
 
+    /// A layer whose tar tar-split cannot give back bit for bit: `entry`'s tar body is not its
+    /// file's bytes (a sparse file). Exporting it would not match the layer's diff digest.
+    #[error("layer {layer}: entry {entry:?} is {reason}: its tar cannot be rebuilt to match the diff digest")]
+    Unrebuildable {
+        layer: String,
+        entry: String,
+        reason: String,
+    },
+
     /// The store's metadata or files are not what containers/storage writes.
     #[error("corrupt store: {path}: {detail}")]
     Corrupt { path: PathBuf, detail: String },
@@ -76,7 +85,7 @@ impl Error {
             Error::NoImage { .. } => "ENOIMAGE",
             Error::NoLayer { .. } => "ENOLAYER",
             Error::Ambiguous { .. } => "EAMBIGUOUS",
-            Error::Unsupported { .. } => "EUNSUPPORTED",
+            Error::Unsupported { .. } | Error::Unrebuildable { .. } => "EUNSUPPORTED",
             Error::Corrupt { .. } => "ECORRUPT",
             Error::InvalidArgument(_) => "EINVAL",
             Error::NoStore { .. } => "ENOSTORE",

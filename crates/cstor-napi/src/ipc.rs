@@ -1,16 +1,17 @@
 //! The JSON-RPC server and client of `cstor_core::ipc::rpc`, for Node.
 
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsFd, IntoRawFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cstor_core::ipc::rpc::{self, Client};
 use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::content::NativeLayerParts;
 use crate::store::NativeStore;
-use crate::{blocking, to_js_error};
+use crate::{blocking, duplicate_fd, to_js_error};
 
 /// A running server; `close()` stops accepting and removes the socket file.
 #[napi]
@@ -43,9 +44,10 @@ impl NativeRpcServer {
 
 #[napi]
 impl NativeStore {
-    /// Serves this store on a new Unix socket at `path` (which must not exist).
+    /// Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
+    /// the write methods.
     #[napi]
-    pub fn serve(&self, path: String) -> Result<NativeRpcServer> {
+    pub fn serve(&self, path: String, writable: Option<bool>) -> Result<NativeRpcServer> {
         let store = self.store()?;
         let path = PathBuf::from(path);
         let listener = within_runtime_if_available(|| tokio::net::UnixListener::bind(&path))
@@ -56,7 +58,12 @@ impl NativeStore {
                 })
             })?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        spawn(rpc::serve(store, listener, receiver));
+        let access = if writable.unwrap_or(false) {
+            rpc::Access::Writable
+        } else {
+            rpc::Access::ReadOnly
+        };
+        spawn(rpc::serve(store, listener, access, receiver));
         Ok(NativeRpcServer {
             shutdown: Mutex::new(Some(sender)),
             path,
@@ -71,13 +78,46 @@ pub struct RpcResultInfo {
     pub fds: Vec<i32>,
 }
 
-/// Calls `method` on the server at `path` over a new connection.
+/// A notification a server sent before its response: its method and params (JSON text).
+#[napi(object)]
+pub struct RpcNotificationInfo {
+    pub method: String,
+    pub params: String,
+}
+
+/// Calls `method` on the server at `path` over a new connection, sending `fds` along (they stay
+/// the caller's); notifications before the response go to `on_notification`.
 #[napi]
-pub async fn rpc_call(path: String, method: String, params: String) -> Result<RpcResultInfo> {
+pub async fn rpc_call(
+    path: String,
+    method: String,
+    params: String,
+    fds: Option<Vec<i32>>,
+    on_notification: Option<
+        ThreadsafeFunction<RpcNotificationInfo, (), RpcNotificationInfo, Status, false>,
+    >,
+) -> Result<RpcResultInfo> {
     blocking(move || {
         let params = serde_json::from_str(&params)
             .map_err(|e| cstor_core::Error::InvalidArgument(format!("params are not JSON: {e}")))?;
-        let (result, fds) = Client::connect(path.as_ref())?.call(&method, params)?;
+        let sent: Vec<std::fs::File> = fds
+            .unwrap_or_default()
+            .into_iter()
+            .map(duplicate_fd)
+            .collect::<cstor_core::Result<_>>()?;
+        let borrowed: Vec<_> = sent.iter().map(AsFd::as_fd).collect();
+        let mut forward = |method: &str, params: serde_json::Value| {
+            if let Some(callback) = &on_notification {
+                let info = RpcNotificationInfo {
+                    method: method.to_owned(),
+                    params: params.to_string(),
+                };
+                callback.call(info, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+            Ok(())
+        };
+        let (result, fds) =
+            Client::connect(path.as_ref())?.call_with(&method, params, &borrowed, &mut forward)?;
         Ok(RpcResultInfo {
             result: result.to_string(),
             fds: fds.into_iter().map(|fd| fd.into_raw_fd()).collect(),

@@ -16,6 +16,7 @@ pub struct OpenOptions {
     pub runroot: Option<String>,
     pub driver: Option<String>,
     pub additional_image_stores: Option<Vec<String>>,
+    pub create: Option<bool>,
 }
 
 /// Where podman would find its store, from `storage.conf` and the environment.
@@ -37,6 +38,7 @@ pub async fn open_store(options: OpenOptions) -> Result<NativeStore> {
             .into_iter()
             .map(Into::into)
             .collect(),
+        create: options.create.unwrap_or(false),
     };
     blocking(move || Store::open(options))
         .await

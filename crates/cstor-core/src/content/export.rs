@@ -14,7 +14,7 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -23,6 +23,7 @@ use std::path::{Component, Path, PathBuf};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
+use crate::content::sparse::check_rebuildable;
 use crate::content::tarsplit::{Decoder, Entry};
 use crate::error::{into_core_error, Error, IoContext, Result};
 use crate::store::layers::Layer;
@@ -124,7 +125,8 @@ impl LayerParts {
 }
 
 impl Store {
-    /// The parts of `layer`'s tar, to be streamed or passed on as fds.
+    /// The parts of `layer`'s tar, to be streamed or passed on as fds. A layer whose tar cannot
+    /// be rebuilt from them (a sparse member) fails here, before any part is handed out.
     pub fn layer_parts(&self, layer: &Layer) -> Result<LayerParts> {
         let store_dir = &self.dir(layer.store_index).dir;
         let split_path = Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id()));
@@ -139,8 +141,11 @@ impl Store {
         })?;
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let diff = store_dir.open_dir(&diff_path).at(&diff_path)?;
+        let mut split = split.into_std();
+        check_rebuildable(&split, &split_path, layer.id())?;
+        split.rewind().at(&split_path)?;
         Ok(LayerParts {
-            decoder: Decoder::new(split.into_std(), &split_path),
+            decoder: Decoder::new(split, &split_path),
             diff,
             diff_path,
             split_path,

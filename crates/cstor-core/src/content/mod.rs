@@ -6,6 +6,7 @@ pub mod compression;
 pub mod export;
 pub mod parallel_gzip;
 pub mod reader;
+pub mod sparse;
 pub mod splitfdstream;
 pub mod tardiff;
 pub mod tarsplit;

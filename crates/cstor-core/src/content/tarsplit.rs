@@ -182,8 +182,13 @@ impl<W: Write> Encoder<W> {
         }
     }
 
-    /// Raw tar bytes to copy verbatim on reassembly.
+    /// Raw tar bytes to copy verbatim on reassembly. Nothing is recorded for no bytes, as Go's
+    /// tar-split records a segment only when it has some (an archive that ends right after its
+    /// end blocks has no trailing one).
     pub fn segment(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         let payload = base64::engine::general_purpose::STANDARD.encode(bytes);
         self.write(&OutEntry {
             kind: SEGMENT_TYPE,
@@ -352,7 +357,8 @@ mod tests {
         let entries: Vec<Entry> = Decoder::new(&gzip(&text)[..], "t")
             .collect::<Result<_>>()
             .unwrap();
-        assert_eq!(entries.len(), 4);
+        // The empty segment is not recorded, as in Go's tar-split.
+        assert_eq!(entries.len(), 3);
         assert_eq!(
             entries[2],
             Entry::File {

@@ -3,3 +3,4 @@
 
 pub mod fdpass;
 pub mod rpc;
+pub mod rpc_writes;

@@ -8,7 +8,9 @@
 //!   the stream (a memfd) first, then the content fds, numbered as [`crate::content::splitfdstream`] says;
 //! - `StreamLayer {layer}` → notifications `layer.start {layer, size}`, `layer.segment {data}`
 //!   (base64), `layer.file {name, size, crc}` (one fd each), `layer.end {bytes}`, then the result
-//!   `{files, bytes}`.
+//!   `{files, bytes}`;
+//! - on a writable server ([`Access::Writable`]) also the write methods of [`crate::ipc::rpc_writes`]
+//!   (pull, import, tag, untag, remove, create).
 //!
 //! Errors: the JSON-RPC codes (-32700 parse, -32600 invalid request, -32601 unknown method,
 //! -32602 bad params), -32050 when promised fds did not arrive, and -32000 for store errors with
@@ -19,7 +21,7 @@
 //! its connection: the fds opened for it are closed as the stream is dropped.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use crate::content::export::LayerPart;
 use crate::content::splitfdstream::DEFAULT_INLINE_THRESHOLD;
 use crate::error::{Error, Result};
 use crate::ipc::fdpass::{self, Receiver, WireError};
+use crate::ipc::rpc_writes;
 use crate::store::Store;
 
 pub const PARSE_ERROR: i64 = -32700;
@@ -43,10 +46,20 @@ pub const STORE_ERROR: i64 = -32000;
 /// Segments of a streamed layer are sent in notifications of up to this many bytes.
 const SEGMENT_NOTIFICATION_BYTES: usize = 1 << 20;
 
+/// Whether a server answers the write methods of [`crate::ipc::rpc_writes`] too. Off by default: a
+/// socket lends a store for reading unless its owner asks for more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Access {
+    #[default]
+    ReadOnly,
+    Writable,
+}
+
 /// Serves `store` on `listener` until `shutdown` fires.
 pub async fn serve(
     store: Arc<Store>,
     listener: tokio::net::UnixListener,
+    access: Access,
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     loop {
@@ -61,7 +74,7 @@ pub async fn serve(
                     continue;
                 };
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || serve_connection(&store, stream));
+                tokio::task::spawn_blocking(move || serve_connection(&store, stream, access));
             }
             _ = &mut shutdown => return,
         }
@@ -69,7 +82,7 @@ pub async fn serve(
 }
 
 /// Answers one client's requests until it disconnects or breaks the protocol.
-pub fn serve_connection(store: &Store, stream: UnixStream) {
+pub fn serve_connection(store: &Store, stream: UnixStream, access: Access) {
     let Ok(writer) = stream.try_clone() else {
         return;
     };
@@ -77,7 +90,7 @@ pub fn serve_connection(store: &Store, stream: UnixStream) {
     loop {
         let reply = match receiver.next_message() {
             Ok(None) | Err(WireError::Io(_)) => return,
-            Ok(Some((request, _fds))) => match handle(store, &writer, &request) {
+            Ok(Some((request, fds))) => match handle(store, &writer, &request, fds, access) {
                 Ok(reply) => reply,
                 Err(_) => return, // the client went away mid-reply
             },
@@ -106,6 +119,8 @@ fn handle(
     store: &Store,
     out: &UnixStream,
     request: &Value,
+    fds: Vec<OwnedFd>,
+    access: Access,
 ) -> std::result::Result<Reply, WireError> {
     let id = request.get("id").cloned();
     let method = request.get("method").and_then(Value::as_str);
@@ -129,15 +144,27 @@ fn handle(
             .map_err(Failure::Store),
         "GetLayerSplitfdstream" => get_layer_splitfdstream(store, &params),
         "StreamLayer" => stream_layer(store, out, &params),
+        write if rpc_writes::is_write(write) && access == Access::Writable => {
+            let mut notify = |method: &str, params: Value| {
+                let message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+                fdpass::send(out, &message, &[])
+            };
+            rpc_writes::handle(store, write, &params, fds, &mut notify)
+                .map(|result| (result, Vec::new()))
+                .map_err(|failure| match failure {
+                    rpc_writes::Failure::Params(detail) => Failure::Params(detail),
+                    rpc_writes::Failure::Store(e) => Failure::Store(e),
+                    rpc_writes::Failure::Wire(e) => Failure::Wire(e),
+                })
+        }
         _ => {
             if let Some(id) = &id {
-                send_error(
-                    out,
-                    id,
-                    METHOD_NOT_FOUND,
-                    &format!("no method {method:?}"),
-                    None,
-                )?;
+                let message = if rpc_writes::is_write(method) {
+                    format!("{method} needs a writable server (cstor serve --writable)")
+                } else {
+                    format!("no method {method:?}")
+                };
+                send_error(out, id, METHOD_NOT_FOUND, &message, None)?;
             }
             return Ok(None);
         }
@@ -178,6 +205,21 @@ impl From<Error> for Failure {
 }
 
 type Outcome = std::result::Result<(Value, Vec<File>), Failure>;
+
+/// Sends a notification (a message without an id) with its fds.
+fn notify(
+    out: &UnixStream,
+    method: &str,
+    params: Value,
+    fds: &[&File],
+) -> std::result::Result<(), Failure> {
+    let mut message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+    if !fds.is_empty() {
+        message["fds"] = json!(fds.len());
+    }
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    fdpass::send(out, &message, &borrowed).map_err(Failure::Wire)
+}
 
 fn send_error(
     out: &UnixStream,
@@ -244,14 +286,7 @@ fn get_layer_splitfdstream(store: &Store, params: &Value) -> Outcome {
 fn stream_layer(store: &Store, out: &UnixStream, params: &Value) -> Outcome {
     let layer = store.layer(layer_param(params)?)?;
     let parts = store.layer_parts(&layer)?;
-    let notify = |method: &str, params: Value, fds: &[&File]| {
-        let mut message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
-        if !fds.is_empty() {
-            message["fds"] = json!(fds.len());
-        }
-        let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-        fdpass::send(out, &message, &borrowed).map_err(Failure::Wire)
-    };
+    let notify = |method: &str, params: Value, fds: &[&File]| notify(out, method, params, fds);
     notify(
         "layer.start",
         json!({ "layer": layer.id(), "size": layer.record.diff_size }),
@@ -333,12 +368,15 @@ impl Client {
         }
     }
 
-    /// Sends a request; returns its id.
-    fn request(&mut self, method: &str, params: Value) -> Result<u64> {
+    /// Sends a request with `fds`; returns its id.
+    fn request(&mut self, method: &str, params: Value, fds: &[BorrowedFd<'_>]) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        let request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
-        fdpass::send(&self.writer, &request, &[]).map_err(|e| self.wire(e))?;
+        let mut request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        if !fds.is_empty() {
+            request["fds"] = json!(fds.len());
+        }
+        fdpass::send(&self.writer, &request, fds).map_err(|e| self.wire(e))?;
         Ok(id)
     }
 
@@ -382,20 +420,37 @@ impl Client {
 
     /// Calls a method that answers without notifications; returns the result and its fds.
     pub fn call(&mut self, method: &str, params: Value) -> Result<(Value, Vec<OwnedFd>)> {
-        self.request(method, params)?;
-        match self.receive(method)? {
-            Ok(response) => Ok(response),
-            Err((name, _, _)) => Err(Error::corrupt(
-                &self.path,
+        let path = self.path.clone();
+        self.call_with(method, params, &[], &mut |name, _| {
+            Err(Error::corrupt(
+                &path,
                 format!("unexpected notification {name}"),
-            )),
+            ))
+        })
+    }
+
+    /// Calls a method, sending `fds` along and handing each notification that comes before the
+    /// response (its method and params; fds that came with one are closed) to `on_notification`.
+    pub fn call_with(
+        &mut self,
+        method: &str,
+        params: Value,
+        fds: &[BorrowedFd<'_>],
+        on_notification: &mut dyn FnMut(&str, Value) -> Result<()>,
+    ) -> Result<(Value, Vec<OwnedFd>)> {
+        self.request(method, params, fds)?;
+        loop {
+            match self.receive(method)? {
+                Ok(response) => return Ok(response),
+                Err((name, params, _fds)) => on_notification(&name, params)?,
+            }
         }
     }
 
     /// A layer's tar as parts, received from `StreamLayer` notifications one at a time (each
     /// body an fd open on the server's store). The connection is the stream's from now on.
     pub fn stream_layer(mut self, layer: &str) -> Result<RemoteLayerParts> {
-        self.request("StreamLayer", json!({ "layer": layer }))?;
+        self.request("StreamLayer", json!({ "layer": layer }), &[])?;
         Ok(RemoteLayerParts {
             client: self,
             done: false,

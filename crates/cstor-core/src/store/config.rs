@@ -14,6 +14,11 @@
 //! `CONTAINERS_STORAGE_ROOT`, when set, overrides the graph root (cstor's own variable, for
 //! scripts that want one store without writing a configuration file); `STORAGE_DRIVER` overrides
 //! the driver as it does for podman.
+//!
+//! Inside `podman unshare` the process is root in the user's namespace; podman names the user in
+//! `_CONTAINERS_ROOTLESS_UID` (so the user's rootless store and configuration are the ones, as
+//! for containers/storage) and its store in `CONTAINERS_GRAPHROOT` and `CONTAINERS_RUNROOT`,
+//! which are then taken as they are.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -80,9 +85,42 @@ impl Environment {
         PathBuf::from(self.var("HOME").unwrap_or("/"))
     }
 
-    fn rootless(&self) -> bool {
-        self.euid != 0
+    /// The user whose store this is: inside `podman unshare` the process is root in the user's
+    /// namespace, and podman says who the user is in `_CONTAINERS_ROOTLESS_UID` (what
+    /// containers/storage's `GetRootlessUID` reads).
+    fn rootless_uid(&self) -> u32 {
+        self.var("_CONTAINERS_ROOTLESS_UID")
+            .and_then(|uid| uid.parse().ok())
+            .unwrap_or(self.euid)
     }
+
+    /// Whether the per-user store is the one (containers/storage's `usePerUserStorage`).
+    fn rootless(&self) -> bool {
+        self.rootless_uid() != 0
+    }
+
+    /// Whether writes run as podman's do in a user namespace (containers/storage's
+    /// `unshare.IsRootless`): a rootless user, in or out of `podman unshare`, or root without
+    /// `CAP_SYS_ADMIN`. Such writes cannot make device nodes, use `user.` overlay xattrs, and
+    /// can only give files the IDs the namespace maps.
+    pub fn in_user_namespace(&self) -> bool {
+        self.rootless()
+            || self.var("_CONTAINERS_USERNS_CONFIGURED").is_some()
+            || !has_cap_sys_admin()
+    }
+}
+
+/// Whether this process holds `CAP_SYS_ADMIN` (bit 21 of `CapEff` in `/proc/self/status`).
+fn has_cap_sys_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|caps| u64::from_str_radix(caps.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
 }
 
 /// `storage.conf` as far as cstor reads it.
@@ -126,6 +164,9 @@ pub fn discover(env: &Environment) -> Result<StoreConfig> {
 
     let graph_root = if let Some(root) = env.var("CONTAINERS_STORAGE_ROOT") {
         PathBuf::from(root)
+    } else if let Some(root) = env.var("CONTAINERS_GRAPHROOT") {
+        // `podman unshare` names the store podman itself uses (its `--root` included).
+        PathBuf::from(root)
     } else if env.rootless() {
         match &storage.rootless_storage_path {
             Some(p) => PathBuf::from(expand_vars(p, env)),
@@ -138,12 +179,20 @@ pub fn discover(env: &Environment) -> Result<StoreConfig> {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/lib/containers/storage"))
     };
-    let run_root = match (&storage.runroot, env.rootless()) {
-        (Some(r), false) => PathBuf::from(r),
-        (_, false) => PathBuf::from("/run/containers/storage"),
-        (_, true) => match env.var("XDG_RUNTIME_DIR") {
+    let run_root = match (
+        env.var("CONTAINERS_RUNROOT"),
+        &storage.runroot,
+        env.rootless(),
+    ) {
+        (Some(r), _, _) => PathBuf::from(r),
+        (None, Some(r), false) => PathBuf::from(r),
+        (None, _, false) => PathBuf::from("/run/containers/storage"),
+        (None, _, true) => match env.var("XDG_RUNTIME_DIR") {
             Some(dir) => Path::new(dir).join("containers"),
-            None => PathBuf::from(format!("/tmp/containers-user-{}/containers", env.euid)),
+            None => PathBuf::from(format!(
+                "/tmp/containers-user-{}/containers",
+                env.rootless_uid()
+            )),
         },
     };
     let driver = env
@@ -224,7 +273,7 @@ fn expand_vars(path: &str, env: &Environment) -> String {
     let home = home.to_string_lossy();
     let expanded = path
         .replace("$HOME", &home)
-        .replace("$UID", &env.euid.to_string())
+        .replace("$UID", &env.rootless_uid().to_string())
         .replace("$USER", env.user.as_deref().unwrap_or(""));
     match expanded.strip_prefix("~/") {
         Some(rest) => format!("{home}/{rest}"),
@@ -320,6 +369,40 @@ additionalimagestores = ["/ro/a", "/ro/b"]
             cfg.run_root,
             PathBuf::from("/tmp/containers-user-1000/containers")
         );
+    }
+
+    #[test]
+    fn inside_podman_unshare_the_users_rootless_store_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_home = dir.path().join("config");
+        std::fs::create_dir_all(config_home.join("containers")).unwrap();
+        write_conf(
+            &config_home.join("containers"),
+            "[storage]\nrootless_storage_path = \"/srv/$UID/storage\"\n",
+        );
+        // Root in the user's namespace, as `podman unshare` runs its command.
+        let vars = [
+            ("_CONTAINERS_ROOTLESS_UID", "1000"),
+            ("_CONTAINERS_USERNS_CONFIGURED", "done"),
+            ("HOME", "/home/alice"),
+            ("XDG_CONFIG_HOME", config_home.to_str().unwrap()),
+        ];
+        let unshared = env(0, &vars);
+        assert!(unshared.in_user_namespace());
+        let cfg = discover(&unshared).unwrap();
+        assert_eq!(cfg.graph_root, PathBuf::from("/srv/1000/storage"));
+        assert_eq!(
+            cfg.run_root,
+            PathBuf::from("/tmp/containers-user-1000/containers")
+        );
+        // podman's own paths, when it names them, are taken as they are.
+        let named = [
+            ("CONTAINERS_GRAPHROOT", "/home/alice/other"),
+            ("CONTAINERS_RUNROOT", "/run/user/1000/other"),
+        ];
+        let cfg = discover(&env(0, &[&vars[..], &named[..]].concat())).unwrap();
+        assert_eq!(cfg.graph_root, PathBuf::from("/home/alice/other"));
+        assert_eq!(cfg.run_root, PathBuf::from("/run/user/1000/other"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod layers;
 pub mod lock;
 pub mod names;
 pub mod overlay;
+pub mod skeleton;
 
 use std::path::{Path, PathBuf};
 
@@ -33,6 +34,10 @@ pub struct StoreOptions {
     /// The configured driver; anything but `overlay` (or `overlay2`, its old alias) is refused.
     pub driver: Option<String>,
     pub additional_image_stores: Vec<PathBuf>,
+    /// Create the store when the graph root is missing or empty, as podman and skopeo do: the
+    /// directories and lock files containers/storage makes ([`crate::store::skeleton`]), in the run
+    /// root too when one is given.
+    pub create: bool,
 }
 
 impl From<StoreConfig> for StoreOptions {
@@ -42,6 +47,7 @@ impl From<StoreConfig> for StoreOptions {
             run_root: Some(config.run_root),
             driver: config.driver,
             additional_image_stores: config.additional_image_stores,
+            create: false,
         }
     }
 }
@@ -66,15 +72,27 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store at `options.graph_root`; fails with `ENOSTORE` when there is none and with
-    /// `EUNSUPPORTED` when it belongs to another graph driver.
+    /// Opens the store at `options.graph_root` (creating it first with `options.create`); fails
+    /// with `ENOSTORE` when there is none and with `EUNSUPPORTED` when it belongs to another
+    /// graph driver.
     pub fn open(options: StoreOptions) -> Result<Store> {
         if let Some(driver) = options.driver.as_deref() {
             if driver != "overlay" && driver != "overlay2" {
                 return Err(unsupported_driver(driver, &options.graph_root));
             }
         }
-        let mut dirs = vec![open_store_dir(&options.graph_root, false)?];
+        if options.create {
+            skeleton::create_root(&options.graph_root)
+                .map_err(|e| missing(&options.graph_root, e))?;
+        }
+        let main = open_store_dir(&options.graph_root, false)?;
+        if options.create {
+            skeleton::ensure_graph_root(&main.dir)?;
+            if let Some(run_root) = &options.run_root {
+                skeleton::ensure_run_root(run_root)?;
+            }
+        }
+        let mut dirs = vec![main];
         for path in &options.additional_image_stores {
             dirs.push(open_store_dir(path, true)?);
         }
@@ -103,18 +121,8 @@ impl Store {
 }
 
 fn open_store_dir(path: &Path, read_only: bool) -> Result<StoreDir> {
-    let dir = match Dir::open_ambient_dir(path, ambient_authority()) {
-        Ok(dir) => dir,
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            return Err(Error::NoStore {
-                path: path.to_owned(),
-            })
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    let dir = Dir::open_ambient_dir(path, ambient_authority())
+        .map_err(|e| missing(path, Error::io(path, e)))?;
     if !dir.exists("overlay-layers") && !dir.exists("overlay-images") {
         for driver in OTHER_DRIVERS {
             if dir.exists(format!("{driver}-layers")) {
@@ -129,6 +137,23 @@ fn open_store_dir(path: &Path, read_only: bool) -> Result<StoreDir> {
         dir,
         read_only,
     })
+}
+
+/// `ENOSTORE` for a root that is not there or not a directory; other errors as they are.
+fn missing(path: &Path, error: Error) -> Error {
+    match error {
+        Error::Io { source, .. }
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::EEXIST)
+            ) =>
+        {
+            Error::NoStore {
+                path: path.to_owned(),
+            }
+        }
+        other => other,
+    }
 }
 
 fn unsupported_driver(driver: &str, root: &Path) -> Error {

@@ -25,6 +25,10 @@ fn is_valid_link(link: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// The file podman 5.8's driver writes beside `lower`: the same chain by layer ID
+/// (`<parent-id>:<grandparent-id>:…`), free of the `l/` indirection.
+pub(crate) const LOWER_LAYERS: &str = "lower-layers";
+
 pub(crate) fn overlay_file(id: &str, file: &str) -> PathBuf {
     Path::new("overlay").join(id).join(file)
 }
@@ -39,6 +43,17 @@ fn read_layer_file(store_dir: &StoreDir, id: &str, file: &str) -> Result<Option<
                 .map_err(|_| Error::corrupt(&path, "not UTF-8"))
         })
         .transpose()
+}
+
+/// Refuses a chain longer than overlay can mount.
+fn within_depth(path: &Path, lowers: usize) -> Result<()> {
+    if lowers > MAX_CHAIN_DEPTH {
+        return Err(Error::corrupt(
+            path,
+            format!("{lowers} lower layers, more than overlay's {MAX_CHAIN_DEPTH}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The layer ID an `l/` link points to, from the link's target `../<id>/diff`.
@@ -96,16 +111,36 @@ impl Store {
                     })
             })
             .collect::<Result<_>>()?;
-        if links.len() > MAX_CHAIN_DEPTH {
-            return Err(Error::corrupt(
-                &path,
-                format!(
-                    "{} lower layers, more than overlay's {MAX_CHAIN_DEPTH}",
-                    links.len()
-                ),
-            ));
-        }
+        within_depth(&path, links.len())?;
         Ok(links)
+    }
+
+    /// The IDs of the layers beneath `layer`, parent first: its `lower-layers` file when it has
+    /// one, else its `lower` links resolved through `l/` — the order in which podman 5.8's driver
+    /// looks when it writes a child's `lower-layers`.
+    pub fn layer_lower_ids(&self, layer: &Layer) -> Result<Vec<String>> {
+        let store_dir = self.dir(layer.store_index);
+        let Some(ids) = read_layer_file(store_dir, layer.id(), LOWER_LAYERS)? else {
+            return self
+                .layer_lower_links(layer)?
+                .iter()
+                .map(|link| link_target(store_dir, link))
+                .collect();
+        };
+        let path = overlay_file(layer.id(), LOWER_LAYERS);
+        let ids: Vec<String> = ids
+            .split(':')
+            .filter(|id| !id.is_empty())
+            .map(|id| {
+                if is_valid_id(id) {
+                    Ok(id.to_owned())
+                } else {
+                    Err(Error::corrupt(&path, format!("{id:?} is not a layer ID")))
+                }
+            })
+            .collect::<Result<_>>()?;
+        within_depth(&path, ids.len())?;
+        Ok(ids)
     }
 
     /// The layer an `overlay/l/<LINK>` symlink stands for, looked up in the main store and then

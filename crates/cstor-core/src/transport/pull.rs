@@ -1,5 +1,5 @@
-//! Pulling an image into the store, writing what skopeo's `containers-storage:` destination
-//! writes for the same source: the same layer IDs (a base layer's ID is its diff ID's hex, a
+//! Pulling an image into the store, writing what the `containers-storage:` destination of
+//! podman 5.8 and skopeo 1.22 writes for the same source: the same layer IDs (a base layer's ID is its diff ID's hex, a
 //! child's is `sha256(parentID + "+" + diffIDhex)`), the same records and the same image ID (the
 //! config digest's hex), the manifest stored byte for byte with its digest.
 //!
@@ -117,9 +117,6 @@ impl Store {
             .strip_prefix("sha256:")
             .unwrap_or(&config_digest)
             .to_owned();
-        let manifest_hex = manifest_digest
-            .strip_prefix("sha256:")
-            .unwrap_or(&manifest_digest);
         let new = NewImage {
             id: Some(image_id.clone()),
             names: name.map(|n| vec![n.to_owned()]).unwrap_or_default(),
@@ -129,9 +126,10 @@ impl Store {
                 .get("created")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            metadata: Some(format!(
-                "{{\"signatures-sizes\":{{\"{manifest_digest}\":[]}}}}"
-            )),
+            // containers/image 5.3x (podman 5) records no signature sizes and no empty
+            // `signature-<digest>` item for an unsigned image; 5.2x (podman 4.3) did, and reads
+            // both.
+            metadata: Some("{}".to_owned()),
             big_data: vec![
                 (config_digest.clone(), config_bytes),
                 (
@@ -139,7 +137,6 @@ impl Store {
                     manifest_bytes.clone(),
                 ),
                 ("manifest".to_owned(), manifest_bytes),
-                (format!("signature-{manifest_hex}"), Vec::new()),
             ],
         };
         let created = self.create_image(&new)?;

@@ -1,20 +1,20 @@
 //! `podman import`: a root filesystem tar becomes a one-layer image, described by the config and
-//! manifest podman's tarball source writes (an OCI config with one diff ID and an "imported from
-//! tarball" history entry; an OCI manifest without a top-level media type). Pulled through
-//! [`Store::pull`], it gets the IDs podman gives it: the layer's is its diff ID's hex, the
-//! image's the config digest's.
+//! manifest podman 5.8's tarball source writes, byte for byte (an OCI config with one diff ID, an
+//! "imported from tarball" history entry and the tar file's mtime as `created`; an OCI
+//! manifest). Pulled through [`Store::pull`], it gets the IDs podman gives it: the layer's is its
+//! diff ID's hex, the image's the config digest's.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::content::compression::Compression;
 use crate::digest::{sha256, Hashing};
 use crate::error::{Error, IoContext, Result};
 use crate::transport::{host_platform, ImageSource};
-use crate::write::layer::now_rfc3339;
+use crate::write::layer::local_rfc3339;
 
 /// A tar file offered as a one-layer image.
 pub struct Tarball {
@@ -38,32 +38,49 @@ impl Tarball {
         )?
         .0;
         let media_type = compression.oci_layer_media_type();
-        let created = now_rfc3339();
+        // The newest file's mtime, as containers/image's tarball source takes it.
+        let mtime = file.metadata().at(path)?.modified().at(path)?;
+        let since_epoch = mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let created = local_rfc3339(since_epoch.as_secs() as i64, since_epoch.subsec_nanos());
         let platform = host_platform();
-        let config = serde_json::to_vec(&json!({
-            "created": created,
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            "history": [{
-                "created": created,
-                "created_by": format!("/bin/sh -c #(nop) ADD file:{} in /", diff_id.trim_start_matches("sha256:")),
-                "comment": "imported from tarball",
-            }],
-        }))
-        .map_err(|e| Error::io(path, io::Error::other(e)))?;
-        let config_digest = sha256(&config);
-        let manifest = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest,
-                "size": config.len(),
+        let config = ImportConfig {
+            created: &created,
+            architecture: &platform.architecture,
+            os: &platform.os,
+            config: Empty {},
+            rootfs: RootFs {
+                kind: "layers",
+                diff_ids: [&diff_id],
             },
-            "layers": [{"mediaType": media_type, "digest": blob_digest, "size": blob_size}],
-        }))
-        .map_err(|e| Error::io(path, io::Error::other(e)))?;
+            history: [History {
+                created: &created,
+                created_by: format!(
+                    "/bin/sh -c #(nop) ADD file:{} in /",
+                    diff_id.trim_start_matches("sha256:")
+                ),
+                comment: "imported from tarball",
+            }],
+        };
+        let config =
+            serde_json::to_vec(&config).map_err(|e| Error::io(path, io::Error::other(e)))?;
+        let manifest = ImportManifest {
+            schema_version: 2,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            config: Descriptor {
+                media_type: "application/vnd.oci.image.config.v1+json",
+                digest: &sha256(&config),
+                size: config.len() as u64,
+            },
+            layers: [Descriptor {
+                media_type,
+                digest: &blob_digest,
+                size: blob_size,
+            }],
+        };
+        let manifest =
+            serde_json::to_vec(&manifest).map_err(|e| Error::io(path, io::Error::other(e)))?;
         Ok(Tarball {
             path: path.to_owned(),
             blob_digest,
@@ -71,6 +88,53 @@ impl Tarball {
             config,
         })
     }
+}
+
+// The config and manifest as containers/image's Go structs marshal them: fields in declaration
+// order, so that the bytes — and the image ID, the config's digest — are podman 5.8's.
+
+#[derive(Serialize)]
+struct ImportConfig<'a> {
+    created: &'a str,
+    architecture: &'a str,
+    os: &'a str,
+    config: Empty,
+    rootfs: RootFs<'a>,
+    history: [History<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Empty {}
+
+#[derive(Serialize)]
+struct RootFs<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    diff_ids: [&'a str; 1],
+}
+
+#[derive(Serialize)]
+struct History<'a> {
+    created: &'a str,
+    created_by: String,
+    comment: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportManifest<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: Descriptor<'a>,
+    layers: [Descriptor<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor<'a> {
+    media_type: &'a str,
+    digest: &'a str,
+    size: u64,
 }
 
 /// The digest and size of everything `reader` yields.

@@ -27,6 +27,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFla
 use rustix::io::Errno;
 
 use crate::content::compression::Compression;
+use crate::content::sparse::{self, PaxSparse};
 use crate::content::tarsplit::Encoder;
 use crate::content::whiteout::{self, Marker};
 use crate::digest::Hashing;
@@ -40,6 +41,16 @@ pub enum DiffWhiteouts {
     Overlay { xattr_prefix: &'static str },
     /// A mount program (fuse-overlayfs) reads the tar's own `.wh.` files.
     Aufs,
+}
+
+/// How a layer is written into `diff/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub whiteouts: DiffWhiteouts,
+    /// Writing in a user namespace, as rootless podman does (containers/storage's `InUserNS`):
+    /// device nodes are not made (the tar-split still records them, so the layer exports
+    /// whole), and an owner the namespace does not map is an error naming the ID.
+    pub user_namespace: bool,
 }
 
 /// What applying a layer produced: the figures `layers.json` records, and the tar-split.
@@ -57,7 +68,7 @@ pub struct Applied {
 }
 
 /// Applies the (possibly compressed) layer tar `input` to the empty directory `diff`.
-pub fn apply_layer(input: impl Read, diff: &Dir, whiteouts: DiffWhiteouts) -> Result<Applied> {
+pub fn apply_layer(input: impl Read, diff: &Dir, options: ApplyOptions) -> Result<Applied> {
     let mut compressed = Hashing::new(input);
     let mut head = Vec::with_capacity(16);
     (&mut compressed)
@@ -77,13 +88,25 @@ pub fn apply_layer(input: impl Read, diff: &Dir, whiteouts: DiffWhiteouts) -> Re
             tap: tap.clone(),
         };
         let mut encoder = Encoder::new(&mut gz);
-        let mut writer = DiffWriter::new(diff, whiteouts);
+        let mut writer = DiffWriter::new(diff, options);
         let mut archive = tar::Archive::new(tapped);
         let entries = archive.entries().map_err(source_error)?;
         for entry in entries {
             let mut entry = entry.map_err(source_error)?;
             encoder.segment(&tap.borrow_mut().take())?;
-            let header = Header::of(&mut entry)?;
+            let mut header = Header::of(&mut entry)?;
+            if let Some(sparse) = &mut header.sparse {
+                // A format 1.0 map opens the body. Go's reader takes it out of sight of
+                // tar-split's accounting: no segment keeps it.
+                if sparse.map.is_none() {
+                    tap.borrow_mut().recording = false;
+                    let read = sparse::read_map_1x0(&mut entry);
+                    tap.borrow_mut().recording = true;
+                    let (map, consumed) = read?;
+                    sparse.map = Some(map);
+                    header.physical_size = header.physical_size.saturating_sub(consumed);
+                }
+            }
             if !header.is_whiteout() {
                 ids.0.insert(header.uid);
                 ids.1.insert(header.gid);
@@ -196,6 +219,10 @@ struct Header {
     link: Option<Vec<u8>>,
     device: (u32, u32),
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A PAX sparse member: `size` is then the expanded size and `name` the real name.
+    sparse: Option<PaxSparse>,
+    /// The bytes of body the tar holds, which for a sparse member is not `size`.
+    physical_size: u64,
 }
 
 impl Header {
@@ -227,11 +254,15 @@ impl Header {
                 h.device_minor().ok().flatten().unwrap_or(0),
             ),
             xattrs: Vec::new(),
+            sparse: None,
+            physical_size: entry.size(),
         };
+        let mut records = Vec::new();
         if let Some(extensions) = entry.pax_extensions().map_err(source_error)? {
             for extension in extensions {
                 let extension = extension.map_err(source_error)?;
                 let (key, value) = (extension.key_bytes(), extension.value_bytes());
+                records.push((key.to_vec(), value.to_vec()));
                 match key {
                     b"uid" => header.uid = pax_number(value)?,
                     b"gid" => header.gid = pax_number(value)?,
@@ -246,12 +277,22 @@ impl Header {
             }
         }
         if header.kind.is_gnu_sparse() {
+            // podman: "unhandled tar header type 83".
             return Err(Error::Unsupported {
                 what: format!(
-                    "sparse file {:?} in a layer (tar-split cannot record it)",
+                    "GNU sparse file {:?} in a layer (podman refuses them too)",
                     String::from_utf8_lossy(&header.name)
                 ),
             });
+        }
+        if header.is_regular() {
+            if let Some(sparse) = sparse::pax_sparse(&records)? {
+                if let Some(name) = &sparse.name {
+                    header.name = name.clone();
+                }
+                header.size = sparse.size.unwrap_or(header.size);
+                header.sparse = Some(sparse);
+            }
         }
         Ok(header)
     }
@@ -313,15 +354,17 @@ fn pax_time(value: &[u8]) -> Result<Timespec> {
 struct DiffWriter<'a> {
     diff: &'a Dir,
     whiteouts: DiffWhiteouts,
+    user_namespace: bool,
     dir_times: Vec<(PathBuf, Timestamps)>,
     buffer: Vec<u8>,
 }
 
 impl<'a> DiffWriter<'a> {
-    fn new(diff: &'a Dir, whiteouts: DiffWhiteouts) -> Self {
+    fn new(diff: &'a Dir, options: ApplyOptions) -> Self {
         DiffWriter {
             diff,
-            whiteouts,
+            whiteouts: options.whiteouts,
+            user_namespace: options.user_namespace,
             dir_times: Vec::new(),
             buffer: vec![0; 1 << 20],
         }
@@ -332,15 +375,37 @@ impl<'a> DiffWriter<'a> {
         let rel = clean_name(&header.name)?;
         let shown = Path::new("diff").join(&rel);
         let Some(name) = rel.file_name().map(OsStr::to_owned) else {
-            // The root entry (`./`): the layer's top directory takes its metadata.
-            self.set_meta(self.diff, OsStr::new("."), header, &shown)?;
-            self.dir_times.push((PathBuf::new(), times(header)));
+            // The root entry. containers/storage's `Unpack` skips one named `.` (`./`), so
+            // `diff/` keeps the mode and owner the driver gave it; only a root spelled `/` takes
+            // the header's metadata there.
+            if header.name.starts_with(b"/") {
+                self.set_meta(self.diff, OsStr::new("."), header, &shown)?;
+                self.dir_times.push((PathBuf::new(), times(header)));
+            }
             return Ok(None);
         };
         let parent_rel = rel.parent().unwrap_or(Path::new("")).to_owned();
-        let parent = self.parent(&parent_rel, &shown)?;
-        if let DiffWhiteouts::Overlay { xattr_prefix } = self.whiteouts {
-            match whiteout::marker(&name) {
+        let marker = match self.whiteouts {
+            DiffWhiteouts::Overlay { xattr_prefix } => {
+                Some((xattr_prefix, whiteout::marker(&name)))
+            }
+            DiffWhiteouts::Aufs => None,
+        };
+        let parent = match self.parent(&parent_rel, &shown) {
+            Ok(parent) => parent,
+            // `rm -rf /foo/bar` gives some tools `/.wh.foo` then `/foo/.wh.bar`: the first made
+            // `foo` a whiteout device, and podman's whiteout converter drops the second when it
+            // meets ENOTDIR.
+            Err(Error::Io { source, .. })
+                if source.raw_os_error() == Some(libc::ENOTDIR)
+                    && matches!(marker, Some((_, Marker::Whiteout(_)))) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some((xattr_prefix, marker)) = marker {
+            match marker {
                 Marker::Opaque => {
                     let key = format!("{xattr_prefix}overlay.opaque");
                     rustix::fs::lsetxattr(
@@ -362,14 +427,7 @@ impl<'a> DiffWriter<'a> {
                         0,
                     )
                     .map_err(|e| Error::io(&shown, e.into()))?;
-                    rustix::fs::chownat(
-                        &parent,
-                        deleted,
-                        Some(rustix::fs::Uid::from_raw(header.uid)),
-                        Some(rustix::fs::Gid::from_raw(header.gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| Error::io(&shown, e.into()))?;
+                    chown(&parent, deleted, header, &shown)?;
                     return Ok(None);
                 }
                 Marker::None => {}
@@ -391,7 +449,14 @@ impl<'a> DiffWriter<'a> {
             )
             .map_err(io)?;
             let mut file = File::from(file);
-            crc = self.copy_body(body, &mut file, header.size, &shown)?;
+            crc = match header.sparse.as_ref().and_then(|s| s.map.as_deref()) {
+                Some(map) => {
+                    sparse::validate(map, header.size)?;
+                    let physical = header.physical_size;
+                    sparse::expand(body, physical, &file, map, header.size, &mut self.buffer)?
+                }
+                None => self.copy_body(body, &mut file, header.size, &shown)?,
+            };
         } else if is_dir {
             match rustix::fs::mkdirat(&parent, name.as_os_str(), Mode::from_raw_mode(0o700)) {
                 Ok(()) | Err(Errno::EXIST) => {}
@@ -411,6 +476,9 @@ impl<'a> DiffWriter<'a> {
                 ))
             })?;
             // A hard link shares its target's inode: its metadata is the target's.
+            return Ok(None);
+        } else if (kind.is_character_special() || kind.is_block_special()) && self.user_namespace {
+            // A user namespace cannot make device nodes; containers/storage leaves them out there.
             return Ok(None);
         } else if kind.is_fifo() || kind.is_character_special() || kind.is_block_special() {
             let file_type = if kind.is_fifo() {
@@ -493,14 +561,7 @@ impl<'a> DiffWriter<'a> {
     /// file capabilities, so both come after it).
     fn set_meta(&self, dir: &Dir, name: &OsStr, header: &Header, shown: &Path) -> Result<()> {
         let io = |e: Errno| Error::io(shown, e.into());
-        rustix::fs::chownat(
-            dir,
-            name,
-            Some(rustix::fs::Uid::from_raw(header.uid)),
-            Some(rustix::fs::Gid::from_raw(header.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(io)?;
+        chown(dir, name, header, shown)?;
         if !header.xattrs.is_empty() {
             let path = proc_path(dir, name);
             for (key, value) in &header.xattrs {
@@ -542,6 +603,32 @@ impl<'a> DiffWriter<'a> {
                 .map_err(|e| Error::io(&shown, e.into()))?;
         }
         Ok(())
+    }
+}
+
+/// Gives an entry the header's owner. In a user namespace an ID it does not map fails with
+/// EINVAL, which podman reports (and refuses the layer) as below.
+fn chown(dir: &Dir, name: &OsStr, header: &Header, shown: &Path) -> Result<()> {
+    let owner = (
+        rustix::fs::Uid::from_raw(header.uid),
+        rustix::fs::Gid::from_raw(header.gid),
+    );
+    match rustix::fs::chownat(
+        dir,
+        name,
+        Some(owner.0),
+        Some(owner.1),
+        AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::INVAL) => Err(Error::InvalidArgument(format!(
+            "potentially insufficient UIDs or GIDs available in user namespace (requested {}:{} \
+             for {}): check /etc/subuid and /etc/subgid",
+            header.uid,
+            header.gid,
+            shown.display()
+        ))),
+        Err(e) => Err(Error::io(shown, e.into())),
     }
 }
 
@@ -637,5 +724,63 @@ mod tests {
         );
         assert_eq!(clean_name(b"./").unwrap(), PathBuf::new());
         assert_eq!(clean_name(b"a/../../x").unwrap_err().code(), "EINVAL");
+    }
+
+    /// A tar of `(name, type, mode, body)` entries, mtime 1700000000.
+    fn tar_of(entries: &[(&str, tar::EntryType, u32, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, kind, mode, body) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(*kind);
+            header.set_mode(*mode);
+            header.set_mtime(1_700_000_000);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_size(body.len() as u64);
+            builder.append_data(&mut header, name, *body).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn applied(tar: &[u8]) -> (tempfile::TempDir, Applied) {
+        let temp = tempfile::tempdir().unwrap();
+        let diff = Dir::open_ambient_dir(temp.path(), cap_std::ambient_authority()).unwrap();
+        let options = ApplyOptions {
+            whiteouts: DiffWhiteouts::Overlay {
+                xattr_prefix: "user.",
+            },
+            user_namespace: false,
+        };
+        let applied = apply_layer(tar, &diff, options).unwrap();
+        (temp, applied)
+    }
+
+    #[test]
+    fn the_root_entry_leaves_diff_as_the_driver_made_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tar::EntryType::Directory;
+        let (temp, _) = applied(&tar_of(&[
+            ("./", dir, 0o700, b""),
+            ("./d/", dir, 0o750, b""),
+        ]));
+        let root = std::fs::metadata(temp.path()).unwrap();
+        assert_ne!(root.mode() & 0o7777, 0o700);
+        assert_ne!(root.mtime(), 1_700_000_000);
+        let d = std::fs::metadata(temp.path().join("d")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.mtime()), (0o750, 1_700_000_000));
+    }
+
+    #[test]
+    fn a_whiteout_beneath_a_whiteout_is_dropped() {
+        use std::os::unix::fs::FileTypeExt;
+        let file = tar::EntryType::Regular;
+        let (temp, applied) = applied(&tar_of(&[
+            (".wh.foo", file, 0o644, b""),
+            ("foo/.wh.bar", file, 0o644, b""),
+            ("foo/x/.wh.baz", file, 0o644, b""),
+        ]));
+        let foo = std::fs::symlink_metadata(temp.path().join("foo")).unwrap();
+        assert!(foo.file_type().is_char_device());
+        assert_eq!(applied.diff_size, 5 * 512);
     }
 }

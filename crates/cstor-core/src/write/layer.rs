@@ -4,8 +4,10 @@
 //!    writer killed at any later point leaves something the next writer (cstor or podman)
 //!    recognises as garbage and deletes;
 //! 2. the overlay driver's files are made: `overlay/<id>/` with `diff/` (mode of the parent's
-//!    `diff/`, 0555 for a base layer), `link` and its `overlay/l/<LINK>` symlink, `lower` (the
-//!    parent's link, then the parent's `lower`), `work/`, and `empty/` for a base layer;
+//!    `diff/`, 0555 for a base layer), `link` and its `overlay/l/<LINK>` symlink, `work/`,
+//!    `merged/`, and `empty/` for a base layer or, for a child, `lower` (the parent's link, then
+//!    the parent's `lower`) and `lower-layers` (the same chain by layer ID, which podman 5.8
+//!    prefers over `lower` when it mounts);
 //! 3. the tar is applied to `diff/` and its tar-split recorded ([`crate::write::apply`]);
 //! 4. the data is synced, the tar-split written, and the record saved whole, with digests,
 //!    sizes, compression and the uid/gid sets.
@@ -19,9 +21,12 @@ use cap_std::fs::{Dir, DirBuilder, DirBuilderExt, OpenOptions, OpenOptionsExt};
 
 use crate::error::{Error, IoContext, Result};
 use crate::random;
+use crate::store::config::Environment;
 use crate::store::layers::{Layer, LayerRecord, MAX_CHAIN_DEPTH};
+use crate::store::overlay::LOWER_LAYERS;
+use crate::store::skeleton::MOUNT_PROGRAM_FLAG;
 use crate::store::{is_valid_id, Store};
-use crate::write::apply::{apply_layer, Applied, DiffWhiteouts};
+use crate::write::apply::{apply_layer, Applied, ApplyOptions, DiffWhiteouts};
 use crate::write::atomic;
 use crate::write::transaction::{LayersTxn, INCOMPLETE_FLAG, LAYERS_DIR};
 
@@ -160,7 +165,7 @@ impl Store {
     ) -> Result<Applied> {
         let dir = txn.dir;
         let diff = self.make_layer_dirs(dir, id, parent)?;
-        let applied = apply_layer(tar, &diff, diff_whiteouts(dir))?;
+        let applied = apply_layer(tar, &diff, apply_options(dir))?;
         check_digest(
             "uncompressed",
             &new.expected_diff_digest,
@@ -191,9 +196,6 @@ impl Store {
         let path = layer_path(id);
         let mut private = DirBuilder::new();
         private.mode(0o700);
-        let mut shared = DirBuilder::new();
-        shared.recursive(true).mode(0o755);
-        dir.create_dir_with("overlay/l", &shared).at("overlay/l")?;
         let _ = dir.remove_dir_all(&path);
         dir.create_dir_with(&path, &private).at(&path)?;
         let diff_mode = match parent {
@@ -227,8 +229,10 @@ impl Store {
         dir.symlink(format!("../{id}/diff"), Path::new("overlay/l").join(&link))
             .at(Path::new("overlay/l").join(&link))?;
         write_small(dir, &path.join("link"), link.as_bytes())?;
-        dir.create_dir_with(path.join("work"), &private)
-            .at(path.join("work"))?;
+        for name in ["work", "merged"] {
+            dir.create_dir_with(path.join(name), &private)
+                .at(path.join(name))?;
+        }
         match parent {
             None => dir
                 .create_dir_with(path.join("empty"), &private)
@@ -247,6 +251,13 @@ impl Store {
                         .map(|l| format!("l/{l}")),
                 );
                 write_small(dir, &path.join("lower"), lower.join(":").as_bytes())?;
+                let mut lower_layers = vec![parent.id().to_owned()];
+                lower_layers.extend(self.layer_lower_ids(parent)?);
+                write_small(
+                    dir,
+                    &path.join(LOWER_LAYERS),
+                    lower_layers.join(":").as_bytes(),
+                )?;
             }
         }
         Ok(diff)
@@ -257,23 +268,26 @@ fn layer_path(id: &str) -> PathBuf {
     Path::new("overlay").join(id)
 }
 
-/// How this store's `diff/` directories record deletions: the AUFS names when the driver runs a
-/// mount program (it says so in `overlay/.has-mount-program`), else overlayfs's own forms, with
-/// the `user.` xattr namespace when not root (a rootless store).
-fn diff_whiteouts(dir: &Dir) -> DiffWhiteouts {
+/// How a layer is written into this store's `diff/` directories, as containers/storage's driver
+/// decides: deletions as the AUFS names when the driver runs a mount program (it says so in
+/// `overlay/.has-mount-program`), else overlayfs's own forms, with the `user.` xattr namespace
+/// in a user namespace (a rootless store, through `podman unshare`); and whether writes happen
+/// in such a namespace ([`crate::store::config::Environment::in_user_namespace`]).
+fn apply_options(dir: &Dir) -> ApplyOptions {
+    let user_namespace = Environment::current().in_user_namespace();
     let mount_program = dir
-        .read_to_string("overlay/.has-mount-program")
+        .read_to_string(MOUNT_PROGRAM_FLAG)
         .is_ok_and(|s| s.trim() == "true");
-    if mount_program {
+    let whiteouts = if mount_program {
         DiffWhiteouts::Aufs
-    } else if rustix::process::geteuid().is_root() {
-        DiffWhiteouts::Overlay {
-            xattr_prefix: "trusted.",
-        }
     } else {
         DiffWhiteouts::Overlay {
-            xattr_prefix: "user.",
+            xattr_prefix: if user_namespace { "user." } else { "trusted." },
         }
+    };
+    ApplyOptions {
+        whiteouts,
+        user_namespace,
     }
 }
 
@@ -286,7 +300,7 @@ fn check_digest(what: &str, expected: &Option<String>, actual: &str) -> Result<(
     }
 }
 
-/// Writes one of the driver's small files (`link`, `lower`), mode 0644.
+/// Writes one of the driver's small files (`link`, `lower`, `lower-layers`), mode 0644.
 fn write_small(dir: &Dir, path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut options = OpenOptions::new();
@@ -305,8 +319,29 @@ pub(crate) fn now_rfc3339() -> String {
 
 /// Formats a UTC time as Go's `time.Time` JSON does.
 pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    rfc3339_at_offset(secs, nanos, 0)
+}
+
+/// A time in the local time zone as Go's `time.Time` JSON marshals one whose location is
+/// `time.Local` (a file's `ModTime()`): the wall clock there with its offset, `Z` when that is 0.
+pub(crate) fn local_rfc3339(secs: i64, nanos: u32) -> String {
+    // SAFETY: localtime_r only writes the `tm` it is given.
+    let offset = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        let t: libc::time_t = secs as libc::time_t;
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            0
+        } else {
+            tm.tm_gmtoff
+        }
+    };
+    rfc3339_at_offset(secs, nanos, offset)
+}
+
+fn rfc3339_at_offset(secs: i64, nanos: u32, offset: i64) -> String {
+    let local = secs + offset;
+    let days = local.div_euclid(86_400);
+    let rem = local.rem_euclid(86_400);
     let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -324,7 +359,13 @@ pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
         text.push('.');
         text.push_str(frac.trim_end_matches('0'));
     }
-    text.push('Z');
+    if offset == 0 {
+        text.push('Z');
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let minutes = offset.abs() / 60;
+        text.push_str(&format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60));
+    }
     text
 }
 
@@ -340,5 +381,13 @@ mod tests {
             "2026-11-24T22:18:17.602774085Z"
         );
         assert_eq!(rfc3339(951_782_400, 500_000_000), "2000-02-29T00:00:00.5Z");
+        assert_eq!(
+            rfc3339_at_offset(951_782_400, 0, -(5 * 3600 + 30 * 60)),
+            "2000-02-28T18:30:00-05:30"
+        );
+        assert_eq!(
+            rfc3339_at_offset(0, 1, 3600),
+            "1970-01-01T01:00:00.000000001+01:00"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::store::images::ImageRecord;
 use crate::store::layers::LayerRecord;
 use crate::store::lock::{LockFile, WriteGuard};
+use crate::store::skeleton;
 use crate::store::{is_valid_id, read_json_records, Store};
 use crate::write::atomic;
 
@@ -44,7 +45,8 @@ pub struct ImagesTxn<'s> {
 }
 
 impl Store {
-    /// The main store's directory, which must be writable.
+    /// The main store's directory, which must be writable, with what containers/storage would
+    /// have created in it (an empty root opened without `create` gets it on its first write).
     fn writable_dir(&self) -> Result<&Dir> {
         let main = &self.dirs()[0];
         if main.read_only {
@@ -52,6 +54,7 @@ impl Store {
                 what: format!("writing to the read-only store {}", main.path.display()),
             });
         }
+        skeleton::ensure_graph_root(&main.dir)?;
         Ok(&main.dir)
     }
 
@@ -59,7 +62,6 @@ impl Store {
     /// killed writers first.
     pub fn begin_layers(&self) -> Result<LayersTxn<'_>> {
         let dir = self.writable_dir()?;
-        ensure_dir(dir, LAYERS_DIR)?;
         let lock = LockFile::open_or_create(dir, &Path::new(LAYERS_DIR).join("layers.lock"))?;
         let guard = lock.write()?;
         let records = load::<LayerRecord>(dir, "layers.json")?;
@@ -81,7 +83,6 @@ impl Store {
     /// [`Store::begin_layers`] when both are needed.
     pub fn begin_images(&self) -> Result<ImagesTxn<'_>> {
         let dir = self.writable_dir()?;
-        ensure_dir(dir, IMAGES_DIR)?;
         let lock = LockFile::open_or_create(dir, &Path::new(IMAGES_DIR).join("images.lock"))?;
         let guard = lock.write()?;
         atomic::remove_debris(
@@ -94,14 +95,6 @@ impl Store {
             guard,
             records,
         })
-    }
-}
-
-fn ensure_dir(dir: &Dir, name: &str) -> Result<()> {
-    match dir.create_dir(name) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(Error::io(name, e)),
     }
 }
 
