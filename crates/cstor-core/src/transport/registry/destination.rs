@@ -45,12 +45,17 @@ impl RegistryDestination {
     }
 
     /// Asks to mount `digest` from `from` (a repository of the same registry); true when done.
+    /// A mount refused — no pull access to `from`, as a token server may decide — only means
+    /// the blob is uploaded instead, as containers/image does.
     fn mount(&mut self, digest: &str, from: &str) -> Result<bool> {
         let url = format!(
             "{}?mount={digest}&from={from}",
             self.client.url("blobs/uploads/")
         );
-        let response = self.client.send(Method::POST, &url, &[], &[])?;
+        let response = match self.client.send(Method::POST, &url, &[], &[]) {
+            Err(e) if e.code() == "EACCES" => return Ok(false),
+            other => other?,
+        };
         match response.status().as_u16() {
             201 => Ok(true),
             // The registry opened an ordinary upload instead: not needed, cancelled.
