@@ -59,6 +59,8 @@ describe.each(podmanFixtures)('copy to an OCI layout of images $name wrote', ({ 
 
       const inspected = JSON.parse(skopeo('inspect', `oci:${layout}:${name}`))
       expect(inspected.Digest).toBe(result.manifestDigest)
+      // Uncompressed, the blobs are those the stored manifest names: it is kept byte for byte.
+      if (compression === 'none') expect(result.manifestDigest).toBe(image.digest)
       if (compression === 'none') expect(inspected.Layers).toEqual(layers.map((l) => l.diffDigest))
       const raw = JSON.parse(skopeo('inspect', '--raw', `oci:${layout}:${name}`))
       expect(raw.layers.map((l: { mediaType: string }) => l.mediaType)).toEqual(
@@ -134,9 +136,8 @@ describe('copy to an OCI layout', () => {
     const run = cliOn(main, ['copy', 'localhost/base:1', `oci:${layout}:base`, '--compress', 'gzip', '--json'])
     expect(run.status, run.stderr).toBe(0)
     const out = JSON.parse(run.stdout)
-    expect(out).toMatchObject({ dir: layout, refName: 'base', layers: 1 })
+    expect(out).toMatchObject({ destination: `oci:${layout}:base`, layers: 1 })
     expect(JSON.parse(skopeo('inspect', `oci:${layout}:base`)).Digest).toBe(out.manifestDigest)
-    expect(cliOn(main, ['copy', 'localhost/base:1', `docker://x`]).status).toBe(2)
     expect(cliOn(main, ['copy', 'localhost/base:1', `oci:${layout}`, '--compress', 'lz4']).status).toBe(2)
   })
 })

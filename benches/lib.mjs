@@ -9,20 +9,23 @@ export const out = path.join(repo, 'bench-results')
 export const cli = path.join(repo, 'dist', 'cli', 'main.js')
 
 /**
- * The benchmark store (bench-results/store) holding `localhost/bench:<basename of source>`, a
- * one-layer image podman imports from a tar of `source` the first time.
+ * The benchmark store (bench-results/store) holding `localhost/bench:<basenames of source>`, a
+ * one-layer image podman imports from a tar of `source` (one directory, or several joined by
+ * commas) the first time.
  */
 export function benchStore(source) {
   const root = path.join(out, 'store', 'root')
   const runroot = path.join(out, 'store', 'run')
-  const image = `localhost/bench:${path.basename(source)}`
+  const sources = source.split(',')
+  const image = `localhost/bench:${sources.map((s) => path.basename(s)).join('-')}`
   fs.mkdirSync(out, { recursive: true })
   const env = { ...process.env, CONTAINERS_STORAGE_CONF: path.join(out, 'storage.conf') }
   fs.writeFileSync(env.CONTAINERS_STORAGE_CONF, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`)
   const podman = (...args) => execFileSync('podman', ['--root', root, '--runroot', runroot, ...args], { env, maxBuffer: 1 << 26 }).toString()
   if (!podman('images', '--format', '{{.Repository}}:{{.Tag}}').split('\n').includes(image)) {
     console.error(`importing ${source} into ${image} with podman import…`)
-    execFileSync('sh', ['-c', `tar -C / -c ${source.replace(/^\//, '')} | podman --root ${root} --runroot ${runroot} import --quiet - ${image}`], { env, stdio: 'inherit' })
+    const paths = sources.map((s) => q(s.replace(/^\//, ''))).join(' ')
+    execFileSync('sh', ['-c', `tar -C / -c ${paths} | podman --root ${root} --runroot ${runroot} import --quiet - ${image}`], { env, stdio: 'inherit' })
   }
   return { root, runroot, image, env, podman }
 }

@@ -5,9 +5,11 @@
 #   Debian packages: podman, skopeo, buildah, tar-split, busybox-static (fixture stores),
 #                    attr (xattrs in fixtures), python3 (lock interop test), xfsprogs and
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
-#                    docker-registry (a local registry for the docker:// proxy test and the
-#                    zstd:chunked podman 5 fixture), mmdebstrap (the podman 5 userland:
-#                    scripts/podman5-userland.sh, and the platform tests' Debian userlands),
+#                    docker-registry (a local registry for the docker:// proxy, pull and push
+#                    tests and the zstd:chunked podman 5 fixture), apache2-utils (htpasswd for
+#                    the registry-auth test), openssl (the test token issuer's certificate),
+#                    mmdebstrap (the podman 5 userland: scripts/podman5-userland.sh, and the
+#                    platform tests' Debian userlands),
 #                    qemu-user-static, binutils (objdump) and gcc (the platform tests: arm64
 #                    under qemu-user, glibc symbol versions), python3-pip if python3 has no pip
 #                    (zig comes from PyPI), nodejs/npm if absent
@@ -23,7 +25,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
   setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry \
-  mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static objdump:binutils cc:gcc node:nodejs npm:npm; do
+  htpasswd:apache2-utils openssl:openssl mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static \
+  objdump:binutils cc:gcc node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)

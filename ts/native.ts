@@ -24,7 +24,7 @@ export type {
   ImageDetailsInfo,
   ImageInfo,
   LayerInfo,
-  OciCopyInfo,
+  CopyInfo,
   PlatformInfo,
   ProgressInfo,
   PullInfo,

@@ -19,7 +19,7 @@ export interface Flags {
   /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
   pretty: boolean
   digests: boolean
-  /** `copy --compress none|gzip|zstd`. */
+  /** `copy --compress gzip|zstd|none`. */
   compress?: string
   /** `serve --socket PATH`, and `--writable` to answer write methods too. */
   socket?: string
@@ -30,7 +30,7 @@ export interface Flags {
   image?: string
   /** `verify --quick`: structure and metadata, no content read. */
   quick: boolean
-  /** `pull --tls-verify=false`: plain HTTP to a registry. */
+  /** `pull`/`copy --tls-verify=false`: plain HTTP to a registry. */
   tlsVerify: boolean
 }
 
@@ -59,9 +59,10 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> oci:DIR[:NAME] [--compress gzip|zstd] [--platform OS/ARCH]
-                             Copy an image into an OCI image layout (created or appended
-                             to; an entry of the same NAME is replaced)
+  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=false]
+                             Copy an image to a registry (docker://HOST/REPO:TAG), a
+                             docker-archive:FILE[:NAME] (podman save), an
+                             oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
   serve --socket PATH [--writable]
                              Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
                              fds (SCM_RIGHTS): ListImages, ListLayers,
@@ -101,7 +102,7 @@ Global options:
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
-  --compress ALGO   Layer blobs of copy: none (default), gzip or zstd
+  --compress ALGO   Layer blobs of copy: gzip (default), zstd or none
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
   -h, --help        Show this help; after a command: its options and examples
@@ -118,6 +119,7 @@ Examples:
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
   cstor copy alpine oci:./layout:alpine --compress zstd
+  cstor copy localhost/app:1 docker://registry.example:5000/app:1
   cstor verify --image alpine
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

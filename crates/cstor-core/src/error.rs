@@ -60,8 +60,9 @@ pub enum Error {
     #[error("in use: {what}")]
     InUse { what: String },
 
-    /// A peer (a cstor JSON-RPC server) reported a failure; `code` is the peer's error code when
-    /// it is one of ours, `EREMOTE` otherwise.
+    /// A peer (a cstor JSON-RPC server, a registry) failed or could not be reached; `code` is
+    /// the peer's error code when it is one of ours (a registry refusing access is `EACCES`),
+    /// `EREMOTE` otherwise.
     #[error("{message}")]
     Remote { code: &'static str, message: String },
 
@@ -94,6 +95,7 @@ impl Error {
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => "EACCES",
                 io::ErrorKind::NotFound => "ENOENT",
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "ENOSPC",
                 _ => "EIO",
             },
         }
@@ -101,7 +103,7 @@ impl Error {
 
     /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
     pub fn known_code(code: &str) -> &'static str {
-        const CODES: [&str; 13] = [
+        const CODES: [&str; 14] = [
             "ENOIMAGE",
             "ENOLAYER",
             "EAMBIGUOUS",
@@ -113,6 +115,7 @@ impl Error {
             "EACCES",
             "ENOENT",
             "EIO",
+            "ENOSPC",
             "EREMOTE",
             "EBUSY",
         ];
@@ -142,5 +145,20 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
+    }
+}
+
+/// The core error an `io::Error` carries — a [`LayerReader`](crate::content::reader::LayerReader)
+/// or a destination's blob writer passes one through `Read`/`Write` — or `fallback` for any
+/// other.
+pub fn into_core_error(e: io::Error, fallback: impl FnOnce(io::Error) -> Error) -> Error {
+    if e.get_ref().is_none() {
+        return fallback(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(core)) => *core,
+        Some(Err(other)) => fallback(io::Error::new(kind, other)),
+        None => fallback(kind.into()),
     }
 }

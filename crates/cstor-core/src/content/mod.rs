@@ -5,6 +5,7 @@
 pub mod composefs;
 pub mod compression;
 pub mod export;
+pub mod parallel_gzip;
 pub mod reader;
 pub mod sparse;
 pub mod splitfdstream;

@@ -36,11 +36,11 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Stat};
 
 use crate::content::export::entry_path;
-use crate::content::reader::{into_core_error, LayerReader};
+use crate::content::reader::LayerReader;
 use crate::content::toc::{entry_kind, pax_xattrs, EntryKind};
 use crate::content::whiteout::{self, Marker};
 use crate::content::xattr::{has_flag, read_xattrs, Target};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{into_core_error, Error, IoContext, Result};
 use crate::store::layers::{IdMapping, Layer};
 use crate::store::Store;
 
