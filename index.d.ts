@@ -62,8 +62,11 @@ export declare class NativeStore {
    * default.
    */
   extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
-  /** Serves this store on a new Unix socket at `path` (which must not exist). */
-  serve(path: string): NativeRpcServer
+  /**
+   * Serves this store on a new Unix socket at `path` (which must not exist), mode 0600, or
+   * 0660 and owned by `group` when one is given.
+   */
+  serve(path: string, group?: string | undefined | null): NativeRpcServer
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */

@@ -10,18 +10,13 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { repo } from './helpers'
+import { repo, unprivilegedUser } from './helpers'
 
 const user = 'cstor-rootless'
-const asUser = (script: string) => execFileSync('su', ['-', user, '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+let asUser: (script: string) => string
 
 beforeAll(() => {
-  if (process.getuid?.() !== 0) throw new Error('the rootless test creates a user: run the tests as root')
-  try {
-    execFileSync('id', [user], { stdio: 'ignore' })
-  } catch {
-    execFileSync('useradd', ['--create-home', user])
-  }
+  asUser = unprivilegedUser(user)
   if (!fs.readFileSync('/etc/subuid', 'utf8').includes(`${user}:`)) {
     execFileSync('usermod', ['--add-subuids', '300000-365535', '--add-subgids', '300000-365535', user])
   }

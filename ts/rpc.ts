@@ -8,6 +8,11 @@ import * as native from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 
+export interface RpcServeOptions {
+  /** Share the socket with this group (name or GID): mode 0660 instead of the owner-only 0600. */
+  group?: string
+}
+
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
   readonly #native: native.NativeRpcServer

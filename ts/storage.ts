@@ -1,5 +1,5 @@
 import { call, InvalidArgumentError } from './errors.js'
-import { RpcServer } from './rpc.js'
+import { RpcServer, type RpcServeOptions } from './rpc.js'
 import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
@@ -86,11 +86,12 @@ export class Storage {
   }
 
   /**
-   * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`);
-   * anyone who can connect to the socket can read the store.
+   * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`).
+   * Anyone who can connect to the socket can read the store, so it is created mode 0600 whatever
+   * the umask; `{ group }` (a name or GID) makes it 0660 and group-owned, for that group's members.
    */
-  async serve(socketPath: string): Promise<RpcServer> {
-    return new RpcServer(await call(async () => this.#native.serve(socketPath)))
+  async serve(socketPath: string, options: RpcServeOptions = {}): Promise<RpcServer> {
+    return new RpcServer(await call(async () => this.#native.serve(socketPath, options.group)))
   }
 
   /** Where podman would find its store, without opening it. */

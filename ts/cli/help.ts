@@ -79,9 +79,15 @@ const COMMANDS: Record<string, Command> = {
     examples: ['cstor copy alpine oci:./layout:alpine --compress zstd', 'skopeo inspect oci:./layout:alpine'],
   },
   serve: {
-    usage: 'serve --socket PATH',
-    about: 'Serve the store over JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS):\nListImages, ListLayers, GetLayerSplitfdstream, StreamLayer. Runs until Ctrl-C.',
-    examples: ['cstor serve --socket /run/cstor.sock'],
+    usage: 'serve --socket PATH [--socket-group GROUP]',
+    about: [
+      'Serve the store over JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS):',
+      'ListImages, ListLayers, GetLayerSplitfdstream, StreamLayer. Runs until Ctrl-C.',
+      'Whoever can connect can read every layer: the socket is created mode 0600 whatever the',
+      'umask, so only its owner (and root) can.',
+    ].join('\n'),
+    options: '--socket-group GROUP   mode 0660 and owned by GROUP (name or GID): its members may connect',
+    examples: ['cstor serve --socket /run/cstor.sock', 'cstor serve --socket /run/cstor.sock --socket-group cstor'],
   },
   verify: {
     usage: 'verify [--image REF] [--json] [--quiet]',

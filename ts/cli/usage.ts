@@ -23,6 +23,8 @@ export interface Flags {
   compress?: string
   /** `serve --socket PATH`. */
   socket?: string
+  /** `serve --socket-group GROUP`: share the socket with a group. */
+  socketGroup?: string
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
@@ -59,9 +61,10 @@ Commands:
   copy <ref> oci:DIR[:NAME] [--compress gzip|zstd] [--platform OS/ARCH]
                              Copy an image into an OCI image layout (created or appended
                              to; an entry of the same NAME is replaced)
-  serve --socket PATH        Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
-                             fds (SCM_RIGHTS): ListImages, ListLayers,
-                             GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+  serve --socket PATH [--socket-group GROUP]
+                             Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
+                             or 0660 for GROUP), layers as fds (SCM_RIGHTS): ListImages,
+                             ListLayers, GetLayerSplitfdstream, StreamLayer; until Ctrl-C
   verify [--image REF]       Check the store (or one image) for damage: every layer's files
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cstor_core::ipc::rpc::{self, Client};
+use cstor_core::ipc::socket::{self, SocketAccess};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -43,18 +44,25 @@ impl NativeRpcServer {
 
 #[napi]
 impl NativeStore {
-    /// Serves this store on a new Unix socket at `path` (which must not exist).
+    /// Serves this store on a new Unix socket at `path` (which must not exist), mode 0600, or
+    /// 0660 and owned by `group` when one is given.
     #[napi]
-    pub fn serve(&self, path: String) -> Result<NativeRpcServer> {
+    pub fn serve(&self, path: String, group: Option<String>) -> Result<NativeRpcServer> {
         let store = self.store()?;
         let path = PathBuf::from(path);
-        let listener = within_runtime_if_available(|| tokio::net::UnixListener::bind(&path))
-            .map_err(|e| {
-                to_js_error(cstor_core::Error::Io {
-                    path: path.clone(),
-                    source: e,
-                })
-            })?;
+        let access = group.map_or(SocketAccess::Owner, SocketAccess::Group);
+        let listener = socket::listen(&path, &access).map_err(to_js_error)?;
+        let listener = within_runtime_if_available(|| {
+            listener.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(listener)
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            to_js_error(cstor_core::Error::Io {
+                path: path.clone(),
+                source: e,
+            })
+        })?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         spawn(rpc::serve(store, listener, receiver));
         Ok(NativeRpcServer {
