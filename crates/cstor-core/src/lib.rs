@@ -14,7 +14,8 @@
 //! - [`ipc`]: fds and JSON-RPC over Unix sockets;
 //! - [`verify`]: a check of the whole store.
 //!
-//! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`].
+//! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`],
+//! [`time`].
 
 pub mod content;
 pub mod digest;
@@ -24,6 +25,7 @@ pub mod ipc;
 pub mod progress;
 pub mod random;
 pub mod store;
+pub mod time;
 pub mod transport;
 pub mod verify;
 pub mod write;
