@@ -101,7 +101,8 @@ export class Image {
   /**
    * Copies this image into the OCI image layout at `dir` (created when missing, appended to
    * otherwise): layers rebuilt bit for bit and checked against their diff digests, the config
-   * byte for byte, a new OCI manifest, and an `index.json` entry named `refName`.
+   * byte for byte, the image's own manifest when it names exactly the blobs written (else a new
+   * OCI manifest), and an `index.json` entry named `refName`.
    */
   async copyToOci(dir: string, options: OciCopyOptions = {}): Promise<OciCopyResult> {
     const [native, onProgress] = splitProgress(options)

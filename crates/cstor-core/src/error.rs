@@ -135,3 +135,18 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+/// The core error an `io::Error` carries — a [`LayerReader`](crate::content::reader::LayerReader)
+/// or a destination's blob writer passes one through `Read`/`Write` — or `fallback` for any
+/// other.
+pub fn into_core_error(e: io::Error, fallback: impl FnOnce(io::Error) -> Error) -> Error {
+    if e.get_ref().is_none() {
+        return fallback(e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
+        Some(Ok(core)) => *core,
+        Some(Err(other)) => fallback(io::Error::new(kind, other)),
+        None => fallback(kind.into()),
+    }
+}

@@ -138,3 +138,58 @@ fn the_fixture_stores_verify_clean() {
         assert_eq!(report.bytes as i64, sizes);
     }
 }
+
+/// The store as a source: the stored manifest where its blobs are the layer tars (every fixture
+/// image's), the config byte for byte, layers as their uncompressed tars under their diff
+/// digests; for other blobs a new OCI manifest, the same bytes every time.
+#[test]
+fn the_store_serves_an_image_s_blobs_and_manifests() {
+    use cstor_core::digest::sha256;
+    use cstor_core::transport::store_source::StoreSource;
+    use cstor_core::transport::{Descriptor, ImageSource};
+    use std::io::Read;
+
+    fn read(source: &mut dyn ImageSource, digest: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut blob = source.blob(digest).unwrap();
+        blob.read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    let store = open("main");
+    for name in ["localhost/app:1", "quay.io/cstor/formats:1"] {
+        let image = store.image(name).unwrap();
+        let mut source = StoreSource::open(&store, &image).unwrap();
+        let manifest = source.manifest().unwrap();
+        assert_eq!(Some(sha256(&manifest)), image.record.digest, "{name}");
+        let config = source.config_descriptor();
+        assert_eq!(config.digest, format!("sha256:{}", image.id()));
+        assert_eq!(sha256(&read(&mut source, &config.digest)), config.digest);
+        let layers: Vec<Descriptor> = source
+            .layers()
+            .iter()
+            .map(StoreSource::layer_descriptor)
+            .collect();
+        for layer in &layers {
+            let tar = read(&mut source, &layer.digest);
+            assert_eq!(
+                (sha256(&tar), tar.len() as u64),
+                (layer.digest.clone(), layer.size)
+            );
+        }
+        let compressed: Vec<Descriptor> = layers
+            .iter()
+            .map(|l| Descriptor {
+                media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+                digest: sha256(l.digest.as_bytes()),
+                size: 1,
+            })
+            .collect();
+        let (new, media_type) = source.manifest_for(&compressed, &|_| true);
+        assert_eq!(media_type, "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(source.manifest_for(&compressed, &|_| true).0, new);
+        assert_ne!(new, manifest);
+        let (refused, _) = source.manifest_for(&layers, &|_| false);
+        assert_ne!(refused, manifest);
+    }
+}

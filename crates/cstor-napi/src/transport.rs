@@ -1,7 +1,8 @@
 //! Moving images between the store and other places: OCI layouts, and pulls from any source.
 
 use cstor_core::content::compression::Compression;
-use cstor_core::transport::oci_layout::{OciCopy, OciOptions};
+use cstor_core::transport::copy::{Copied, CopyOptions};
+use cstor_core::transport::oci_layout::OciLayoutDestination;
 use cstor_core::transport::open_source;
 use cstor_core::transport::pull::Pulled;
 use cstor_core::transport::tarball::Tarball;
@@ -56,11 +57,17 @@ impl NativeStore {
         on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
     ) -> Result<OciCopyInfo> {
         let store = self.store()?;
-        let options = options.unwrap_or_default().into_core();
+        let options = options.unwrap_or_default();
+        let ref_name = options.ref_name.clone();
+        let options = options.into_core();
         blocking(move || {
             let options = options?;
             let image = store.image(&reference)?;
-            store.copy_to_oci(&image, dir.as_ref(), &options, &mut reporter(on_progress))
+            let open = || {
+                let layout = OciLayoutDestination::open(dir.as_ref(), ref_name.as_deref())?;
+                Ok(Box::new(layout) as Box<_>)
+            };
+            store.copy_to(&image, open, &options, &mut reporter(on_progress))
         })
         .await
         .map(OciCopyInfo::from)
@@ -78,7 +85,7 @@ pub struct OciOptionsInfo {
 }
 
 impl OciOptionsInfo {
-    pub fn into_core(self) -> cstor_core::Result<OciOptions> {
+    pub fn into_core(self) -> cstor_core::Result<CopyOptions> {
         let compression = match self.compression.as_deref() {
             None | Some("none") => Compression::None,
             Some("gzip") => Compression::Gzip,
@@ -89,9 +96,8 @@ impl OciOptionsInfo {
                 )))
             }
         };
-        Ok(OciOptions {
+        Ok(CopyOptions {
             compression,
-            ref_name: self.ref_name,
             platform: self.platform,
         })
     }
@@ -106,8 +112,8 @@ pub struct OciCopyInfo {
     pub blobs_reused: u32,
 }
 
-impl From<OciCopy> for OciCopyInfo {
-    fn from(c: OciCopy) -> Self {
+impl From<Copied> for OciCopyInfo {
+    fn from(c: Copied) -> Self {
         OciCopyInfo {
             manifest_digest: c.manifest_digest,
             manifest_size: c.manifest_size as i64,

@@ -1,10 +1,11 @@
 //! The compressions a layer blob can arrive in or be written with, named with the numbers
 //! `layers.json` stores in `compression` (containers/storage's `archive.Compression`).
 //!
-//! Detection and decoding live here once, for every reader of blobs: layer application, the
-//! docker-archive and tarball sources; the media types for every writer of OCI blobs.
+//! Detection, decoding and encoding live here once: decoding for every reader of blobs (layer
+//! application, the docker-archive and tarball sources), encoding and the media types for every
+//! writer of blobs (the copy to any destination).
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 
 use crate::error::{Error, Result};
 
@@ -53,6 +54,26 @@ impl Compression {
         })
     }
 
+    /// A compressor writing this compression of what it is given into `out`; `finish` ends the
+    /// stream. Only gzip, zstd and plain are written, as podman pushes.
+    pub fn encoder<'a>(self, out: impl Write + 'a) -> Result<Box<dyn Encoder + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(Plain(out)),
+            Compression::Gzip => Box::new(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::default(),
+            )),
+            Compression::Zstd => Box::new(
+                zstd::stream::write::Encoder::new(out, 3).map_err(|e| Error::io("zstd", e))?,
+            ),
+            Compression::Bzip2 | Compression::Xz => {
+                return Err(Error::Unsupported {
+                    what: format!("writing {self:?} compressed layers"),
+                })
+            }
+        })
+    }
+
     /// The OCI media type of a layer blob with this compression (bzip2 and xz have none).
     pub fn oci_layer_media_type(self) -> &'static str {
         match self {
@@ -60,6 +81,43 @@ impl Compression {
             Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
             _ => "application/vnd.oci.image.layer.v1.tar",
         }
+    }
+}
+
+/// A compressor (or none) in front of a writer: written to, then finished, which writes the end
+/// of the compressed stream.
+pub trait Encoder: Write {
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// No compression: bytes pass as they are.
+struct Plain<W>(W);
+
+impl<W: Write> Write for Plain<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> Encoder for Plain<W> {
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> Encoder for flate2::write::GzEncoder<W> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        flate2::write::GzEncoder::finish(*self).map(drop)
+    }
+}
+
+impl<W: Write> Encoder for zstd::stream::write::Encoder<'static, W> {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        zstd::stream::write::Encoder::finish(*self).map(drop)
     }
 }
 

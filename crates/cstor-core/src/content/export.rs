@@ -24,7 +24,7 @@ use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use crate::content::tarsplit::{Decoder, Entry};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{into_core_error, Error, IoContext, Result};
 use crate::store::layers::Layer;
 use crate::store::Store;
 
@@ -382,7 +382,8 @@ impl<'a> TarWriter<'a> {
                     Some(fd) => wait_writable(fd)?,
                     None => return Err(Error::io("<output>", e)),
                 },
-                Err(e) => return Err(Error::io("<output>", e)),
+                // A writer that is a destination's blob passes its own error through.
+                Err(e) => return Err(into_core_error(e, |e| Error::io("<output>", e))),
             }
         }
         self.buffer.clear();

@@ -3,7 +3,8 @@
 //! It reads the same [`LayerParts`] an export writes, so what it yields is the exported tar byte
 //! for byte. Seeking is forward only and costs nothing inside a body — a tar parser skipping file
 //! contents never reads them from `diff/` — which is all `tar::Archive::entries_with_seek` asks.
-//! Core errors travel inside `io::Error` and come back out with [`into_core_error`].
+//! Core errors travel inside `io::Error` and come back out with
+//! [`crate::error::into_core_error`].
 //!
 //! A tar parser reads a metadata entry (a PAX header, a GNU long name) whole into memory, as long
 //! as its header says. [`LayerReader::for_parser`] bounds that for a hostile tar-split: between
@@ -18,7 +19,6 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
 use crate::content::export::{LayerPart, LayerParts};
-use crate::error::Error;
 
 /// The most a tar parser may read between two seeks outside an entry's content: one header and
 /// its metadata entry. Real ones are a few KiB (a long name) to a few hundred (every xattr of a
@@ -171,18 +171,5 @@ impl Seek for LayerReader {
             }
         }
         Ok(self.position)
-    }
-}
-
-/// The core error an `io::Error` from a [`LayerReader`] carries, or `fallback` for any other.
-pub fn into_core_error(e: std::io::Error, fallback: impl FnOnce(std::io::Error) -> Error) -> Error {
-    if e.get_ref().is_none() {
-        return fallback(e);
-    }
-    let kind = e.kind();
-    match e.into_inner().map(|inner| inner.downcast::<Error>()) {
-        Some(Ok(core)) => *core,
-        Some(Err(other)) => fallback(std::io::Error::new(kind, other)),
-        None => fallback(kind.into()),
     }
 }

@@ -13,9 +13,9 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::content::export::entry_path;
-use crate::content::reader::{into_core_error, ContentReads, LayerReader};
+use crate::content::reader::{ContentReads, LayerReader};
 use crate::content::whiteout::{self, Marker};
-use crate::error::{Error, Result};
+use crate::error::{into_core_error, Error, Result};
 use crate::store::images::Image;
 use crate::store::layers::Layer;
 use crate::store::Store;

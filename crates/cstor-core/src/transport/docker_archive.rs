@@ -18,10 +18,11 @@ use serde_json::Value;
 use crate::content::compression::Compression;
 use crate::digest::sha256;
 use crate::error::{Error, IoContext, Result};
-use crate::transport::{diff_ids, read_limited, ImageSource};
+use crate::transport::{
+    diff_ids, read_limited, ImageSource, DOCKER_CONFIG_TYPE as CONFIG_TYPE,
+    DOCKER_MANIFEST_TYPE as MANIFEST_TYPE,
+};
 
-const MANIFEST_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-const CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 const LAYER_TYPE: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 #[derive(Deserialize)]

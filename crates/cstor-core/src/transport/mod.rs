@@ -1,22 +1,27 @@
 //! Transports: where images come from and go to, each named as skopeo names it (`oci:DIR:REF`,
-//! `docker-archive:FILE`, `docker://HOST/REPO:TAG`) and read through one [`ImageSource`] trait,
-//! so [`pull`] is one routine over every source and a new transport touches no other.
+//! `docker-archive:FILE`, `docker://HOST/REPO:TAG`), with containers/image's two traits: an
+//! [`ImageSource`] is read by [`pull`], one routine into the store for every source; an
+//! [`ImageDestination`] is written by [`copy`], one routine out of the store (the
+//! [`store_source`]) for every destination. A new transport touches no other.
 //!
-//! The pieces every source shares live here: the trait, the size bound on JSON documents, the
-//! descriptor and config fields they read, and the platform podman picks from a list.
+//! The pieces every transport shares live here: the traits, the size bound on JSON documents,
+//! the descriptor and config fields they read, and the platform podman picks from a list.
 
+pub mod copy;
 pub mod docker_archive;
 pub mod oci_layout;
 pub mod pull;
 pub mod registry;
 pub mod skopeo_proxy;
+pub mod store_source;
 pub mod tarball;
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::content::compression::Compression;
 use crate::digest::is_sha256;
 use crate::error::{Error, Result};
 use crate::store::images::Platform;
@@ -31,6 +36,92 @@ pub trait ImageSource {
     /// A blob (config or layer) by digest, with its size when known.
     fn blob(&mut self, digest: &str) -> Result<Box<dyn Read + '_>>;
 }
+
+/// A content descriptor of the OCI image spec: what a manifest says of a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Descriptor {
+    pub fn to_json(&self) -> Value {
+        json!({ "mediaType": self.media_type, "digest": self.digest, "size": self.size })
+    }
+}
+
+/// Where an image goes, as containers/image's `ImageDestination`: blobs first, each stored under
+/// the digest the copy computed while streaming it, then [`ImageDestination::commit`] with the
+/// manifest that names them — the one step that makes the image visible there, so a copy that
+/// fails midway leaves what was there before.
+pub trait ImageDestination {
+    /// The compression layer blobs get when `asked` is asked for: `podman save`'s archives hold
+    /// uncompressed layers whatever is asked.
+    fn layer_compression(&self, asked: Compression) -> Compression {
+        asked
+    }
+
+    /// Whether a manifest of this media type can be stored as it is (an OCI layout holds OCI
+    /// manifests only); otherwise the copy writes a new OCI manifest.
+    fn accepts_manifest(&self, _media_type: &str) -> bool {
+        true
+    }
+
+    /// Makes `blob` available without writing it — it is there already, or a registry mounted it
+    /// from another repository; `false` when it must be written.
+    fn reuse_blob(&mut self, blob: &Descriptor) -> Result<bool>;
+
+    /// Starts a new blob, `size` bytes when known in advance (`None` for a layer still to be
+    /// compressed). Its digest is known only once every byte went through the writer.
+    fn new_blob(&mut self, size: Option<u64>) -> Result<Box<dyn BlobWriter + '_>>;
+
+    /// Stores the manifest and whatever names the image: the last step of a copy.
+    fn commit(&mut self, manifest: &ImageManifest<'_>) -> Result<()>;
+}
+
+/// A blob being written to a destination. Dropped without [`BlobWriter::finish`] (a failed
+/// copy), it leaves nothing under any blob's name.
+pub trait BlobWriter: Write {
+    /// Keeps the bytes written as the blob `descriptor` names; `false` when the destination had
+    /// that blob already and dropped the copy.
+    fn finish(self: Box<Self>, descriptor: &Descriptor) -> Result<bool>;
+}
+
+/// What [`ImageDestination::commit`] stores: the manifest and what it names.
+#[derive(Debug)]
+pub struct ImageManifest<'a> {
+    pub bytes: &'a [u8],
+    pub media_type: &'a str,
+    pub digest: &'a str,
+    pub config: &'a Descriptor,
+    /// The layer blobs, base first.
+    pub layers: &'a [Descriptor],
+    pub platform: Option<&'a Platform>,
+}
+
+/// The media type of a manifest: its `mediaType`, or for an OCI manifest that omits it (as
+/// podman's own do), what its config's media type implies.
+pub(crate) fn manifest_media_type(manifest: &Value) -> &str {
+    if let Some(media_type) = manifest.get("mediaType").and_then(Value::as_str) {
+        return media_type;
+    }
+    match manifest
+        .pointer("/config/mediaType")
+        .and_then(Value::as_str)
+    {
+        Some(DOCKER_CONFIG_TYPE) => DOCKER_MANIFEST_TYPE,
+        _ if manifest.get("manifests").is_some() => OCI_INDEX_TYPE,
+        _ => OCI_MANIFEST_TYPE,
+    }
+}
+
+pub(crate) const OCI_MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+pub(crate) const OCI_INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+pub(crate) const DOCKER_MANIFEST_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 
 /// Opens a source named as skopeo names it: `oci:DIR[:REF]`, `docker-archive:FILE[:REF]`,
 /// `docker://REFERENCE` (over plain HTTP when `tls_verify` is off).

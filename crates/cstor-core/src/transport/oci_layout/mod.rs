@@ -4,5 +4,5 @@
 mod destination;
 mod source;
 
-pub use destination::{OciCopy, OciOptions};
+pub use destination::OciLayoutDestination;
 pub use source::OciLayout;

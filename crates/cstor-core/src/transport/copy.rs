@@ -1,0 +1,174 @@
+//! The one copy routine: an image from the store to any [`ImageDestination`] — an OCI layout, a
+//! registry, an archive — as containers/image's `copy.Image` is one routine for every pair.
+//!
+//! Each layer is read once: the export engine rebuilds its tar (CRC-checked) into a hash of the
+//! uncompressed bytes, the compressor, a hash of the blob and the destination's writer, so both
+//! digests are known when the last byte has passed. The blob is kept under its digest only when
+//! the uncompressed hash is the layer's diff digest; a damaged layer leaves nothing behind. Blobs
+//! the destination has already (or can mount) are not written. The config goes byte for byte, so
+//! the image ID stays, and the manifest goes last, so the image appears whole or not at all.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::content::compression::Compression;
+use crate::content::export::ExportOptions;
+use crate::digest::{sha256, Hashing};
+use crate::error::{into_core_error, Error, Result};
+use crate::progress::Progress;
+use crate::store::images::Image;
+use crate::store::layers::Layer;
+use crate::store::Store;
+use crate::transport::store_source::StoreSource;
+use crate::transport::{Descriptor, ImageDestination, ImageManifest};
+
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    /// How layer blobs are compressed (a destination may keep them uncompressed regardless).
+    pub compression: Compression,
+    /// `os/architecture[/variant]` the image must be (see [`StoreSource::check_platform`]).
+    pub platform: Option<String>,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    pub manifest_digest: String,
+    pub manifest_size: u64,
+    pub layers: usize,
+    /// Bytes of layer blobs written (not those the destination had).
+    pub bytes_written: u64,
+    /// Layer blobs the destination had already, or mounted.
+    pub blobs_reused: usize,
+}
+
+impl Store {
+    /// Copies `image` to the destination `open` opens — only once the image was read and
+    /// checked, so a refused copy leaves no trace at the destination.
+    pub fn copy_to(
+        &self,
+        image: &Image,
+        open: impl FnOnce() -> Result<Box<dyn ImageDestination>>,
+        options: &CopyOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Copied> {
+        let source = StoreSource::open(self, image)?;
+        if let Some(wanted) = &options.platform {
+            source.check_platform(wanted)?;
+        }
+        let mut destination = open()?;
+        copy_image(&source, destination.as_mut(), options.compression, progress)
+    }
+}
+
+/// Copies the image `source` reads to `destination`, layers compressed as asked (or as the
+/// destination keeps them).
+pub fn copy_image(
+    source: &StoreSource<'_>,
+    destination: &mut dyn ImageDestination,
+    compression: Compression,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Copied> {
+    let platform = source.platform();
+    let compression = destination.layer_compression(compression);
+    let layers = source.layers();
+    let total_bytes = layers
+        .iter()
+        .map(|l| StoreSource::layer_descriptor(l).size)
+        .sum();
+    let mut report = Progress {
+        layer: 0,
+        layers: layers.len(),
+        bytes: 0,
+        total_bytes,
+    };
+    let mut copied = Copied {
+        manifest_digest: String::new(),
+        manifest_size: 0,
+        layers: layers.len(),
+        bytes_written: 0,
+        blobs_reused: 0,
+    };
+    let mut blobs = Vec::new();
+    for (index, layer) in layers.iter().enumerate() {
+        report.layer = index;
+        progress(report);
+        let uncompressed = StoreSource::layer_descriptor(layer);
+        report.bytes += uncompressed.size;
+        if compression == Compression::None && destination.reuse_blob(&uncompressed)? {
+            copied.blobs_reused += 1;
+            blobs.push(uncompressed);
+            continue;
+        }
+        let (blob, new) = copy_layer(
+            source.store(),
+            layer,
+            &uncompressed,
+            compression,
+            destination,
+        )?;
+        if new {
+            copied.bytes_written += blob.size;
+        } else {
+            copied.blobs_reused += 1;
+        }
+        blobs.push(blob);
+    }
+    let config = source.config_descriptor();
+    if !destination.reuse_blob(&config)? {
+        let mut blob = destination.new_blob(Some(config.size))?;
+        blob.write_all(source.config())
+            .map_err(|e| into_core_error(e, |e| Error::io("<config>", e)))?;
+        blob.finish(&config)?;
+    }
+    let (manifest, media_type) = source.manifest_for(&blobs, &|t| destination.accepts_manifest(t));
+    let digest = sha256(&manifest);
+    destination.commit(&ImageManifest {
+        bytes: &manifest,
+        media_type: &media_type,
+        digest: &digest,
+        config: &config,
+        layers: &blobs,
+        platform: platform.as_ref(),
+    })?;
+    copied.manifest_digest = digest;
+    copied.manifest_size = manifest.len() as u64;
+    progress(report);
+    Ok(copied)
+}
+
+/// Streams one layer into a new blob of `destination`; returns its descriptor and whether it was
+/// new there.
+fn copy_layer(
+    store: &Store,
+    layer: &Layer,
+    uncompressed: &Descriptor,
+    compression: Compression,
+    destination: &mut dyn ImageDestination,
+) -> Result<(Descriptor, bool)> {
+    let size = (compression == Compression::None).then_some(uncompressed.size);
+    let mut blob = destination.new_blob(size)?;
+    let failed = |e| into_core_error(e, |e| Error::io("<output>", e));
+    let mut hashed_blob = Hashing::new(&mut blob);
+    let mut tar = Hashing::new(compression.encoder(&mut hashed_blob)?);
+    store.export_layer_to_writer(layer, &mut tar, ExportOptions::default())?;
+    let (diff_digest, _, encoder) = tar.finish();
+    encoder.finish().map_err(failed)?;
+    let (digest, size, _) = hashed_blob.finish();
+    if diff_digest != uncompressed.digest {
+        return Err(Error::corrupt(
+            Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id())),
+            format!(
+                "layer tar hashes to {diff_digest}, layers.json records {}",
+                uncompressed.digest
+            ),
+        ));
+    }
+    let descriptor = Descriptor {
+        media_type: compression.oci_layer_media_type().into(),
+        digest,
+        size,
+    };
+    let new = blob.finish(&descriptor)?;
+    Ok((descriptor, new))
+}
