@@ -6,17 +6,21 @@
 #                    attr (xattrs in fixtures), python3 (lock interop test), xfsprogs and
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
 #                    docker-registry (a local registry for the docker:// proxy test),
+#                    apache2-utils (htpasswd -B for the registry server's basic auth test),
 #                    nodejs/npm if absent
 #   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3;
 #                    the nightly toolchain and cargo-fuzz for the fuzz smoke run (installed when
 #                    missing; under CI=true a failed install fails, elsewhere it only warns)
+#   Go:              go >= 1.24 must be on PATH: the registry test builds the OCI distribution-spec
+#                    conformance suite through the Go module proxy (__test__/fixtures/build-conformance.sh)
 #   npm packages:    npm ci
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
-  setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry node:nodejs npm:npm; do
+  setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry \
+  htpasswd:apache2-utils curl:curl openssl:openssl node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [[ ${#need[@]} -gt 0 ]]; then
@@ -33,6 +37,11 @@ fi
 [[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
 if ! command -v cargo >/dev/null; then
   echo "bootstrap: cargo not found: install Rust >= 1.88 with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if ! command -v go >/dev/null; then
+  echo "bootstrap: go not found: install Go >= 1.24 (it builds the OCI conformance suite)" >&2
   exit 1
 fi
 

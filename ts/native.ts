@@ -14,6 +14,8 @@ export {
   type NativeImageProxy,
   rpcStreamLayer,
   type NativeLayerParts,
+  type NativeRegistryServer,
+  type AccessEntryInfo,
   type NativeRpcServer,
   type ExportStatsInfo,
   type ExtractOptionsInfo,

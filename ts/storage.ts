@@ -1,4 +1,5 @@
 import { call, InvalidArgumentError } from './errors.js'
+import { RegistryServer, type RegistryServeOptions } from './registry.js'
 import { RpcServer, type RpcServeOptions } from './rpc.js'
 import { useUnshare, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
@@ -92,6 +93,19 @@ export class Storage {
    */
   async serve(socketPath: string, options: RpcServeOptions = {}): Promise<RpcServer> {
     return new RpcServer(await call(async () => this.#native.serve(socketPath, options.group)))
+  }
+
+  /**
+   * Serves this store as a read-only OCI registry: `GET /v2/`, the catalog, tag lists, manifests
+   * by tag and digest, blobs by digest (HEAD and `Range` too). An image name without its tag is
+   * the repository (`localhost/app:1` is pulled as `ADDRESS/localhost/app:1`); layers go out
+   * uncompressed, named by their diff IDs, the config byte for byte (same image ID). Loopback
+   * unless `address` says otherwise; TLS and basic auth on request.
+   */
+  async serveRegistry(options: RegistryServeOptions = {}): Promise<RegistryServer> {
+    const { onRequest, tls, ...rest } = options
+    const native = await call(() => this.#native.serveRegistry({ ...rest, tlsCert: tls?.cert, tlsKey: tls?.key }, onRequest))
+    return new RegistryServer(native)
   }
 
   /** Where podman would find its store, without opening it. */

@@ -25,6 +25,11 @@ export interface Flags {
   socket?: string
   /** `serve --socket-group GROUP`: share the socket with a group. */
   socketGroup?: string
+  /** `serve --registry ADDR` and its `--tls-cert FILE`, `--tls-key FILE`, `--htpasswd FILE`. */
+  registry?: string
+  tlsCert?: string
+  tlsKey?: string
+  htpasswd?: string
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
@@ -65,6 +70,10 @@ Commands:
                              Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
                              or 0660 for GROUP), layers as fds (SCM_RIGHTS): ListImages,
                              ListLayers, GetLayerSplitfdstream, StreamLayer; until Ctrl-C
+  serve --registry ADDR [--tls-cert FILE --tls-key FILE] [--htpasswd FILE]
+                             Serve the store as a read-only OCI registry (loopback unless
+                             ADDR names another IP): docker pull ADDR/localhost/app:1 pulls
+                             localhost/app:1; one access-log line per request on stdout
   verify [--image REF]       Check the store (or one image) for damage: every layer's files
                              against tar-split CRCs and its diff digest, big data against
                              its digests, parents, image layers, overlay links; also unused
