@@ -3,6 +3,7 @@
  * podman, skopeo, CRI-O and containerd elsewhere pull straight from it: `HOST:PORT/localhost/app:1`
  * names the image `localhost/app:1`. See `crates/cstor-core/src/serve/` for what it answers.
  */
+import { keepAlive } from './alive.js'
 import type * as native from './native.js'
 
 export interface RegistryServeOptions {
@@ -28,13 +29,12 @@ export type AccessLogEntry = native.AccessEntryInfo
 /** A registry started by `Storage.serveRegistry()`. */
 export class RegistryServer {
   readonly #native: native.NativeRegistryServer
-  /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
-  readonly #alive: NodeJS.Timeout
+  /** Node runs while the server does (on native threads), as it would for a net.Server. */
+  readonly #release = keepAlive()
 
   /** @internal */
   constructor(server: native.NativeRegistryServer) {
     this.#native = server
-    this.#alive = setInterval(() => {}, 1 << 30)
   }
 
   /** `IP:PORT` it listens on: the registry host clients name (`${address}/localhost/app:1`). */
@@ -44,7 +44,7 @@ export class RegistryServer {
 
   /** Stops accepting; open connections end after the response they are sending. */
   close(): void {
-    clearInterval(this.#alive)
+    this.#release()
     this.#native.close()
   }
 }

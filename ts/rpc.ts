@@ -3,6 +3,7 @@
  * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
  * `StreamLayer` (see `crates/cstor-core/src/ipc/rpc.rs` for the wire protocol).
  */
+import { keepAlive, whileAlive } from './alive.js'
 import { call, InvalidArgumentError } from './errors.js'
 import * as native from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
@@ -16,13 +17,11 @@ export interface RpcServeOptions {
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
   readonly #native: native.NativeRpcServer
-  /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
-  readonly #alive: NodeJS.Timeout
+  readonly #release = keepAlive()
 
   /** @internal */
   constructor(server: native.NativeRpcServer) {
     this.#native = server
-    this.#alive = setInterval(() => {}, 1 << 30)
   }
 
   /** The socket it listens on. */
@@ -32,7 +31,7 @@ export class RpcServer {
 
   /** Stops accepting connections and removes the socket file. */
   close(): void {
-    clearInterval(this.#alive)
+    this.#release()
     this.#native.close()
   }
 }
@@ -83,25 +82,12 @@ export class RpcClient {
 
   /** A layer's tar as parts streamed by the server, exactly like `Layer.parts()`. */
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
-    const alive = setInterval(() => {}, 1 << 30)
+    const release = keepAlive()
     try {
       yield* partsOf(await call(() => native.rpcStreamLayer(this.path, layer)))
     } finally {
-      clearInterval(alive)
+      release()
     }
-  }
-}
-
-/**
- * Keeps Node running until `work` settles. A call waiting on a server (a helper in another
- * process, say) was seen to let the event loop empty and the process exit mid-call.
- */
-async function whileAlive<T>(work: Promise<T>): Promise<T> {
-  const alive = setInterval(() => {}, 1 << 30)
-  try {
-    return await work
-  } finally {
-    clearInterval(alive)
   }
 }
 

@@ -118,12 +118,17 @@ pub(crate) fn respond(store: &Store, request: &Request) -> Response {
 enum Route<'a> {
     Ping,
     Catalog,
-    Tags(&'a str),
-    Manifest(&'a str, &'a str),
-    Blob(&'a str, &'a str),
+    /// An endpoint of the repository `name`.
+    Repository(&'a str, InRepository<'a>),
     /// Uploads, the referrers API: known endpoints this read-only registry does not serve.
     Unsupported(&'a str),
     Unknown,
+}
+
+enum InRepository<'a> {
+    Tags,
+    Manifest(&'a str),
+    Blob(&'a str),
 }
 
 impl<'a> Route<'a> {
@@ -135,7 +140,7 @@ impl<'a> Route<'a> {
             return Route::Catalog;
         }
         if let Some(name) = rest.strip_suffix("/tags/list") {
-            return Route::Tags(name);
+            return Route::Repository(name, InRepository::Tags);
         }
         if let Some(i) = rest.rfind("/blobs/uploads") {
             return Route::Unsupported(&rest[..i]);
@@ -144,10 +149,12 @@ impl<'a> Route<'a> {
             return Route::Unsupported(&rest[..i]);
         }
         if let Some(i) = rest.rfind("/manifests/") {
-            return Route::Manifest(&rest[..i], &rest[i + "/manifests/".len()..]);
+            let reference = &rest[i + "/manifests/".len()..];
+            return Route::Repository(&rest[..i], InRepository::Manifest(reference));
         }
         if let Some(i) = rest.rfind("/blobs/") {
-            return Route::Blob(&rest[..i], &rest[i + "/blobs/".len()..]);
+            let digest = &rest[i + "/blobs/".len()..];
+            return Route::Repository(&rest[..i], InRepository::Blob(digest));
         }
         Route::Unknown
     }
@@ -180,34 +187,24 @@ fn answer(store: &Store, request: &Request, route: Route) -> Result<Response> {
                 "this read-only registry serves manifests, blobs and tag lists",
             ),
         }),
-        Route::Tags(name) => {
+        Route::Repository(name, endpoint) => {
             let images = images()?;
             let repositories = Repositories::of(&images);
             let repository = match repository(&repositories, name) {
                 Ok(r) => r,
                 Err(response) => return Ok(response),
             };
-            let tags: Vec<&str> = repository.tags.keys().map(String::as_str).collect();
-            let path = format!("/v2/{name}/tags/list");
-            Ok(page(request, &path, "tags", &tags, Some(name)))
-        }
-        Route::Manifest(name, reference) => {
-            let images = images()?;
-            let repositories = Repositories::of(&images);
-            let repository = match repository(&repositories, name) {
-                Ok(r) => r,
-                Err(response) => return Ok(response),
-            };
-            manifest(store, &images, repository, reference)
-        }
-        Route::Blob(name, digest) => {
-            let images = images()?;
-            let repositories = Repositories::of(&images);
-            let repository = match repository(&repositories, name) {
-                Ok(r) => r,
-                Err(response) => return Ok(response),
-            };
-            blob(store, request, &images, repository, digest)
+            match endpoint {
+                InRepository::Tags => {
+                    let tags: Vec<&str> = repository.tags.keys().map(String::as_str).collect();
+                    let path = format!("/v2/{name}/tags/list");
+                    Ok(page(request, &path, "tags", &tags, Some(name)))
+                }
+                InRepository::Manifest(reference) => {
+                    manifest(store, &images, repository, reference)
+                }
+                InRepository::Blob(digest) => blob(store, request, &images, repository, digest),
+            }
         }
     }
 }
