@@ -109,7 +109,12 @@ export declare class NativeStore {
   /** `podman import`: a root filesystem tar file as a one-layer image. */
   importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
   /** Copies an image into an OCI image layout directory (created when missing). */
-  copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<OciCopyInfo>
+  copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: ProgressCallback | undefined | null): Promise<CopyInfo>
+  /**
+   * Copies an image to `destination` (`docker://REFERENCE`, `oci:DIR[:REF]`,
+   * `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`).
+   */
+  copyTo(reference: string, destination: string, options?: CopyOptionsInfo | undefined | null, onProgress?: ProgressCallback | undefined | null): Promise<CopyInfo>
   /** Checks the whole store, or only the image `reference` names, for damage. */
   verify(reference?: string | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
   /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
@@ -153,6 +158,23 @@ export declare function assembleSplitfdstream(stream: number, content: Array<num
 export interface BigDataItem {
   key: string
   data: Buffer
+}
+
+export interface CopyInfo {
+  manifestDigest: string
+  manifestSize: number
+  layers: number
+  bytesWritten: number
+  blobsReused: number
+}
+
+export interface CopyOptionsInfo {
+  /** `"gzip"` (default), `"zstd"` or `"none"`. */
+  compression?: string
+  /** `false` speaks plain HTTP to a registry. */
+  tlsVerify?: boolean
+  /** `os/architecture[/variant]` the image must be. */
+  platform?: string
 }
 
 export interface CreateImageOptions {
@@ -290,14 +312,6 @@ export interface LayerPartInfo {
   /** The CRC-64/GO-ISO tar-split recorded, as 16 hex digits. */
   crc?: string
   fd?: number
-}
-
-export interface OciCopyInfo {
-  manifestDigest: string
-  manifestSize: number
-  layers: number
-  bytesWritten: number
-  blobsReused: number
 }
 
 export interface OciOptionsInfo {

@@ -5,8 +5,10 @@
 #   Debian packages: podman, skopeo, buildah, tar-split, busybox-static (fixture stores),
 #                    attr (xattrs in fixtures), python3 (lock interop test), xfsprogs and
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
-#                    docker-registry (a local registry for the docker:// proxy test),
-#                    apache2-utils (htpasswd -B for the registry server's basic auth test),
+#                    docker-registry (a local registry for the docker:// proxy, pull and push
+#                    tests), apache2-utils (htpasswd for the registry-auth tests), openssl (the
+#                    test token issuer's and the registry server's certificates), curl (the
+#                    registry server's TLS test),
 #                    nodejs/npm if absent
 #   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3;
 #                    the nightly toolchain and cargo-fuzz for the fuzz smoke run (installed when
@@ -20,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
   setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry \
-  htpasswd:apache2-utils curl:curl openssl:openssl node:nodejs npm:npm; do
+  htpasswd:apache2-utils openssl:openssl curl:curl node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [[ ${#need[@]} -gt 0 ]]; then

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'EACCES'
   | 'ENOENT'
   | 'EIO'
+  | 'ENOSPC'
   | 'EREMOTE'
   | 'EBUSY'
   | 'EINTERNAL'
@@ -48,7 +49,7 @@ export class NoStoreError extends CstorError {}
 export class ConfigError extends CstorError {}
 /** The operating system refused or failed an operation (permission, missing file, I/O). */
 export class SystemError extends CstorError {}
-/** A peer (a cstor JSON-RPC server) reported a failure that has no code of ours. */
+/** A peer (a cstor JSON-RPC server, a registry) failed, or could not be reached. */
 export class RemoteError extends CstorError {}
 /** The image or layer is in use (by a container, another image, a child layer). */
 export class InUseError extends CstorError {}
@@ -67,6 +68,7 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
   EACCES: SystemError,
   ENOENT: SystemError,
   EIO: SystemError,
+  ENOSPC: SystemError,
   EREMOTE: RemoteError,
   EBUSY: InUseError,
   EINTERNAL: InternalError,
@@ -85,7 +87,7 @@ function fromSystem(err: Error & { code?: unknown; syscall?: unknown }): CstorEr
   const code = String(err.code ?? '')
   if (NODE_ARGUMENT_CODES.has(code)) return new InvalidArgumentError('EINVAL', err.message, { cause: err })
   if (typeof err.syscall !== 'string' || !/^E[A-Z]+$/.test(code)) return undefined
-  const ours: ErrorCode = code === 'ENOENT' ? 'ENOENT' : code === 'EACCES' || code === 'EPERM' ? 'EACCES' : 'EIO'
+  const ours: ErrorCode = code === 'ENOENT' || code === 'ENOSPC' ? code : code === 'EACCES' || code === 'EPERM' ? 'EACCES' : 'EIO'
   return new SystemError(ours, err.message, { cause: err })
 }
 

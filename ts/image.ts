@@ -1,5 +1,6 @@
 import { call } from './errors.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
+import type { CopyOptions, CopyResult } from './copy.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
 import { splitProgress } from './progress.js'
 import { Layer } from './layer.js'
@@ -107,6 +108,24 @@ export class Image {
   async copyToOci(dir: string, options: OciCopyOptions = {}): Promise<OciCopyResult> {
     const [native, onProgress] = splitProgress(options)
     return call(() => this.#native.copyToOci(this.id, dir, native, onProgress))
+  }
+
+  /**
+   * Copies this image to `destination`, named as skopeo names it:
+   * - `docker://HOST/REPO[:TAG]` pushes to a registry (`podman push`): blobs the repository has
+   *   are skipped, blobs known to be in another repository of the registry are mounted, the
+   *   manifest goes last; credentials come from where podman looks (`REGISTRY_AUTH_FILE`,
+   *   `${XDG_RUNTIME_DIR}/containers/auth.json`, `~/.docker/config.json`);
+   * - `docker-archive:FILE[:NAME]` writes what `podman save` writes;
+   * - `oci-archive:FILE[:NAME]` an OCI layout in a tar; `oci:DIR[:NAME]` an OCI layout.
+   *
+   * Layers are rebuilt bit for bit, compressed (gzip by default) and checked against their diff
+   * digests while they stream; the config goes byte for byte, so the image ID stays. An archive
+   * is written to a temp file and renamed into place: a failed copy leaves no file behind.
+   */
+  async copyTo(destination: string, options: CopyOptions = {}): Promise<CopyResult> {
+    const [native, onProgress] = splitProgress(options)
+    return call(() => this.#native.copyTo(this.id, destination, native, onProgress))
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

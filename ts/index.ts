@@ -12,6 +12,7 @@ export { RpcClient, RpcServer, type RemoteImage, type RemoteLayer, type RpcServe
 export { ImageProxy, ProxyImage, type ImageProxyOptions } from './proxy.js'
 export { startUnshareHelper, type UnshareHelper, type UnshareHelperOptions } from './unshare.js'
 export type { ExtractOptions, ExtractStats, LayerExtractOptions } from './extract.js'
+export type { CopyOptions, CopyResult } from './copy.js'
 export type { OciCopyOptions, OciCopyResult } from './oci.js'
 export type { Progress } from './progress.js'
 export type { CreateImageOptions, CreateLayerOptions, PullOptions, PullResult, TarSource } from './write.js'

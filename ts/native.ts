@@ -24,7 +24,7 @@ export {
   type ImageDetailsInfo,
   type ImageInfo,
   type LayerInfo,
-  type OciCopyInfo,
+  type CopyInfo,
   type PlatformInfo,
   type ProgressInfo,
   type PullInfo,

@@ -1,19 +1,12 @@
-import type { OciCopyInfo } from './native.js'
-import type { Progress } from './progress.js'
+import type { CopyOptions, CopyResult } from './copy.js'
 
-export interface OciCopyOptions {
+/** `copyToOci`'s options: those of `copyTo` an OCI layout has, uncompressed by default. */
+export interface OciCopyOptions extends Pick<CopyOptions, 'platform' | 'onProgress'> {
   /** How layer blobs are stored: `'none'` (default: the tars as podman stores them), `'gzip'`, `'zstd'`. */
   compression?: 'none' | 'gzip' | 'zstd'
   /** The image's name in the layout (`oci:DIR:NAME`); an entry of the same name is replaced. */
   refName?: string
-  /**
-   * `os/architecture[/variant]` the image must be (`EINVAL` otherwise). A store keeps the layers
-   * of the one platform podman pulled from a manifest list, so this checks rather than selects.
-   */
-  platform?: string
-  /** Called per layer and at the end, never awaited. */
-  onProgress?: (progress: Progress) => void
 }
 
-/** What a copy wrote: the new manifest, and how much was new in the layout. */
-export type OciCopyResult = OciCopyInfo
+/** What a copy to an OCI layout wrote: the same as {@link CopyResult}. */
+export type OciCopyResult = CopyResult

@@ -73,10 +73,29 @@ const COMMANDS: Record<string, Command> = {
     examples: ['cstor layer extract 3c03e8f2 ./layer --whiteouts aufs'],
   },
   copy: {
-    usage: 'copy <ref> oci:DIR[:NAME] [--compress none|gzip|zstd] [--platform OS/ARCH[/VARIANT]] [--json] [--quiet]',
-    about: 'Copy an image into an OCI image layout, created or appended to; an index entry of the\nsame NAME is replaced. Layers are checked against their diff digests on the way.',
-    options: ['--compress ALGO     layer blobs: none (default), gzip or zstd', '--platform OS/ARCH  fail unless the image is of this platform'].join('\n'),
-    examples: ['cstor copy alpine oci:./layout:alpine --compress zstd', 'skopeo inspect oci:./layout:alpine'],
+    usage: 'copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=false] [--platform OS/ARCH[/VARIANT]] [--json] [--quiet]',
+    about: [
+      'Copy an image to a destination named as skopeo names it:',
+      '  docker://HOST/REPO[:TAG]     push to a registry (podman push): blobs it has are skipped,',
+      '                               blobs in another repository of it are mounted, manifest last;',
+      '                               credentials from podman login / docker login',
+      '  docker-archive:FILE[:NAME]   what podman save writes (layers uncompressed)',
+      '  oci-archive:FILE[:NAME]      an OCI layout in a tar',
+      '  oci:DIR[:NAME]               an OCI layout, created or appended to (an entry of the same',
+      '                               NAME is replaced)',
+      'Layers are rebuilt bit for bit and checked against their diff digests on the way; the config',
+      'goes byte for byte, so the image ID stays. Archives are renamed into place when complete.',
+    ].join('\n'),
+    options: [
+      '--compress ALGO      layer blobs: gzip (default, on every core), zstd (multithreaded) or none',
+      '--tls-verify=false   plain HTTP to the registry (a local one)',
+      '--platform OS/ARCH   fail unless the image is of this platform',
+    ].join('\n'),
+    examples: [
+      'cstor copy localhost/app:1 docker://registry.example:5000/team/app:1',
+      'cstor copy alpine docker-archive:alpine.tar:alpine:latest && podman load -i alpine.tar',
+      'cstor copy alpine oci:./layout:alpine --compress zstd',
+    ],
   },
   serve: {
     usage: 'serve [--socket PATH [--socket-group GROUP]] [--registry ADDR [--tls-cert FILE --tls-key FILE] [--htpasswd FILE] [--no-verify] [--quiet]]',

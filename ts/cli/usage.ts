@@ -19,7 +19,7 @@ export interface Flags {
   /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
   pretty: boolean
   digests: boolean
-  /** `copy --compress none|gzip|zstd`. */
+  /** `copy --compress gzip|zstd|none`. */
   compress?: string
   /** `serve --socket PATH`. */
   socket?: string
@@ -34,7 +34,7 @@ export interface Flags {
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
   image?: string
-  /** `pull --tls-verify=false`: plain HTTP to a registry. */
+  /** `pull`/`copy --tls-verify=false`: plain HTTP to a registry. */
   tlsVerify: boolean
 }
 
@@ -63,9 +63,10 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> oci:DIR[:NAME] [--compress gzip|zstd] [--platform OS/ARCH]
-                             Copy an image into an OCI image layout (created or appended
-                             to; an entry of the same NAME is replaced)
+  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=false]
+                             Copy an image to a registry (docker://HOST/REPO:TAG), a
+                             docker-archive:FILE[:NAME] (podman save), an
+                             oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
   serve --socket PATH [--socket-group GROUP]
                              Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
                              or 0660 for GROUP), layers as fds (SCM_RIGHTS): ListImages,
@@ -105,7 +106,7 @@ Global options:
   --no-reflinks     Extract by copying even where FICLONE could share extents
   --no-owners       Do not chown extracted files (the default when not root)
   --no-xattrs       Do not copy extended attributes
-  --compress ALGO   Layer blobs of copy: none (default), gzip or zstd
+  --compress ALGO   Layer blobs of copy: gzip (default), zstd or none
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
   -h, --help        Show this help; after a command: its options and examples
@@ -122,6 +123,7 @@ Examples:
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
   cstor copy alpine oci:./layout:alpine --compress zstd
+  cstor copy localhost/app:1 docker://registry.example:5000/app:1
   cstor verify --image alpine
   cstor tar-diff ours.tar <(tar-split asm --input x.tar-split.gz --path diff/ --output -)
 `

@@ -51,8 +51,9 @@ pub enum Error {
     #[error("in use: {what}")]
     InUse { what: String },
 
-    /// A peer (a cstor JSON-RPC server) reported a failure; `code` is the peer's error code when
-    /// it is one of ours, `EREMOTE` otherwise.
+    /// A peer (a cstor JSON-RPC server, a registry) failed or could not be reached; `code` is
+    /// the peer's error code when it is one of ours (a registry refusing access is `EACCES`),
+    /// `EREMOTE` otherwise.
     #[error("{message}")]
     Remote { code: &'static str, message: String },
 
@@ -85,6 +86,7 @@ impl Error {
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => "EACCES",
                 io::ErrorKind::NotFound => "ENOENT",
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "ENOSPC",
                 _ => "EIO",
             },
         }
@@ -92,7 +94,7 @@ impl Error {
 
     /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
     pub fn known_code(code: &str) -> &'static str {
-        const CODES: [&str; 13] = [
+        const CODES: [&str; 14] = [
             "ENOIMAGE",
             "ENOLAYER",
             "EAMBIGUOUS",
@@ -104,6 +106,7 @@ impl Error {
             "EACCES",
             "ENOENT",
             "EIO",
+            "ENOSPC",
             "EREMOTE",
             "EBUSY",
         ];

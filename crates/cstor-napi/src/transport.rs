@@ -3,15 +3,15 @@
 use cstor_core::content::compression::Compression;
 use cstor_core::transport::copy::{Copied, CopyOptions};
 use cstor_core::transport::oci_layout::OciLayoutDestination;
-use cstor_core::transport::open_source;
 use cstor_core::transport::pull::Pulled;
 use cstor_core::transport::tarball::Tarball;
+use cstor_core::transport::{open_destination, open_source};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
 use crate::blocking;
-use crate::progress::{reporter, ProgressInfo};
+use crate::progress::{reporter, ProgressCallback, ProgressInfo};
 use crate::store::NativeStore;
 
 #[napi]
@@ -54,24 +54,57 @@ impl NativeStore {
         reference: String,
         dir: String,
         options: Option<OciOptionsInfo>,
-        on_progress: Option<ThreadsafeFunction<ProgressInfo, (), ProgressInfo, Status, false>>,
-    ) -> Result<OciCopyInfo> {
+        on_progress: Option<ProgressCallback>,
+    ) -> Result<CopyInfo> {
         let store = self.store()?;
         let options = options.unwrap_or_default();
-        let ref_name = options.ref_name.clone();
-        let options = options.into_core();
+        let ref_name = options.ref_name;
+        let options = copy_options(options.compression.as_deref(), "none", options.platform);
         blocking(move || {
-            let options = options?;
             let image = store.image(&reference)?;
             let open = || {
                 let layout = OciLayoutDestination::open(dir.as_ref(), ref_name.as_deref())?;
                 Ok(Box::new(layout) as Box<_>)
             };
-            store.copy_to(&image, open, &options, &mut reporter(on_progress))
+            store.copy_to(&image, open, &options?, &mut reporter(on_progress))
         })
         .await
-        .map(OciCopyInfo::from)
+        .map(CopyInfo::from)
     }
+
+    /// Copies an image to `destination` (`docker://REFERENCE`, `oci:DIR[:REF]`,
+    /// `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`).
+    #[napi]
+    pub async fn copy_to(
+        &self,
+        reference: String,
+        destination: String,
+        options: Option<CopyOptionsInfo>,
+        on_progress: Option<ProgressCallback>,
+    ) -> Result<CopyInfo> {
+        let store = self.store()?;
+        let options = options.unwrap_or_default();
+        let tls_verify = options.tls_verify.unwrap_or(true);
+        let options = copy_options(options.compression.as_deref(), "gzip", options.platform);
+        blocking(move || {
+            let image = store.image(&reference)?;
+            let open = || open_destination(&destination, tls_verify);
+            store.copy_to(&image, open, &options?, &mut reporter(on_progress))
+        })
+        .await
+        .map(CopyInfo::from)
+    }
+}
+
+fn copy_options(
+    compression: Option<&str>,
+    default: &str,
+    platform: Option<String>,
+) -> cstor_core::Result<CopyOptions> {
+    Ok(CopyOptions {
+        compression: Compression::for_writing(compression.unwrap_or(default))?,
+        platform,
+    })
 }
 
 #[napi(object)]
@@ -84,27 +117,19 @@ pub struct OciOptionsInfo {
     pub platform: Option<String>,
 }
 
-impl OciOptionsInfo {
-    pub fn into_core(self) -> cstor_core::Result<CopyOptions> {
-        let compression = match self.compression.as_deref() {
-            None | Some("none") => Compression::None,
-            Some("gzip") => Compression::Gzip,
-            Some("zstd") => Compression::Zstd,
-            Some(other) => {
-                return Err(cstor_core::Error::InvalidArgument(format!(
-                    "compression must be none, gzip or zstd, not {other:?}"
-                )))
-            }
-        };
-        Ok(CopyOptions {
-            compression,
-            platform: self.platform,
-        })
-    }
+#[napi(object)]
+#[derive(Default)]
+pub struct CopyOptionsInfo {
+    /// `"gzip"` (default), `"zstd"` or `"none"`.
+    pub compression: Option<String>,
+    /// `false` speaks plain HTTP to a registry.
+    pub tls_verify: Option<bool>,
+    /// `os/architecture[/variant]` the image must be.
+    pub platform: Option<String>,
 }
 
 #[napi(object)]
-pub struct OciCopyInfo {
+pub struct CopyInfo {
     pub manifest_digest: String,
     pub manifest_size: i64,
     pub layers: u32,
@@ -112,9 +137,9 @@ pub struct OciCopyInfo {
     pub blobs_reused: u32,
 }
 
-impl From<Copied> for OciCopyInfo {
+impl From<Copied> for CopyInfo {
     fn from(c: Copied) -> Self {
-        OciCopyInfo {
+        CopyInfo {
             manifest_digest: c.manifest_digest,
             manifest_size: c.manifest_size as i64,
             layers: c.layers as u32,

@@ -4,6 +4,7 @@
 
 pub mod compression;
 pub mod export;
+pub mod parallel_gzip;
 pub mod reader;
 pub mod splitfdstream;
 pub mod tardiff;

@@ -4,8 +4,12 @@
 //! Each layer is read once: the export engine rebuilds its tar (CRC-checked) into a hash of the
 //! uncompressed bytes, the compressor, a hash of the blob and the destination's writer, so both
 //! digests are known when the last byte has passed. The blob is kept under its digest only when
-//! the uncompressed hash is the layer's diff digest; a damaged layer leaves nothing behind. Blobs
-//! the destination has already (or can mount) are not written. The config goes byte for byte, so
+//! the uncompressed hash is the layer's diff digest; a damaged layer leaves nothing behind.
+//!
+//! Before a layer is compressed, the blobs already known to hold it are offered to the
+//! destination — the uncompressed tar, the compressed blobs of earlier copies
+//! ([`BlobInfoCache`]), the blob the layer was pulled as — with the places each was seen, so a
+//! registry that has one (or can mount one) gets nothing sent. The config goes byte for byte, so
 //! the image ID stays, and the manifest goes last, so the image appears whole or not at all.
 
 use std::io::Write;
@@ -13,12 +17,14 @@ use std::path::Path;
 
 use crate::content::compression::Compression;
 use crate::content::export::ExportOptions;
-use crate::digest::{sha256, Hashing};
+use crate::digest::{is_sha256, sha256, Hashing};
 use crate::error::{into_core_error, Error, Result};
 use crate::progress::Progress;
 use crate::store::images::Image;
 use crate::store::layers::Layer;
+use crate::store::names::ImageName;
 use crate::store::Store;
+use crate::transport::blob_info_cache::BlobInfoCache;
 use crate::transport::store_source::StoreSource;
 use crate::transport::{Descriptor, ImageDestination, ImageManifest};
 
@@ -57,20 +63,30 @@ impl Store {
             source.check_platform(wanted)?;
         }
         let mut destination = open()?;
-        copy_image(&source, destination.as_mut(), options.compression, progress)
+        let mut cache = BlobInfoCache::open_default();
+        copy_image(
+            &source,
+            destination.as_mut(),
+            &mut cache,
+            options.compression,
+            progress,
+        )
     }
 }
 
 /// Copies the image `source` reads to `destination`, layers compressed as asked (or as the
-/// destination keeps them).
+/// destination keeps them), learning and using what `cache` knows of blobs.
 pub fn copy_image(
     source: &StoreSource<'_>,
     destination: &mut dyn ImageDestination,
+    cache: &mut BlobInfoCache,
     compression: Compression,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Copied> {
     let platform = source.platform();
     let compression = destination.layer_compression(compression);
+    let location = destination.location();
+    let pulled_from = name_locations(source.image());
     let layers = source.layers();
     let total_bytes = layers
         .iter()
@@ -95,31 +111,54 @@ pub fn copy_image(
         progress(report);
         let uncompressed = StoreSource::layer_descriptor(layer);
         report.bytes += uncompressed.size;
-        if compression == Compression::None && destination.reuse_blob(&uncompressed)? {
-            copied.blobs_reused += 1;
-            blobs.push(uncompressed);
-            continue;
+        let known = known_blobs(layer, &uncompressed, compression, cache, &pulled_from);
+        let mut reused = None;
+        for (blob, elsewhere) in known {
+            if destination.reuse_blob(&blob, &elsewhere)? {
+                reused = Some(blob);
+                break;
+            }
         }
-        let (blob, new) = copy_layer(
-            source.store(),
-            layer,
-            &uncompressed,
-            compression,
-            destination,
-        )?;
-        if new {
-            copied.bytes_written += blob.size;
-        } else {
-            copied.blobs_reused += 1;
+        let blob = match reused {
+            Some(blob) => {
+                copied.blobs_reused += 1;
+                blob
+            }
+            None => {
+                let (blob, new) = copy_layer(
+                    source.store(),
+                    layer,
+                    &uncompressed,
+                    compression,
+                    destination,
+                )?;
+                if new {
+                    copied.bytes_written += blob.size;
+                } else {
+                    copied.blobs_reused += 1;
+                }
+                if compression != Compression::None {
+                    cache.add_compressed(&uncompressed.digest, compression, &blob);
+                }
+                blob
+            }
+        };
+        if let Some(location) = &location {
+            cache.add_location(&blob.digest, location);
         }
+        cache.save();
         blobs.push(blob);
     }
     let config = source.config_descriptor();
-    if !destination.reuse_blob(&config)? {
+    if !destination.reuse_blob(&config, &cache.locations(&config.digest))? {
         let mut blob = destination.new_blob(Some(config.size))?;
         blob.write_all(source.config())
             .map_err(|e| into_core_error(e, |e| Error::io("<config>", e)))?;
         blob.finish(&config)?;
+    }
+    if let Some(location) = &location {
+        cache.add_location(&config.digest, location);
+        cache.save();
     }
     let (manifest, media_type) = source.manifest_for(&blobs, &|t| destination.accepts_manifest(t));
     let digest = sha256(&manifest);
@@ -135,6 +174,58 @@ pub fn copy_image(
     copied.manifest_size = manifest.len() as u64;
     progress(report);
     Ok(copied)
+}
+
+/// The blobs known to hold `layer`'s tar in `compression`, each with the places it was seen:
+/// the tar itself when uncompressed; else the blobs of earlier copies, and the blob the layer
+/// was pulled as (seen where the image's names point).
+fn known_blobs(
+    layer: &Layer,
+    uncompressed: &Descriptor,
+    compression: Compression,
+    cache: &BlobInfoCache,
+    pulled_from: &[String],
+) -> Vec<(Descriptor, Vec<String>)> {
+    let mut blobs = match compression {
+        Compression::None => vec![uncompressed.clone()],
+        _ => cache.compressed(&uncompressed.digest, compression),
+    };
+    let pulled = layer
+        .record
+        .compressed_diff_digest
+        .as_deref()
+        .filter(|d| is_sha256(d) && *d != uncompressed.digest)
+        .filter(|_| layer.record.compression == Some(compression as i32));
+    if let Some(digest) = pulled {
+        if !blobs.iter().any(|b| b.digest == digest) {
+            blobs.push(Descriptor {
+                media_type: compression.oci_layer_media_type().into(),
+                digest: digest.to_owned(),
+                size: layer.record.compressed_size.unwrap_or(0).max(0) as u64,
+            });
+        }
+    }
+    blobs
+        .into_iter()
+        .map(|blob| {
+            let mut elsewhere = cache.locations(&blob.digest);
+            if Some(blob.digest.as_str()) == pulled {
+                elsewhere.extend(pulled_from.iter().cloned());
+            }
+            (blob, elsewhere)
+        })
+        .collect()
+}
+
+/// `domain/repository` of each of the image's names: where its pulled blobs came from.
+fn name_locations(image: &Image) -> Vec<String> {
+    image
+        .record
+        .names
+        .iter()
+        .filter_map(|name| ImageName::parse(name))
+        .filter_map(|name| Some(format!("{}/{}", name.domain?, name.path)))
+        .collect()
 }
 
 /// Streams one layer into a new blob of `destination`; returns its descriptor and whether it was

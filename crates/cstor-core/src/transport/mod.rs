@@ -7,8 +7,11 @@
 //! The pieces every transport shares live here: the traits, the size bound on JSON documents,
 //! the descriptor and config fields they read, and the platform podman picks from a list.
 
+mod archive_file;
+pub mod blob_info_cache;
 pub mod copy;
 pub mod docker_archive;
+pub mod oci_archive;
 pub mod oci_layout;
 pub mod pull;
 pub mod registry;
@@ -68,9 +71,15 @@ pub trait ImageDestination {
         true
     }
 
-    /// Makes `blob` available without writing it — it is there already, or a registry mounted it
-    /// from another repository; `false` when it must be written.
-    fn reuse_blob(&mut self, blob: &Descriptor) -> Result<bool>;
+    /// Where blobs stored here can be found again (`domain/repository` of a registry), for the
+    /// [`blob_info_cache`]; `None` for a file or directory.
+    fn location(&self) -> Option<String> {
+        None
+    }
+
+    /// Makes `blob` available without writing it — it is there already, or a registry mounts it
+    /// from one of the locations `elsewhere` known to have it; `false` when it must be written.
+    fn reuse_blob(&mut self, blob: &Descriptor, elsewhere: &[String]) -> Result<bool>;
 
     /// Starts a new blob, `size` bytes when known in advance (`None` for a layer still to be
     /// compressed). Its digest is known only once every byte went through the writer.
@@ -130,34 +139,62 @@ pub fn open_source(
     platform: Option<&Platform>,
     tls_verify: bool,
 ) -> Result<Box<dyn ImageSource>> {
-    if let Some(reference) = spec.strip_prefix("docker://") {
-        return Ok(Box::new(registry::Registry::open(reference, !tls_verify)?));
+    let (transport, rest) = split_spec(spec);
+    if transport == "docker" {
+        return Ok(Box::new(registry::RegistrySource::open(rest, !tls_verify)?));
     }
-    match spec.split_once(':') {
-        Some(("docker-archive", rest)) => {
-            let (file, reference) = match rest.split_once(':') {
-                Some((file, reference)) if !reference.is_empty() => (file, Some(reference)),
-                _ => (rest, None),
-            };
-            Ok(Box::new(docker_archive::DockerArchive::open(
-                Path::new(file),
-                reference,
-            )?))
+    let (path, name) = path_and_name(rest);
+    let path = Path::new(path);
+    Ok(match transport {
+        "docker-archive" => Box::new(docker_archive::DockerArchive::open(path, name)?),
+        "oci" => Box::new(oci_layout::OciLayout::open(path, name, platform)?),
+        _ => {
+            return Err(Error::InvalidArgument(format!(
+                "{spec:?}: name a source as oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REFERENCE"
+            )))
         }
-        Some(("oci", rest)) => {
-            let (dir, reference) = match rest.split_once(':') {
-                Some((dir, reference)) if !reference.is_empty() => (dir, Some(reference)),
-                _ => (rest, None),
-            };
-            Ok(Box::new(oci_layout::OciLayout::open(
-                Path::new(dir),
-                reference,
-                platform,
-            )?))
-        }
-        _ => Err(Error::InvalidArgument(format!(
-            "{spec:?}: name a source as oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REFERENCE"
+    })
+}
+
+/// Opens a destination named as skopeo names it: `docker://REFERENCE` (over plain HTTP when
+/// `tls_verify` is off), `oci:DIR[:REF]`, `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`.
+pub fn open_destination(spec: &str, tls_verify: bool) -> Result<Box<dyn ImageDestination>> {
+    let (transport, rest) = split_spec(spec);
+    if transport == "docker" {
+        return Ok(Box::new(registry::RegistryDestination::open(
+            rest,
+            !tls_verify,
+        )?));
+    }
+    let (path, name) = path_and_name(rest);
+    let path = Path::new(path);
+    Ok(match transport {
+        "oci" => Box::new(oci_layout::OciLayoutDestination::open(path, name)?),
+        "docker-archive" => Box::new(docker_archive::DockerArchiveDestination::create(path, name)?),
+        "oci-archive" => Box::new(oci_archive::OciArchiveDestination::create(path, name)?),
+        _ => return Err(Error::InvalidArgument(format!(
+            "{spec:?}: name a destination as docker://REFERENCE, oci:DIR[:REF], docker-archive:FILE[:NAME] or oci-archive:FILE[:REF]"
         ))),
+    })
+}
+
+/// `transport:rest` → (`transport`, `rest`); `docker://REF` → (`docker`, `REF`).
+fn split_spec(spec: &str) -> (&str, &str) {
+    match spec.split_once(':') {
+        Some(("docker", rest)) => match rest.strip_prefix("//") {
+            Some(reference) => ("docker", reference),
+            None => ("", spec),
+        },
+        Some((transport, rest)) if !rest.is_empty() => (transport, rest),
+        _ => ("", spec),
+    }
+}
+
+/// `PATH[:NAME]`, split at the first colon as skopeo splits it (a path cannot hold a colon).
+fn path_and_name(rest: &str) -> (&str, Option<&str>) {
+    match rest.split_once(':') {
+        Some((path, name)) if !name.is_empty() => (path, Some(name)),
+        _ => (rest.strip_suffix(':').unwrap_or(rest), None),
     }
 }
 

@@ -15,14 +15,14 @@ use cap_std::fs::Dir;
 use serde_json::{json, Value};
 
 use crate::error::{into_core_error, Error, IoContext, Result};
-use crate::store::images::Platform;
 use crate::transport::{
     BlobWriter, Descriptor, ImageDestination, ImageManifest, OCI_INDEX_TYPE, OCI_MANIFEST_TYPE,
 };
 
-const LAYOUT_FILE: &str = "oci-layout";
-const INDEX_FILE: &str = "index.json";
-const BLOBS: &str = "blobs/sha256";
+pub(crate) const LAYOUT_FILE: &str = "oci-layout";
+pub(crate) const LAYOUT_VERSION: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const INDEX_FILE: &str = "index.json";
+pub(crate) const BLOBS: &str = "blobs/sha256";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// An OCI layout directory being written.
@@ -60,7 +60,7 @@ impl OciLayoutDestination {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                layout.replace(Path::new(LAYOUT_FILE), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+                layout.replace(Path::new(LAYOUT_FILE), LAYOUT_VERSION)?;
             }
             Err(e) => return Err(Error::io(path.join(LAYOUT_FILE), e)),
         }
@@ -114,15 +114,13 @@ impl OciLayoutDestination {
     }
 
     /// Adds the manifest to `index.json`, replacing an entry of the same ref name.
-    fn add_to_index(&self, manifest: &Descriptor, platform: Option<&Platform>) -> Result<()> {
+    fn add_to_index(&self, manifest: &ImageManifest<'_>) -> Result<()> {
         let shown = self.path.join(INDEX_FILE);
         let mut index: Value = match self.dir.read(INDEX_FILE) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| Error::corrupt(&shown, e.to_string()))?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                json!({ "schemaVersion": 2, "manifests": [] })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => empty_index(),
             Err(e) => return Err(Error::io(&shown, e)),
         };
         let Some(manifests) = index.get_mut("manifests").and_then(Value::as_array_mut) else {
@@ -135,18 +133,7 @@ impl OciLayoutDestination {
                     != Some(name)
             });
         }
-        let mut entry = manifest.to_json();
-        if let Some(platform) = platform.filter(|p| !p.os.is_empty()) {
-            let mut value = json!({ "os": platform.os, "architecture": platform.architecture });
-            if let Some(variant) = &platform.variant {
-                value["variant"] = json!(variant);
-            }
-            entry["platform"] = value;
-        }
-        if let Some(name) = &self.ref_name {
-            entry["annotations"] = json!({ REF_NAME: name });
-        }
-        manifests.push(entry);
+        manifests.push(index_entry(manifest, self.ref_name.as_deref()));
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::io(&shown, std::io::Error::other(e)))?;
         self.replace(Path::new(INDEX_FILE), &bytes)
@@ -172,7 +159,7 @@ impl ImageDestination for OciLayoutDestination {
         media_type == OCI_MANIFEST_TYPE || media_type == OCI_INDEX_TYPE
     }
 
-    fn reuse_blob(&mut self, blob: &Descriptor) -> Result<bool> {
+    fn reuse_blob(&mut self, blob: &Descriptor, _elsewhere: &[String]) -> Result<bool> {
         Ok(self.has_blob(&blob.digest))
     }
 
@@ -199,8 +186,38 @@ impl ImageDestination for OciLayoutDestination {
                 .map_err(|e| into_core_error(e, |e| Error::io(shown, e)))?;
             blob.finish(&descriptor)?;
         }
-        self.add_to_index(&descriptor, manifest.platform)
+        self.add_to_index(manifest)
     }
+}
+
+/// An `index.json` with no image yet.
+pub(crate) fn empty_index() -> Value {
+    json!({ "schemaVersion": 2, "manifests": [] })
+}
+
+/// The `index.json` entry of a manifest: its descriptor, platform and `ref.name` annotation.
+pub(crate) fn index_entry(manifest: &ImageManifest<'_>, ref_name: Option<&str>) -> Value {
+    let mut entry = json!({
+        "mediaType": manifest.media_type,
+        "digest": manifest.digest,
+        "size": manifest.bytes.len(),
+    });
+    if let Some(platform) = manifest.platform.filter(|p| !p.os.is_empty()) {
+        let mut value = json!({ "os": platform.os, "architecture": platform.architecture });
+        if let Some(variant) = &platform.variant {
+            value["variant"] = json!(variant);
+        }
+        entry["platform"] = value;
+    }
+    if let Some(name) = ref_name {
+        entry["annotations"] = json!({ REF_NAME: name });
+    }
+    entry
+}
+
+/// The path of a blob in a layout.
+pub(crate) fn blob_name(blob: &Descriptor) -> String {
+    format!("{BLOBS}/{}", blob.digest.trim_start_matches("sha256:"))
 }
 
 /// A blob being written to a temp file of the layout, renamed to its digest when finished and

@@ -1,7 +1,7 @@
 //! The OCI image layout transport (`oci:DIR[:REF]`): `oci-layout`, `index.json` and
 //! content-addressed `blobs/sha256/<hex>`, as skopeo reads and writes them.
 
-mod destination;
+pub(crate) mod destination;
 mod source;
 
 pub use destination::OciLayoutDestination;
