@@ -305,10 +305,10 @@ describe('cstor serve --registry', () => {
     child.kill('SIGTERM')
     expect(await exited).toBe(0)
     // (Two connections' threads may log in either order.)
-    const lines = stdout.trim().split('\n').sort()
+    const lines = stdout.trim().split('\n')
     expect(lines).toHaveLength(2)
-    expect(lines[0]).toMatch(/"GET \/v2\/localhost\/app\/tags\/list" 200 /)
-    expect(lines[1]).toMatch(/"GET \/v2\/nope\/tags\/list" 404 /)
+    expect(lines.filter((l) => /"GET \/v2\/localhost\/app\/tags\/list" 200 /.test(l))).toHaveLength(1)
+    expect(lines.filter((l) => /"GET \/v2\/nope\/tags\/list" 404 /.test(l))).toHaveLength(1)
   })
 
   it('refuses options that do not go together', () => {
