@@ -30,6 +30,14 @@ export declare class NativeLayerParts {
   close(): void
 }
 
+/** A running registry; `close()` stops it. */
+export declare class NativeRegistryServer {
+  /** `IP:PORT` it listens on. */
+  get address(): string
+  /** Stops accepting; open connections end after the response they are sending. */
+  close(): void
+}
+
 /** A running server; `close()` stops accepting and removes the socket file. */
 export declare class NativeRpcServer {
   get path(): string
@@ -63,10 +71,15 @@ export declare class NativeStore {
    */
   extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
   /**
-   * Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
-   * the write methods.
+   * Serves this store on a new Unix socket at `path` (which must not exist), mode 0600, or
+   * 0660 and owned by `group` when one is given; `writable` adds the write methods.
    */
-  serve(path: string, writable?: boolean | undefined | null): NativeRpcServer
+  serve(path: string, writable?: boolean | undefined | null, group?: string | undefined | null): NativeRpcServer
+  /**
+   * Serves this store as a read-only OCI registry; `on_request` receives each request's
+   * access-log entry.
+   */
+  serveRegistry(options?: RegistryOptionsInfo | undefined | null, onRequest?: AccessLogCallback | undefined | null): Promise<NativeRegistryServer>
   get graphRoot(): string
   get runRoot(): string | null
   /** The main store followed by the additional image stores. */
@@ -117,6 +130,26 @@ export declare class NativeStore {
   removeImage(reference: string): Promise<Array<string>>
   /** Deletes one layer nothing uses; returns its ID. */
   removeLayer(reference: string): Promise<string>
+}
+
+/** One request the registry answered. */
+export interface AccessEntryInfo {
+  /** `REMOTE - USER [TIME] "METHOD TARGET" STATUS BYTES "USER-AGENT" SECONDSs [error: …]` */
+  line: string
+  /** The client's `IP:PORT`. */
+  remote: string
+  /** The user basic auth proved, if any. */
+  user?: string
+  method: string
+  /** The request target, query included. */
+  target: string
+  status: number
+  /** Body bytes sent. */
+  bytes: number
+  seconds: number
+  userAgent?: string
+  /** Why the response broke off (the client left, the layer changed), if it did. */
+  error?: string
 }
 
 /**
@@ -338,6 +371,14 @@ export interface PullInfo {
   layersWritten: number
   /** Whether the image was in the store already (it got the name). */
   existed: boolean
+}
+
+export interface RegistryOptionsInfo {
+  address?: string
+  tlsCert?: string
+  tlsKey?: string
+  htpasswd?: string
+  verify?: boolean
 }
 
 /**

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeImageProxy = nativeBinding.NativeImageProxy
 module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
+module.exports.NativeRegistryServer = nativeBinding.NativeRegistryServer
 module.exports.NativeRpcServer = nativeBinding.NativeRpcServer
 module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.assembleSplitfdstream = nativeBinding.assembleSplitfdstream

@@ -134,3 +134,18 @@ export const podmanFixtures: PodmanFixture[] = [
     },
   },
 ]
+
+/**
+ * An unprivileged user of this machine (created when missing; needs root), in `groups` (each
+ * created when missing). Returns a runner of shell scripts as that user.
+ */
+export function unprivilegedUser(name: string, groups: string[] = []): (script: string) => string {
+  if (process.getuid?.() !== 0) throw new Error(`creating the user ${name} needs root: run the tests as root`)
+  const known = (...args: string[]) => spawnSync(args[0], args.slice(1), { stdio: 'ignore' }).status === 0
+  if (!known('id', name)) execFileSync('useradd', ['--create-home', name])
+  for (const group of groups) {
+    if (!known('getent', 'group', group)) execFileSync('groupadd', [group])
+    execFileSync('usermod', ['--append', '--groups', group, name])
+  }
+  return (script) => execFileSync('su', ['-', name, '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+}

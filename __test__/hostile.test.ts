@@ -1,5 +1,5 @@
 /**
- * Every public read, export, extraction, TOC, splitfdstream, OCI copy, RPC and CLI entry point,
+ * Every public read, export, extraction, TOC, splitfdstream, OCI copy, RPC, registry and CLI entry point,
  * run on each case of the hostile-store corpus (`hostile-stores.ts`). Each call must end — in a
  * correct result or a typed `CstorError` that is not `EINTERNAL` (a panic) — within its time
  * limit; nothing outside the store may be read (the canary's content appears in no result) or
@@ -8,10 +8,11 @@
  * these cases; this file checks every entry point against all of them.
  */
 import { createHash } from 'node:crypto'
+import http from 'node:http'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { assembleSplitFdStream, CstorError, RpcClient, Storage, type Image, type Layer, type LayerPart, type SplitFdStream } from '../ts/index'
+import { assembleSplitFdStream, CstorError, RpcClient, Storage, type AccessLogEntry, type Image, type Layer, type LayerPart, type SplitFdStream } from '../ts/index'
 import { CASES, crc64GoIso, sandbox, snapshot, victimOf, type HostileCase, type Sandbox } from './hostile-stores'
 import { cliOn } from './helpers'
 
@@ -173,6 +174,7 @@ async function battery(s: Sandbox, c: HostileCase, victim: ReturnType<typeof vic
         server.close()
       }
     }
+    await registryBattery(c, storage, tried, digests)
   } finally {
     storage.close()
   }
@@ -188,6 +190,63 @@ async function battery(s: Sandbox, c: HostileCase, victim: ReturnType<typeof vic
     outcomes.push({ call: `cli ${args[0]} ${args[1]}`, code: result.status === 0 ? null : 'exit 1', text: result.stdout + result.stderr })
   }
   return outcomes
+}
+
+/** A GET on its own connection (closed after the response): the body, or null when it broke off. */
+function httpGet(url: string): Promise<{ status: number; body: Buffer | null }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (response) => {
+        const chunks: Buffer[] = []
+        response.on('data', (chunk: Buffer) => chunks.push(chunk))
+        response.on('error', () => {})
+        response.on('close', () => resolve({ status: response.statusCode ?? 0, body: response.complete ? Buffer.concat(chunks) : null }))
+      })
+      .on('error', reject)
+  })
+}
+
+/**
+ * The registry server on the damaged store: the catalog, each repository's tags, manifests and
+ * blobs. Every request must be answered — a status and error JSON, or a body cut off on purpose
+ * (a layer found damaged mid-transfer, logged with its error) — never lost to a panic, and a
+ * whole blob must hash to the digest it was asked by.
+ */
+async function registryBattery(
+  c: HostileCase,
+  storage: Storage,
+  tried: <T>(call: string, work: () => Promise<T>) => Promise<T | undefined>,
+  digests: Map<string, string | null | undefined>,
+): Promise<void> {
+  const log: AccessLogEntry[] = []
+  const registry = await tried('serveRegistry', () => storage.serveRegistry({ address: '127.0.0.1:0', onRequest: (entry) => log.push(entry) }))
+  if (!registry) return
+  let requests = 0
+  const get = (call: string, target: string, digest?: string) =>
+    tried(call, async () => {
+      requests++
+      const reply = await httpGet(`http://${registry.address}${target}`)
+      const known = [...digests.values()].includes(digest)
+      if (reply.status === 200 && reply.body && digest && known && !c.exportsMayDiffer) expect(sha256(reply.body), call).toBe(digest)
+      return reply
+    })
+  try {
+    const catalog = await get('registry catalog', '/v2/_catalog')
+    const repositories: string[] = catalog?.status === 200 && catalog.body ? JSON.parse(catalog.body.toString()).repositories : []
+    for (const repository of repositories) {
+      const tags = await get(`registry tags ${repository}`, `/v2/${repository}/tags/list`)
+      const [tag] = tags?.status === 200 && tags.body ? (JSON.parse(tags.body.toString()).tags as string[]) : []
+      if (!tag) continue
+      const manifest = await get(`registry manifest ${repository}:${tag}`, `/v2/${repository}/manifests/${tag}`)
+      if (manifest?.status !== 200 || !manifest.body) continue
+      const { config, layers } = JSON.parse(manifest.body.toString())
+      for (const blob of [config, ...layers]) await get(`registry blob ${blob.digest}`, `/v2/${repository}/blobs/${blob.digest}`, blob.digest)
+    }
+  } finally {
+    registry.close()
+  }
+  for (let i = 0; i < 100 && log.length < requests; i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  expect(log.length, 'every registry request answered (none lost to a panic)').toBe(requests)
 }
 
 const tally = { cases: 0, calls: 0, errors: {} as Record<string, number> }

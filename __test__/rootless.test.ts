@@ -13,11 +13,11 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { main, repo, storageConf } from './helpers'
+import { main, repo, storageConf, unprivilegedUser } from './helpers'
 import { layerPicture } from './layer-picture'
 
 const user = 'cstor-rootless'
-const asUser = (script: string) => execFileSync('su', ['-', user, '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
+let asUser: (script: string) => string
 const home = `/home/${user}`
 const cstor = `node ${path.join(repo, 'dist', 'cli', 'main.js')}`
 /** Inputs the user can read: an OCI layout of a podman build, a rootfs tar with device nodes. */
@@ -28,12 +28,7 @@ afterAll(() => {
 })
 
 beforeAll(() => {
-  if (process.getuid?.() !== 0) throw new Error('the rootless test creates a user: run the tests as root')
-  try {
-    execFileSync('id', [user], { stdio: 'ignore' })
-  } catch {
-    execFileSync('useradd', ['--create-home', user])
-  }
+  asUser = unprivilegedUser(user)
   if (!fs.readFileSync('/etc/subuid', 'utf8').includes(`${user}:`)) {
     execFileSync('usermod', ['--add-subuids', '300000-365535', '--add-subgids', '300000-365535', user])
   }

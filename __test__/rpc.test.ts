@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NoLayerError, RpcClient, Storage, type Layer, type RpcServer } from '../ts/index'
-import { assembledAndClosed, copyStore, main, repo, storageConf } from './helpers'
+import { assembledAndClosed, copyStore, main, repo, storageConf, unprivilegedUser } from './helpers'
 
 let storage: Storage
 let layers: Layer[]
@@ -194,6 +194,50 @@ describe('JSON-RPC server and client', () => {
       writable.close()
     } finally {
       store.cleanup()
+    }
+  })
+
+  it('the socket is owner-only under umask 000, or shared with one group only when asked', async () => {
+    const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-rpc-perm-'))
+    fs.chmodSync(shared, 0o755)
+    const asMember = unprivilegedUser('cstor-rpc-member', ['cstor-rpc-share'])
+    const asOther = unprivilegedUser('cstor-rpc-other')
+    /** What an unprivileged user gets when connecting and asking for the images. */
+    const connect = (as: (script: string) => string, socket: string) =>
+      as(
+        `python3 -c 'import json,socket,sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print(type(e).__name__); sys.exit()
+s.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ListImages"}).encode())
+print("images" if "result" in s.recv(1 << 20).decode() else "error")' ${socket}`,
+      ).trim()
+    /** `cstor serve` started under umask 000, as a careless root service would be. */
+    const serve = async (socket: string, ...extra: string[]) => {
+      const cli = [process.execPath, path.join(repo, 'dist', 'cli', 'main.js'), '--root', main.root, '--runroot', main.runroot, 'serve', '--socket', socket, ...extra]
+      const child = spawn('sh', ['-c', 'umask 000; exec "$@"', 'sh', ...cli], { env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf }, stdio: 'ignore' })
+      for (let i = 0; i < 100 && !fs.existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
+      return child
+    }
+    try {
+      const owner = path.join(shared, 'owner.sock')
+      const first = await serve(owner)
+      const mode = (file: string) => (fs.statSync(file).mode & 0o777).toString(8)
+      expect(mode(owner)).toBe('600')
+      expect(connect(asMember, owner)).toBe('PermissionError')
+      first.kill('SIGTERM')
+
+      const group = path.join(shared, 'group.sock')
+      const second = await serve(group, '--socket-group', 'cstor-rpc-share')
+      expect(mode(group)).toBe('660')
+      expect(execFileSync('stat', ['-c', '%G', group]).toString().trim()).toBe('cstor-rpc-share')
+      expect(connect(asMember, group)).toBe('images')
+      expect(connect(asOther, group)).toBe('PermissionError')
+      second.kill('SIGTERM')
+    } finally {
+      fs.rmSync(shared, { recursive: true, force: true })
     }
   })
 })

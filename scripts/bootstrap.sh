@@ -7,7 +7,8 @@
 #                    e2fsprogs (reflink test on a loop-mounted XFS: mkfs.xfs, filefrag),
 #                    docker-registry (a local registry for the docker:// proxy, pull and push
 #                    tests and the zstd:chunked podman 5 fixture), apache2-utils (htpasswd for
-#                    the registry-auth test), openssl (the test token issuer's certificate),
+#                    the registry-auth tests), openssl (the test token issuer's and the registry
+#                    server's certificates), curl (the registry server's TLS test),
 #                    mmdebstrap (the podman 5 userland: scripts/podman5-userland.sh, and the
 #                    platform tests' Debian userlands),
 #                    qemu-user-static, binutils (objdump) and gcc (the platform tests: arm64
@@ -18,6 +19,8 @@
 #                    target) comes with the first `npm run build` (scripts/toolchain.sh, cached);
 #                    the nightly toolchain and cargo-fuzz for the fuzz smoke run (installed when
 #                    missing; under CI=true a failed install fails, elsewhere it only warns)
+#   Go:              go >= 1.24 must be on PATH: the registry test builds the OCI distribution-spec
+#                    conformance suite through the Go module proxy (__test__/fixtures/build-conformance.sh)
 #   npm packages:    npm ci
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,8 +28,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
   setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry \
-  htpasswd:apache2-utils openssl:openssl mmdebstrap:mmdebstrap qemu-aarch64-static:qemu-user-static \
-  objdump:binutils cc:gcc node:nodejs npm:npm; do
+  htpasswd:apache2-utils openssl:openssl curl:curl mmdebstrap:mmdebstrap \
+  qemu-aarch64-static:qemu-user-static objdump:binutils cc:gcc node:nodejs npm:npm; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
@@ -44,6 +47,11 @@ fi
 [[ -f "$HOME/.cargo/env" ]] && source "$HOME/.cargo/env"
 if ! command -v cargo >/dev/null; then
   echo "bootstrap: cargo not found: install Rust >= 1.88 with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+
+if ! command -v go >/dev/null; then
+  echo "bootstrap: go not found: install Go >= 1.24 (it builds the OCI conformance suite)" >&2
   exit 1
 fi
 

@@ -17,6 +17,8 @@ export type {
   NativeLayerParts,
   NativeRpcServer,
   NativeStore,
+  NativeRegistryServer,
+  AccessEntryInfo,
   ExportStatsInfo,
   ExtractOptionsInfo,
   ExtractStatsInfo,

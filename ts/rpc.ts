@@ -5,21 +5,27 @@
  * `RemoveLayer`, `CreateLayer`, `CreateImage` (see `crates/cstor-core/src/ipc/rpc.rs` and
  * `rpc_writes.rs` for the wire protocol).
  */
+import { keepAlive, whileAlive } from './alive.js'
 import { call, InvalidArgumentError } from './errors.js'
 import { native, type NativeRpcServer, type RpcNotificationInfo } from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 
+export interface RpcServeOptions {
+  /** Answer the write methods too (`Pull`, `Import`, `Tag`, …); default `false`. */
+  writable?: boolean
+  /** Share the socket with this group (name or GID): mode 0660 instead of the owner-only 0600. */
+  group?: string
+}
+
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
   readonly #native: NativeRpcServer
-  /** Keeps Node running while the server does (it runs on native threads), as a net.Server would. */
-  readonly #alive: NodeJS.Timeout
+  readonly #release = keepAlive()
 
   /** @internal */
   constructor(server: NativeRpcServer) {
     this.#native = server
-    this.#alive = setInterval(() => {}, 1 << 30)
   }
 
   /** The socket it listens on. */
@@ -29,7 +35,7 @@ export class RpcServer {
 
   /** Stops accepting connections and removes the socket file. */
   close(): void {
-    clearInterval(this.#alive)
+    this.#release()
     this.#native.close()
   }
 }
@@ -89,25 +95,12 @@ export class RpcClient {
 
   /** A layer's tar as parts streamed by the server, exactly like `Layer.parts()`. */
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
-    const alive = setInterval(() => {}, 1 << 30)
+    const release = keepAlive()
     try {
       yield* partsOf(await call(() => native().rpcStreamLayer(this.path, layer)))
     } finally {
-      clearInterval(alive)
+      release()
     }
-  }
-}
-
-/**
- * Keeps Node running until `work` settles. A call waiting on a server (a helper in another
- * process, say) was seen to let the event loop empty and the process exit mid-call.
- */
-async function whileAlive<T>(work: Promise<T>): Promise<T> {
-  const alive = setInterval(() => {}, 1 << 30)
-  try {
-    return await work
-  } finally {
-    clearInterval(alive)
   }
 }
 

@@ -1,6 +1,7 @@
 import { call, InvalidArgumentError } from './errors.js'
 import path from 'node:path'
-import { RpcServer, type RpcClient } from './rpc.js'
+import { RegistryServer, type RegistryServeOptions } from './registry.js'
+import { RpcServer, type RpcClient, type RpcServeOptions } from './rpc.js'
 import { usesUnshare, useUnshare, wantsUnshare, withUnshareHelper } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
@@ -94,11 +95,26 @@ export class Storage {
   }
 
   /**
-   * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`);
-   * anyone who can connect to the socket can read the store — and, with `writable`, write it.
+   * Serves this store over JSON-RPC on a new Unix socket at `socketPath` (see `RpcClient`).
+   * Anyone who can connect to the socket can read the store — and, with `writable`, write it —
+   * so it is created mode 0600 whatever the umask; `{ group }` (a name or GID) makes it 0660 and
+   * group-owned, for that group's members.
    */
-  async serve(socketPath: string, options: { writable?: boolean } = {}): Promise<RpcServer> {
-    return new RpcServer(await call(async () => this.#native.serve(socketPath, options.writable ?? false)))
+  async serve(socketPath: string, options: RpcServeOptions = {}): Promise<RpcServer> {
+    return new RpcServer(await call(async () => this.#native.serve(socketPath, options.writable ?? false, options.group)))
+  }
+
+  /**
+   * Serves this store as a read-only OCI registry: `GET /v2/`, the catalog, tag lists, manifests
+   * by tag and digest, blobs by digest (HEAD and `Range` too). An image name without its tag is
+   * the repository (`localhost/app:1` is pulled as `ADDRESS/localhost/app:1`); layers go out
+   * uncompressed, named by their diff IDs, the config byte for byte (same image ID). Loopback
+   * unless `address` says otherwise; TLS and basic auth on request.
+   */
+  async serveRegistry(options: RegistryServeOptions = {}): Promise<RegistryServer> {
+    const { onRequest, tls, ...rest } = options
+    const native = await call(() => this.#native.serveRegistry({ ...rest, tlsCert: tls?.cert, tlsKey: tls?.key }, onRequest))
+    return new RegistryServer(native)
   }
 
   /**

@@ -24,6 +24,13 @@ export interface Flags {
   /** `serve --socket PATH`, and `--writable` to answer write methods too. */
   socket?: string
   writable: boolean
+  /** `serve --socket-group GROUP`: share the socket with a group. */
+  socketGroup?: string
+  /** `serve --registry ADDR` and its `--tls-cert FILE`, `--tls-key FILE`, `--htpasswd FILE`. */
+  registry?: string
+  tlsCert?: string
+  tlsKey?: string
+  htpasswd?: string
   /** `copy --platform os/arch[/variant]`. */
   platform?: string
   /** `verify --image REF`: check one image instead of the whole store. */
@@ -63,11 +70,15 @@ Commands:
                              Copy an image to a registry (docker://HOST/REPO:TAG), a
                              docker-archive:FILE[:NAME] (podman save), an
                              oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
-  serve --socket PATH [--writable]
-                             Serve the store over JSON-RPC 2.0 on a Unix socket, layers as
-                             fds (SCM_RIGHTS): ListImages, ListLayers,
-                             GetLayerSplitfdstream, StreamLayer (--writable: writes too);
-                             until Ctrl-C
+  serve --socket PATH [--socket-group GROUP] [--writable]
+                             Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
+                             or 0660 for GROUP), layers as fds (SCM_RIGHTS): ListImages,
+                             ListLayers, GetLayerSplitfdstream, StreamLayer (--writable:
+                             writes too); until Ctrl-C
+  serve --registry ADDR [--tls-cert FILE --tls-key FILE] [--htpasswd FILE]
+                             Serve the store as a read-only OCI registry (loopback unless
+                             ADDR names another IP): docker pull ADDR/localhost/app:1 pulls
+                             localhost/app:1; one access-log line per request on stdout
   verify [--image REF] [--quick]
                              Check the store (or one image) for damage: every layer's diff/
                              against its tar headers (mode, owner, mtime, links, xattrs) and

@@ -12,9 +12,11 @@
 //! - [`transport`]: image sources and destinations (OCI layout, docker-archive, registry,
 //!   tarball, skopeo's proxy) and the pull between them and the store;
 //! - [`ipc`]: fds and JSON-RPC over Unix sockets;
+//! - [`serve`]: the store as a read-only OCI registry for other machines;
 //! - [`verify`]: a check of the whole store.
 //!
-//! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`].
+//! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`],
+//! [`time`].
 
 pub mod content;
 pub mod digest;
@@ -23,7 +25,9 @@ pub mod extract;
 pub mod ipc;
 pub mod progress;
 pub mod random;
+pub mod serve;
 pub mod store;
+pub mod time;
 pub mod transport;
 pub mod verify;
 pub mod write;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cstor_core::ipc::rpc::{self, Client};
+use cstor_core::ipc::socket::{self, SocketAccess};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -44,19 +45,30 @@ impl NativeRpcServer {
 
 #[napi]
 impl NativeStore {
-    /// Serves this store on a new Unix socket at `path` (which must not exist); `writable` adds
-    /// the write methods.
+    /// Serves this store on a new Unix socket at `path` (which must not exist), mode 0600, or
+    /// 0660 and owned by `group` when one is given; `writable` adds the write methods.
     #[napi]
-    pub fn serve(&self, path: String, writable: Option<bool>) -> Result<NativeRpcServer> {
+    pub fn serve(
+        &self,
+        path: String,
+        writable: Option<bool>,
+        group: Option<String>,
+    ) -> Result<NativeRpcServer> {
         let store = self.store()?;
         let path = PathBuf::from(path);
-        let listener = within_runtime_if_available(|| tokio::net::UnixListener::bind(&path))
-            .map_err(|e| {
-                to_js_error(cstor_core::Error::Io {
-                    path: path.clone(),
-                    source: e,
-                })
-            })?;
+        let who = group.map_or(SocketAccess::Owner, SocketAccess::Group);
+        let listener = socket::listen(&path, &who).map_err(to_js_error)?;
+        let listener = within_runtime_if_available(|| {
+            listener.set_nonblocking(true)?;
+            tokio::net::UnixListener::from_std(listener)
+        })
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            to_js_error(cstor_core::Error::Io {
+                path: path.clone(),
+                source: e,
+            })
+        })?;
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let access = if writable.unwrap_or(false) {
             rpc::Access::Writable

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod ipc;
 pub mod progress;
 pub mod proxy;
+pub mod serve;
 pub mod store;
 pub mod transport;
 pub mod verify;

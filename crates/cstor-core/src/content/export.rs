@@ -210,9 +210,13 @@ impl Store {
         self.write_layer(layer, TarWriter::to_writer(out, options))
     }
 
-    fn write_layer(&self, layer: &Layer, mut writer: TarWriter) -> Result<ExportStats> {
+    /// Writes `layer`'s tar through `writer`, stopping once its window is written.
+    pub(crate) fn write_layer(&self, layer: &Layer, mut writer: TarWriter) -> Result<ExportStats> {
         let mut parts = self.layer_parts(layer)?;
         while let Some(part) = parts.next() {
+            if writer.is_past_window() {
+                break;
+            }
             match part? {
                 LayerPart::Segment(bytes) => writer.segment(&bytes)?,
                 LayerPart::Body {
@@ -363,10 +367,17 @@ impl Output<'_> {
 /// Writes tar bytes to an fd, buffering segments and small bodies, moving large bodies with the
 /// kernel; with verification on, a large body is read once for its CRC in cache-sized chunks and
 /// each chunk then moved by the kernel, so its bytes are copied to user space once, not twice.
+///
+/// A window limits the output to a byte range of the tar (an HTTP `Range`): bytes before it are
+/// skipped without being read, and the export stops at its end. A body the window cuts is not
+/// checked against its CRC, which covers the body whole.
 pub(crate) struct TarWriter<'a> {
     out: Output<'a>,
     mover: Mover,
     verify: bool,
+    window: std::ops::Range<u64>,
+    /// Offset in the tar of the next part.
+    position: u64,
     buffer: Vec<u8>,
     /// Where a large body's chunk is read for its CRC (empty until the first one).
     scratch: Vec<u8>,
@@ -398,15 +409,42 @@ impl<'a> TarWriter<'a> {
             out,
             mover,
             verify: options.verify,
+            window: 0..u64::MAX,
+            position: 0,
             buffer: Vec::with_capacity(OUTPUT_BUFFER_BYTES),
             scratch: Vec::new(),
             stats: ExportStats::default(),
         }
     }
 
+    /// Writes only bytes `window` of the tar.
+    pub(crate) fn window(mut self, window: std::ops::Range<u64>) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// Whether everything the window holds has been written.
+    pub(crate) fn is_past_window(&self) -> bool {
+        self.position >= self.window.end
+    }
+
+    /// The part of the next `len` bytes of the tar inside the window, relative to them.
+    fn advance(&mut self, len: u64) -> std::ops::Range<u64> {
+        let start = self.position;
+        self.position += len;
+        let from = self.window.start.saturating_sub(start).min(len);
+        let to = self.window.end.saturating_sub(start).min(len);
+        from..to.max(from)
+    }
+
     pub(crate) fn segment(&mut self, bytes: &[u8]) -> Result<()> {
-        self.buffer.extend_from_slice(bytes);
-        self.stats.bytes += bytes.len() as u64;
+        let inside = self.advance(bytes.len() as u64);
+        if inside.is_empty() {
+            return Ok(());
+        }
+        self.buffer
+            .extend_from_slice(&bytes[inside.start as usize..inside.end as usize]);
+        self.stats.bytes += inside.end - inside.start;
         if self.buffer.len() >= OUTPUT_BUFFER_BYTES {
             self.flush()?;
         }
@@ -439,26 +477,31 @@ impl<'a> TarWriter<'a> {
         size: u64,
         crc: Option<u64>,
     ) -> Result<()> {
+        let inside = self.advance(size);
+        if inside.is_empty() {
+            return Ok(());
+        }
+        let (from, to) = (inside.start, inside.end);
         self.stats.files += 1;
-        self.stats.bytes += size;
-        let mut digest = self
-            .verify
+        self.stats.bytes += to - from;
+        let whole = from == 0 && to == size;
+        let mut digest = (self.verify && whole)
             .then(|| crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64GoIso));
-        if size <= SMALL_BODY_BYTES || self.mover == Mover::ReadWrite {
-            self.buffer_range(body, path, 0, size, digest.as_mut())?;
+        if to - from <= SMALL_BODY_BYTES || self.mover == Mover::ReadWrite {
+            self.buffer_range(body, path, from, to - from, digest.as_mut())?;
         } else {
             self.flush()?;
-            let mut sent = 0;
-            while sent < size {
+            let mut sent = from;
+            while sent < to {
                 let checked = match digest.as_mut() {
                     Some(digest) => {
-                        let len = (size - sent).min(VERIFY_CHUNK_BYTES) as usize;
+                        let len = (to - sent).min(VERIFY_CHUNK_BYTES) as usize;
                         self.scratch.resize(VERIFY_CHUNK_BYTES as usize, 0);
                         read_exact_at(body, &mut self.scratch[..len], sent, path)?;
                         digest.update(&self.scratch[..len]);
                         sent + len as u64
                     }
-                    None => size,
+                    None => to,
                 };
                 while sent < checked {
                     sent += self.move_range(body, path, sent, checked - sent)?;
@@ -599,6 +642,65 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64, path: &Path) -> Resul
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStringExt;
+
+    /// Every window of a tar made of segments and small and large bodies is the same slice of
+    /// the whole, through a writer (read/write) and through a file (kernel copies), with the
+    /// CRC checked of each body the window holds whole.
+    #[test]
+    fn a_window_writes_exactly_that_slice_of_the_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        let large = dir.path().join("large");
+        std::fs::write(&small, b"0123456789").unwrap();
+        let large_bytes: Vec<u8> = (0..3 * SMALL_BODY_BYTES as usize)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        std::fs::write(&large, &large_bytes).unwrap();
+        let crc = |bytes: &[u8]| {
+            let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc64GoIso);
+            digest.update(bytes);
+            digest.finalize()
+        };
+        let (small_crc, large_crc) = (crc(b"0123456789"), crc(&large_bytes));
+        let write = |writer: &mut TarWriter| {
+            writer.segment(b"head-1").unwrap();
+            writer
+                .body(&File::open(&small).unwrap(), &small, 10, Some(small_crc))
+                .unwrap();
+            writer.segment(b"head-2").unwrap();
+            let size = large_bytes.len() as u64;
+            writer
+                .body(&File::open(&large).unwrap(), &large, size, Some(large_crc))
+                .unwrap();
+            writer.segment(b"end").unwrap();
+        };
+        let mut whole = Vec::new();
+        let mut writer = TarWriter::to_writer(&mut whole, ExportOptions::default());
+        write(&mut writer);
+        writer.finish().unwrap();
+        let n = whole.len() as u64;
+        for window in [0..n, 0..3, 4..9, 6..16, 10..30, 20..n - 2, n - 3..n, 5..5] {
+            let mut bytes = Vec::new();
+            let mut writer =
+                TarWriter::to_writer(&mut bytes, ExportOptions::default()).window(window.clone());
+            write(&mut writer);
+            let stats = writer.finish().unwrap();
+            let expected = &whole[window.start as usize..window.end as usize];
+            assert_eq!(bytes, expected, "window {window:?}");
+            assert_eq!(stats.bytes, expected.len() as u64);
+
+            let mut file = tempfile::tempfile().unwrap();
+            let mut writer =
+                TarWriter::new(&mut file, ExportOptions { verify: false }).window(window.clone());
+            write(&mut writer);
+            writer.finish().unwrap();
+            let mut copied = Vec::new();
+            use std::io::{Read, Seek};
+            file.rewind().unwrap();
+            file.read_to_end(&mut copied).unwrap();
+            assert_eq!(copied, expected, "window {window:?} into a file");
+        }
+    }
 
     /// A FIFO where the tar-split names a file body once made every export and TOC of the layer
     /// wait forever in `open` (found by `__test__/hostile.test.ts`).

@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::content::compression::Compression;
 use crate::digest::{sha256, Hashing};
 use crate::error::{Error, IoContext, Result};
+use crate::time::local_rfc3339;
 use crate::transport::{host_platform, ImageSource};
-use crate::write::layer::local_rfc3339;
 
 /// A tar file offered as a one-layer image.
 pub struct Tarball {

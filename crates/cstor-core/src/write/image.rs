@@ -22,8 +22,8 @@ use crate::store::images::{big_data_file_name, Image, ImageRecord};
 use crate::store::lineage::Lineage;
 use crate::store::names;
 use crate::store::{is_valid_id, Store};
+use crate::time::now_rfc3339;
 use crate::write::atomic::{self, TEMP_PREFIX};
-use crate::write::layer::now_rfc3339;
 use crate::write::transaction::IMAGES_DIR;
 
 /// An image to create.
