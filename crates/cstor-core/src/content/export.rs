@@ -7,7 +7,8 @@
 //! (`copy_file_range` to a file, `sendfile` to a pipe or socket); with it on, a large body is
 //! read once in chunks for its CRC and each chunk is then moved the same way, so its bytes reach
 //! user space once. Small bodies are buffered with the headers around them. An export into a
-//! plain [`Write`] (a hash, for `verify`) reads each body once and feeds it CRC and writer alike.
+//! plain [`Write`] reads each body once and feeds it CRC and writer alike; one into a
+//! [`Sha256Thread`] (for `verify`) hands over the very buffers the bodies were read into.
 //!
 //! The sha256 of the output is the layer's `diff-digest` (tested against every fixture layer and
 //! against `tar-split asm`). A composefs layer's bodies are content objects named by its TOC
@@ -27,6 +28,7 @@ use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
 use crate::content::sparse::check_rebuildable;
 use crate::content::tarsplit::{Decoder, Entry};
+use crate::digest::thread::Sha256Thread;
 use crate::error::{into_core_error, Error, IoContext, Result};
 use crate::store::layers::Layer;
 use crate::store::Store;
@@ -34,6 +36,12 @@ use crate::store::Store;
 /// Segments are gathered up to this size before a write, so a tar of small files is not one
 /// syscall per 512-byte header.
 const OUTPUT_BUFFER_BYTES: usize = 1 << 20;
+
+/// The buffers handed to a hashing thread are smaller: one is hashed on another core while it is
+/// still in the cache of the core that read it (the few in flight fit a core's L2). Measured on
+/// this project's 2-core CI machine, a 2 GB file read on one core and hashed on the other: SHA-256
+/// at 1.32 GB/s with 1 MiB buffers, 1.78 GB/s with 128 KiB.
+const HASH_BUFFER_BYTES: usize = 128 << 10;
 
 /// Bodies up to this size join the output buffer with the headers around them: one write for
 /// many small files costs less than a kernel copy per file.
@@ -210,6 +218,20 @@ impl Store {
         self.write_layer(layer, TarWriter::to_writer(out, options))
     }
 
+    /// Hashes the tar of `layer` on the hashing thread of `hash`, which is given the buffers the
+    /// tar is assembled in: every byte is read from `diff/` once and never copied after.
+    pub fn export_layer_to_hash(
+        &self,
+        layer: &Layer,
+        hash: &mut Sha256Thread,
+        options: ExportOptions,
+    ) -> Result<ExportStats> {
+        self.write_layer(
+            layer,
+            TarWriter::with(Output::Hash(hash), Mover::ReadWrite, options),
+        )
+    }
+
     /// Writes `layer`'s tar through `writer`, stopping once its window is written.
     pub(crate) fn write_layer(&self, layer: &Layer, mut writer: TarWriter) -> Result<ExportStats> {
         let mut parts = self.layer_parts(layer)?;
@@ -346,20 +368,15 @@ enum Output<'a> {
     Fd(&'a mut File),
     /// Anything else that takes bytes; only [`Mover::ReadWrite`] can reach it.
     Writer(&'a mut dyn Write),
+    /// A hash on its own thread, which takes the output buffer itself when it is full.
+    Hash(&'a mut Sha256Thread),
 }
 
 impl Output<'_> {
     fn fd(&self) -> Option<RawFd> {
         match self {
             Output::Fd(file) => Some(file.as_raw_fd()),
-            Output::Writer(_) => None,
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Output::Fd(file) => file.write(bytes),
-            Output::Writer(writer) => writer.write(bytes),
+            Output::Writer(_) | Output::Hash(_) => None,
         }
     }
 }
@@ -379,6 +396,8 @@ pub(crate) struct TarWriter<'a> {
     /// Offset in the tar of the next part.
     position: u64,
     buffer: Vec<u8>,
+    /// The buffer is written out once it holds this much.
+    buffer_bytes: usize,
     /// Where a large body's chunk is read for its CRC (empty until the first one).
     scratch: Vec<u8>,
     stats: ExportStats,
@@ -405,13 +424,18 @@ impl<'a> TarWriter<'a> {
     }
 
     fn with(out: Output<'a>, mover: Mover, options: ExportOptions) -> Self {
+        let buffer_bytes = match out {
+            Output::Hash(_) => HASH_BUFFER_BYTES,
+            Output::Fd(_) | Output::Writer(_) => OUTPUT_BUFFER_BYTES,
+        };
         TarWriter {
             out,
             mover,
             verify: options.verify,
             window: 0..u64::MAX,
             position: 0,
-            buffer: Vec::with_capacity(OUTPUT_BUFFER_BYTES),
+            buffer: Vec::with_capacity(buffer_bytes),
+            buffer_bytes,
             scratch: Vec::new(),
             stats: ExportStats::default(),
         }
@@ -445,20 +469,31 @@ impl<'a> TarWriter<'a> {
         self.buffer
             .extend_from_slice(&bytes[inside.start as usize..inside.end as usize]);
         self.stats.bytes += inside.end - inside.start;
-        if self.buffer.len() >= OUTPUT_BUFFER_BYTES {
+        if self.buffer.len() >= self.buffer_bytes {
             self.flush()?;
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
+        let fd = self.out.fd();
+        let out: &mut dyn Write = match &mut self.out {
+            Output::Fd(file) => *file,
+            Output::Writer(writer) => *writer,
+            Output::Hash(hash) => {
+                let mut next = hash.exchange(std::mem::take(&mut self.buffer));
+                next.reserve(self.buffer_bytes);
+                self.buffer = next;
+                return Ok(());
+            }
+        };
         let mut written = 0;
         while written < self.buffer.len() {
-            match self.out.write(&self.buffer[written..]) {
+            match out.write(&self.buffer[written..]) {
                 Ok(0) => return Err(Error::io("<output>", std::io::ErrorKind::WriteZero.into())),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match self.out.fd() {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match fd {
                     Some(fd) => wait_writable(fd)?,
                     None => return Err(Error::io("<output>", e)),
                 },
@@ -576,17 +611,12 @@ impl<'a> TarWriter<'a> {
     ) -> Result<()> {
         let mut done = 0;
         while done < len {
-            if self.buffer.len() >= OUTPUT_BUFFER_BYTES {
+            if self.buffer.len() >= self.buffer_bytes {
                 self.flush()?;
             }
             let start = self.buffer.len();
-            let want = (OUTPUT_BUFFER_BYTES - start).min((len - done) as usize);
-            self.buffer.resize(start + want, 0);
-            let read = read_exact_at(body, &mut self.buffer[start..], offset + done, path);
-            if read.is_err() {
-                self.buffer.truncate(start);
-            }
-            read?;
+            let want = (self.buffer_bytes - start).min((len - done) as usize);
+            append_exact_at(body, &mut self.buffer, want, offset + done, path)?;
             if let Some(digest) = digest.as_mut() {
                 digest.update(&self.buffer[start..]);
             }
@@ -626,6 +656,34 @@ pub(crate) fn read_checked(
         check_crc(path, expected, digest.finalize())?;
     }
     Ok(bytes)
+}
+
+/// Appends `len` bytes of `file` from `offset` to `buffer`, read straight into its spare
+/// capacity: a verify passes every byte of a layer through here, and zero-filling the buffer
+/// before each read cost as much as the CRC-64. On an error `buffer` keeps its length.
+fn append_exact_at(
+    file: &File,
+    buffer: &mut Vec<u8>,
+    len: usize,
+    offset: u64,
+    path: &Path,
+) -> Result<()> {
+    buffer.reserve(len);
+    let start = buffer.len();
+    let mut filled = 0;
+    while filled < len {
+        let spare = &mut buffer.spare_capacity_mut()[filled..len];
+        match rustix::io::pread(file, spare, offset + filled as u64) {
+            Ok(([], _)) => return Err(Error::corrupt(path, "file shrank while being exported")),
+            Ok((read, _)) => filled += read.len(),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(Error::io(path, e.into())),
+        }
+    }
+    // SAFETY: the reads above initialized the `len` bytes after `start`, all within the capacity
+    // `reserve` made.
+    unsafe { buffer.set_len(start + len) };
+    Ok(())
 }
 
 /// Fills `buf` from `file` at `offset`; a file that ends early no longer matches its tar-split.
