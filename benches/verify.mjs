@@ -10,7 +10,7 @@
 // each body, sha256 of the tar) and compares every path of diff/ with its tar header;
 // `--quick` does the latter only, reading no file content. `podman system check` rebuilds and
 // digests every layer and then mounts each one and compares the tree with the headers;
-// `--quick` skips the mount and comparison (it still rebuilds and digests every layer).
+// podman 5.8's `--quick` skips both the digests and the comparison (no per-file work).
 //
 //   node benches/verify.mjs [--source /usr] [--runs 1]
 // Needs `npm run build` first and root. Writes bench-results/verify.md (git-ignored).

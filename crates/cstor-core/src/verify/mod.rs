@@ -10,8 +10,8 @@
 //! `big-data-sizes` and `big-data-digests`; each parent, image top layer, overlay `link`,
 //! `lower` entry and `l/` symlink against what it names.
 //!
-//! A quick check reads no file content: structure and metadata only. (podman's `--quick` still
-//! rebuilds and hashes every layer; it skips only the comparison of mounted trees.)
+//! A quick check reads no file content: structure and metadata only. (podman 5.8's `--quick`
+//! does less: it neither hashes layers nor compares their trees.)
 //!
 //! Damage is a [`Finding`], not an `Err`: a check goes on past it, so one run reports everything.
 //! Only metadata without which nothing can be checked (`layers.json`, `images.json`,
