@@ -104,6 +104,18 @@ describe('a layer with a sparse member', () => {
     }
   })
 
+  it('is reported by verify, full and quick, as unverifiable, naming the entry, and as nothing else', async () => {
+    for (const quick of [false, true]) {
+      const report = await storage.verify({ quick })
+      for (const [tar, entry, format] of sparseTars) {
+        const layer = await layerOf(tar)
+        const about = report.findings.filter((f) => f.subject === layer.id && f.kind !== 'layer-unreferenced')
+        expect(about.map((f) => [f.kind, f.severity]), `${tar} quick=${quick}`).toEqual([['layer-content-unverifiable', 'warning']])
+        expect(about[0].message).toContain(`entry "${entry}" is a sparse file (${format})`)
+      }
+    }
+  })
+
   it('leaves the other layers of the store exportable', async () => {
     const rootfs = path.join(dir, 'plain')
     fs.mkdirSync(rootfs)

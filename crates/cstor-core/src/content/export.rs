@@ -26,7 +26,7 @@ use std::path::{Component, Path, PathBuf};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 
-use crate::content::sparse::check_rebuildable;
+use crate::content::sparse::{check_rebuildable, RebuildCheck};
 use crate::content::tarsplit::{Decoder, Entry};
 use crate::digest::thread::Sha256Thread;
 use crate::error::{into_core_error, Error, IoContext, Result};
@@ -103,6 +103,9 @@ pub struct LayerParts {
     /// A composefs layer's content objects by tar path (see [`crate::content::composefs`]); `None` when
     /// bodies are in `diff/` under their own names.
     objects: Option<HashMap<PathBuf, PathBuf>>,
+    /// Set when the tar-split was not scanned for sparse members before the first part: each
+    /// entry is checked as it is decoded.
+    inline_check: Option<RebuildCheck>,
 }
 
 impl Iterator for LayerParts {
@@ -110,7 +113,14 @@ impl Iterator for LayerParts {
 
     fn next(&mut self) -> Option<Result<LayerPart>> {
         loop {
-            let part = match self.decoder.next()? {
+            let entry = self
+                .decoder
+                .next()?
+                .and_then(|entry| match &mut self.inline_check {
+                    Some(check) => check.entry(&entry).map(|()| entry),
+                    None => Ok(entry),
+                });
+            let part = match entry {
                 Err(e) => Err(e),
                 Ok(Entry::Segment(bytes)) => Ok(LayerPart::Segment(bytes)),
                 Ok(Entry::File { size: 0, .. }) => continue,
@@ -154,9 +164,19 @@ impl Store {
     /// The parts of `layer`'s tar, to be streamed or passed on as fds. A layer whose tar cannot
     /// be rebuilt from them (a sparse member) fails here, before any part is handed out.
     pub fn layer_parts(&self, layer: &Layer) -> Result<LayerParts> {
+        self.parts(layer, SparseCheck::Before)
+    }
+
+    fn parts(&self, layer: &Layer, sparse: SparseCheck) -> Result<LayerParts> {
         let (mut split, split_path) = self.tar_split_file(layer)?;
-        check_rebuildable(&split, &split_path, layer.id())?;
-        split.rewind().at(&split_path)?;
+        let inline_check = match sparse {
+            SparseCheck::Before => {
+                check_rebuildable(&split, &split_path, layer.id())?;
+                split.rewind().at(&split_path)?;
+                None
+            }
+            SparseCheck::Inline => Some(RebuildCheck::new(layer.id())),
+        };
         let decoder = Decoder::new(split, &split_path);
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let store_dir = &self.dir(layer.store_index).dir;
@@ -171,6 +191,7 @@ impl Store {
             diff_path,
             split_path,
             objects,
+            inline_check,
         })
     }
 
@@ -219,38 +240,50 @@ impl Store {
     }
 
     /// Hashes the tar of `layer` on the hashing thread of `hash`, which is given the buffers the
-    /// tar is assembled in: every byte is read from `diff/` once and never copied after.
+    /// tar is assembled in: every byte is read from `diff/` once and never copied after. A sparse
+    /// member fails the export when it is reached (the digest is then never taken), which spares
+    /// a pass over the whole tar-split before the first byte.
     pub fn export_layer_to_hash(
         &self,
         layer: &Layer,
         hash: &mut Sha256Thread,
         options: ExportOptions,
     ) -> Result<ExportStats> {
-        self.write_layer(
-            layer,
-            TarWriter::with(Output::Hash(hash), Mover::ReadWrite, options),
-        )
+        let writer = TarWriter::with(Output::Hash(hash), Mover::ReadWrite, options);
+        write_parts(self.parts(layer, SparseCheck::Inline)?, writer)
     }
 
     /// Writes `layer`'s tar through `writer`, stopping once its window is written.
-    pub(crate) fn write_layer(&self, layer: &Layer, mut writer: TarWriter) -> Result<ExportStats> {
-        let mut parts = self.layer_parts(layer)?;
-        while let Some(part) = parts.next() {
-            if writer.is_past_window() {
-                break;
-            }
-            match part? {
-                LayerPart::Segment(bytes) => writer.segment(&bytes)?,
-                LayerPart::Body {
-                    name,
-                    size,
-                    crc,
-                    file,
-                } => writer.body(&file, &parts.diff_path.join(name), size, crc)?,
-            }
-        }
-        writer.finish()
+    pub(crate) fn write_layer(&self, layer: &Layer, writer: TarWriter) -> Result<ExportStats> {
+        write_parts(self.layer_parts(layer)?, writer)
     }
+}
+
+/// When a layer's tar-split is checked for the sparse members it cannot rebuild.
+enum SparseCheck {
+    /// In a pass of its own before the first part: nothing is handed out for such a layer.
+    Before,
+    /// Entry by entry as parts are made, for an output nobody sees before the export ends.
+    Inline,
+}
+
+/// Writes the parts through `writer`, stopping once its window is written.
+fn write_parts(mut parts: LayerParts, mut writer: TarWriter) -> Result<ExportStats> {
+    while let Some(part) = parts.next() {
+        if writer.is_past_window() {
+            break;
+        }
+        match part? {
+            LayerPart::Segment(bytes) => writer.segment(&bytes)?,
+            LayerPart::Body {
+                name,
+                size,
+                crc,
+                file,
+            } => writer.body(&file, &parts.diff_path.join(name), size, crc)?,
+        }
+    }
+    writer.finish()
 }
 
 /// The path of an entry beneath the layer root (empty for the root itself): tar names are

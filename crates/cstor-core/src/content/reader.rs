@@ -21,6 +21,7 @@ use std::os::unix::fs::FileExt;
 use std::rc::Rc;
 
 use crate::content::export::{LayerPart, LayerParts};
+use crate::content::sparse::RebuildCheck;
 use crate::content::tarsplit::{Decoder, Entry};
 
 /// The most a tar parser may read between two seeks outside an entry's content: one header and
@@ -55,7 +56,9 @@ impl ContentReads {
 /// Where the parts come from: bodies opened from `diff/`, or the tar-split alone.
 enum Source {
     Parts(LayerParts),
-    TarSplit(Decoder<File>),
+    /// With the check that stops at a sparse member: its body in the tar is not the size the
+    /// tar-split records, so every header after it would be read from the wrong place.
+    TarSplit(Decoder<File>, RebuildCheck),
 }
 
 impl Source {
@@ -69,13 +72,16 @@ impl Source {
                     size,
                 },
             })),
-            Source::TarSplit(decoder) => Some(decoder.next()?.map(|entry| match entry {
-                Entry::Segment(bytes) => Current::Segment { bytes, at: 0 },
-                Entry::File { size, .. } => Current::Body {
-                    file: None,
-                    at: 0,
-                    size,
-                },
+            Source::TarSplit(decoder, check) => Some(decoder.next()?.and_then(|entry| {
+                check.entry(&entry)?;
+                Ok(match entry {
+                    Entry::Segment(bytes) => Current::Segment { bytes, at: 0 },
+                    Entry::File { size, .. } => Current::Body {
+                        file: None,
+                        at: 0,
+                        size,
+                    },
+                })
             })),
         }
     }
@@ -103,9 +109,11 @@ impl LayerReader {
     /// A reader of the tar's headers alone, from the tar-split (`Store::tar_split`), for a
     /// parser that seeks over every body (`tar::Archive::entries_with_seek`): reading a body is an
     /// error, so nothing in `diff/` is opened or read. It keeps the metadata limit of
-    /// [`LayerReader::for_parser`].
-    pub fn headers_only(decoder: Decoder<File>) -> Self {
-        let mut reader = LayerReader::of(Source::TarSplit(decoder));
+    /// [`LayerReader::for_parser`]. A sparse member of layer `layer` (whose headers cannot be
+    /// told apart from its body here) is an [`crate::Error::Unrebuildable`].
+    pub fn headers_only(decoder: Decoder<File>, layer: &str) -> Self {
+        let source = Source::TarSplit(decoder, RebuildCheck::new(layer));
+        let mut reader = LayerReader::of(source);
         reader.run = Some((0, ContentReads::default()));
         reader
     }

@@ -11,6 +11,7 @@
 //! An export must not hand out bytes that silently differ, so before any byte is written the
 //! tar-split is scanned: the headers recorded in the segments before each file entry are read as
 //! tar headers, and a sparse one stops the export with [`Error::Unrebuildable`] naming the entry.
+//! (An export into a hash, which hands nothing out, checks each entry as it goes instead.)
 //!
 //! Writing a layer, cstor reads PAX sparse members as podman does (Go's reader, whose rules
 //! `pax_sparse`, `read_map_1x0` and `expand` follow): the file gets its real name and size,
@@ -234,31 +235,57 @@ pub(crate) fn expand(
 /// Fails with [`Error::Unrebuildable`] at the first member of the tar-split `gzipped` (of layer
 /// `layer`) whose tar body tar-split cannot give back.
 pub(crate) fn check_rebuildable(gzipped: impl Read, split_path: &Path, layer: &str) -> Result<()> {
-    // The segments since the previous body: its padding, then this member's header blocks.
-    let mut headers = Vec::new();
-    let mut padding = 0;
+    let mut check = RebuildCheck::new(layer);
     for entry in Decoder::new(gzipped, split_path) {
-        match entry? {
+        check.entry(&entry?)?;
+    }
+    Ok(())
+}
+
+/// [`check_rebuildable`] one entry at a time, for a reader of the tar-split that may see a sparse
+/// member only once the tar before it is produced: an export into a hash, whose digest an error
+/// discards, needs no pass over the tar-split of its own before it starts.
+pub(crate) struct RebuildCheck {
+    layer: String,
+    /// The segments since the previous body: its padding, then this member's header blocks.
+    headers: Vec<u8>,
+    padding: usize,
+}
+
+impl RebuildCheck {
+    pub(crate) fn new(layer: &str) -> Self {
+        RebuildCheck {
+            layer: layer.to_owned(),
+            headers: Vec::new(),
+            padding: 0,
+        }
+    }
+
+    /// Takes the next entry; fails at a file entry whose member is sparse.
+    pub(crate) fn entry(&mut self, entry: &Entry) -> Result<()> {
+        match entry {
             Entry::Segment(bytes) => {
-                let room = MAX_HEADER_BYTES.saturating_sub(headers.len());
-                headers.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                let room = MAX_HEADER_BYTES.saturating_sub(self.headers.len());
+                self.headers
+                    .extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
             Entry::File { name, size, .. } => {
-                if let Some(reason) = sparse_format(headers.get(padding..).unwrap_or_default()) {
+                let blocks = self.headers.get(self.padding..).unwrap_or_default();
+                if let Some(reason) = sparse_format(blocks) {
                     return Err(Error::Unrebuildable {
-                        layer: layer.to_owned(),
-                        entry: String::from_utf8_lossy(&name).into_owned(),
+                        layer: self.layer.clone(),
+                        entry: String::from_utf8_lossy(name).into_owned(),
                         reason: format!(
                             "a sparse file ({reason}), whose sparse map tar-split does not keep"
                         ),
                     });
                 }
-                headers.clear();
-                padding = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
+                self.headers.clear();
+                self.padding = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The sparse format of the member whose header blocks start `blocks`, if it is sparse: the

@@ -245,7 +245,7 @@ impl Store {
             detail: format!("the layer's tar does not parse: {e}"),
         };
         let failed = |e: std::io::Error| into_core_error(e, corrupt);
-        let mut archive = tar::Archive::new(LayerReader::headers_only(decoder));
+        let mut archive = tar::Archive::new(LayerReader::headers_only(decoder, layer.id()));
         let mut headers = Headers::default();
         for entry in archive.entries_with_seek().map_err(failed)? {
             let mut entry = entry.map_err(failed)?;

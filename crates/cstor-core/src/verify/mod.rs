@@ -82,7 +82,8 @@ pub enum Kind {
     LayerIncorrectContentDigest,
     /// The rebuilt tar is not `diff-size` bytes long.
     LayerIncorrectContentSize,
-    /// The layer has no tar-split to check its content against.
+    /// The layer has no tar-split to check its content against, or one that cannot rebuild its
+    /// tar (a sparse member).
     LayerContentUnverifiable,
     /// The layer's `link` file is missing or names no `l/` symlink, or one leading elsewhere.
     LayerLinkMissing,
@@ -513,17 +514,18 @@ impl<'a> Checker<'a> {
     }
 
     /// Reports each path of `diff/` that differs from the layer's tar headers. A layer without
-    /// a tar-split is reported by the content check, or here when that does not run.
+    /// a tar-split, or with a sparse member (whose headers cannot be told from the tar-split), is
+    /// reported by the content check, or here when that does not run.
     fn metadata(&mut self, layer: &Layer, differences: Result<Vec<Difference>>) {
-        let differences = match differences {
+        let differences = match differences.map_err(unverifiable) {
             Ok(differences) => differences,
-            Err(Error::Unsupported { what }) => {
+            Err(Ok(reason)) => {
                 if self.options.quick {
-                    self.report(Kind::LayerContentUnverifiable, layer.id(), what);
+                    self.report(Kind::LayerContentUnverifiable, layer.id(), reason);
                 }
                 return;
             }
-            Err(e) => return self.failed(Kind::LayerMetadataModified, layer.id(), e),
+            Err(Err(e)) => return self.failed(Kind::LayerMetadataModified, layer.id(), e),
         };
         let diff = overlay_file(layer.id(), "diff");
         for difference in differences {
@@ -624,12 +626,11 @@ impl<'a> Checker<'a> {
                 .export_layer_to_hash(layer, &mut hash, ExportOptions { verify: true });
         let stats = match exported {
             Ok(stats) => stats,
-            Err(Error::Unsupported { what }) => {
-                self.report(Kind::LayerContentUnverifiable, layer.id(), what);
-                return 0;
-            }
             Err(e) => {
-                self.failed(Kind::LayerContentModified, layer.id(), e);
+                match unverifiable(e) {
+                    Ok(reason) => self.report(Kind::LayerContentUnverifiable, layer.id(), reason),
+                    Err(e) => self.failed(Kind::LayerContentModified, layer.id(), e),
+                }
                 return 0;
             }
         };
@@ -656,6 +657,16 @@ impl<'a> Checker<'a> {
             }
         }
         stats.bytes
+    }
+}
+
+/// Why a layer's content cannot be checked, when `error` says it cannot: it has no tar-split, or
+/// one that cannot rebuild its tar (a sparse member). Any other error comes back as it is.
+fn unverifiable(error: Error) -> std::result::Result<String, Error> {
+    match error {
+        Error::Unsupported { what } => Ok(what),
+        unrebuildable @ Error::Unrebuildable { .. } => Ok(unrebuildable.to_string()),
+        other => Err(other),
     }
 }
 
