@@ -11,13 +11,16 @@
 //! is on disk and replaced by rename on each save.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
 use serde::{Deserialize, Serialize};
 
 use crate::content::compression::Compression;
+use crate::error::IoContext;
 use crate::transport::Descriptor;
+use crate::write::atomic;
 
 /// Bounds that keep the file small whatever is pushed: entries beyond them are dropped.
 const MAX_KEYS: usize = 20_000;
@@ -167,30 +170,22 @@ fn add_missing<T: PartialEq>(map: &mut BTreeMap<String, Vec<T>>, key: &str, valu
     }
 }
 
-fn write(path: &Path, entries: &Entries) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut temp = tempfile_in(dir)?;
-    // Not synced: after a power cut a torn file reads as an empty cache, which costs uploads only.
-    temp.1.write_all(&serde_json::to_vec(entries)?)?;
-    std::fs::rename(&temp.0, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&temp.0);
-    })
-}
-
-/// A new file beside the cache, private to its user.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let name = dir.join(format!(
-        ".blob-info-cache-{}.tmp",
-        &crate::random::hex_id()[..12]
-    ));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&name)?;
-    Ok((name, file))
+/// Replaces the cache file through [`atomic::write_file`], so a concurrent copy reads the old
+/// cache or the new one, never a part.
+fn write(path: &Path, entries: &Entries) -> crate::Result<()> {
+    let dir_path = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| {
+            crate::Error::InvalidArgument(format!("{}: not a file name", path.display()))
+        })?;
+    std::fs::create_dir_all(dir_path).at(dir_path)?;
+    let dir = Dir::open_ambient_dir(dir_path, ambient_authority()).at(dir_path)?;
+    let bytes = serde_json::to_vec(entries)
+        .map_err(std::io::Error::from)
+        .at(path)?;
+    atomic::write_file(&dir, name, &bytes, 0o600, path)
 }
 
 #[cfg(test)]
