@@ -354,17 +354,18 @@ pub mod typescript {
     //! `ts/generated/operations.ts` (checked against this by a test, so the two never differ).
 
     use std::any::TypeId;
-    use std::collections::HashSet;
+    use std::collections::{BTreeMap, HashSet};
 
     use ts_rs::{Config, TypeVisitor, TS};
 
     use super::{Operation, OPERATIONS};
 
-    /// Declarations collected once each, dependencies first.
+    /// Declarations collected once each, by name: the order ts-rs visits dependencies in is
+    /// not the same in every build, and TypeScript needs none.
     #[derive(Default)]
     pub struct Declarations {
         seen: HashSet<TypeId>,
-        text: String,
+        declared: BTreeMap<String, String>,
         methods: String,
         config: Config,
     }
@@ -376,8 +377,8 @@ pub mod typescript {
             }
             T::visit_dependencies(&mut Visitor(self));
             if T::output_path().is_some() {
-                self.text
-                    .push_str(&format!("export {}\n\n", T::decl(&self.config)));
+                let declaration = format!("export {}\n\n", T::decl(&self.config));
+                self.declared.insert(T::name(&self.config), declaration);
             }
         }
     }
@@ -418,7 +419,8 @@ pub mod typescript {
         format!(
             "// Generated from crates/cstor-core/src/ops by `cargo test -p cstor-core typescript` \
              (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.\n\n{}/** Every operation: its parameters and result. */\nexport interface Operations {{\n{}}}\n",
-            declarations.text, declarations.methods
+            declarations.declared.into_values().collect::<String>(),
+            declarations.methods
         )
     }
 
