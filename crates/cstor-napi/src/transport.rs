@@ -3,9 +3,10 @@
 use cstor_core::content::compression::Compression;
 use cstor_core::transport::copy::{Copied, CopyOptions};
 use cstor_core::transport::oci_layout::OciLayoutDestination;
-use cstor_core::transport::pull::Pulled;
+use cstor_core::transport::open_destination;
+use cstor_core::transport::pull::{PullOptions, Pulled};
+use cstor_core::transport::system_context::SystemContext;
 use cstor_core::transport::tarball::Tarball;
-use cstor_core::transport::{open_destination, open_source};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
@@ -16,8 +17,8 @@ use crate::store::NativeStore;
 
 #[napi]
 impl NativeStore {
-    /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
-    /// store; `tls_verify: false` speaks plain HTTP to a registry.
+    /// Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`, or a
+    /// registry image name) into the store; `tls_verify: false` skips TLS verification.
     #[napi]
     pub async fn pull(
         &self,
@@ -28,8 +29,15 @@ impl NativeStore {
     ) -> Result<PullInfo> {
         let store = self.store()?;
         blocking(move || {
-            let mut source = open_source(&source, None, tls_verify.unwrap_or(true))?;
-            store.pull(source.as_mut(), name.as_deref(), &mut reporter(on_progress))
+            let options = PullOptions {
+                name,
+                platform: None,
+                context: SystemContext {
+                    tls_verify,
+                    ..SystemContext::default()
+                },
+            };
+            store.pull_image(&source, &options, &mut reporter(on_progress))
         })
         .await
         .map(PullInfo::from)
@@ -84,11 +92,14 @@ impl NativeStore {
     ) -> Result<CopyInfo> {
         let store = self.store()?;
         let options = options.unwrap_or_default();
-        let tls_verify = options.tls_verify.unwrap_or(true);
+        let context = SystemContext {
+            tls_verify: options.tls_verify,
+            ..SystemContext::default()
+        };
         let options = copy_options(options.compression.as_deref(), "gzip", options.platform);
         blocking(move || {
             let image = store.image(&reference)?;
-            let open = || open_destination(&destination, tls_verify);
+            let open = || open_destination(&destination, &context);
             store.copy_to(&image, open, &options?, &mut reporter(on_progress))
         })
         .await
@@ -122,7 +133,7 @@ pub struct OciOptionsInfo {
 pub struct CopyOptionsInfo {
     /// `"gzip"` (default), `"zstd"` or `"none"`.
     pub compression: Option<String>,
-    /// `false` speaks plain HTTP to a registry.
+    /// `false` skips TLS verification (and allows plain HTTP) for a registry.
     pub tls_verify: Option<bool>,
     /// `os/architecture[/variant]` the image must be.
     pub platform: Option<String>,

@@ -23,8 +23,9 @@ use serde_json::{json, Value};
 use crate::error::Error;
 use crate::ipc::fdpass::WireError;
 use crate::store::Store;
-use crate::transport::open_source;
+use crate::transport::pull::PullOptions;
 use crate::transport::pull::Pulled;
+use crate::transport::system_context::SystemContext;
 use crate::transport::tarball::Tarball;
 use crate::write::image::{Created, NewImage};
 use crate::write::layer::NewLayer;
@@ -69,18 +70,18 @@ pub(crate) fn handle(
 ) -> Result<Value, Failure> {
     let result = match method {
         "Pull" => {
-            let mut source = open_source(
-                string(params, "source")?,
-                None,
-                params
-                    .get("tlsVerify")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(true),
-            )?;
+            let options = PullOptions {
+                name: optional(params, "name")?.map(str::to_owned),
+                platform: None,
+                context: SystemContext {
+                    tls_verify: params.get("tlsVerify").and_then(Value::as_bool),
+                    ..SystemContext::default()
+                },
+            };
             let mut failed = None;
-            let pulled = store.pull(
-                source.as_mut(),
-                optional(params, "name")?,
+            let pulled = store.pull_image(
+                string(params, "source")?,
+                &options,
                 &mut |p| {
                     let progress = json!({ "layer": p.layer, "layers": p.layers, "bytes": p.bytes, "totalBytes": p.total_bytes });
                     if failed.is_none() {
