@@ -102,8 +102,8 @@ export declare class NativeStore {
   lowerChain(reference: string): Promise<Array<LayerInfo>>
   resolveLink(link: string): Promise<LayerInfo>
   /**
-   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`) into the
-   * store; `tls_verify: false` speaks plain HTTP to a registry.
+   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`, or a
+   * registry image name) into the store; `tls_verify: false` skips TLS verification.
    */
   pull(source: string, name?: string | undefined | null, tlsVerify?: boolean | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
   /** `podman import`: a root filesystem tar file as a one-layer image. */
@@ -174,7 +174,7 @@ export interface CopyInfo {
 export interface CopyOptionsInfo {
   /** `"gzip"` (default), `"zstd"` or `"none"`. */
   compression?: string
-  /** `false` speaks plain HTTP to a registry. */
+  /** `false` skips TLS verification (and allows plain HTTP) for a registry. */
   tlsVerify?: boolean
   /** `os/architecture[/variant]` the image must be. */
   platform?: string

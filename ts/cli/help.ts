@@ -148,16 +148,20 @@ const COMMANDS: Record<string, Command> = {
     exit: '0 clean (warnings and info allowed), 1 an error was found or the check failed, 2 usage',
   },
   pull: {
-    usage: 'pull <oci:DIR[:REF] | docker-archive:FILE[:REF] | docker://REF> [NAME] [--tls-verify=false] [--json] [--quiet]',
+    usage: 'pull <oci:DIR[:REF] | docker-archive:FILE[:REF] | docker://REF | NAME> [NAME] [--tls-verify=false] [--json] [--quiet]',
     about: [
       'Pull an image from an OCI layout, a docker-archive or a registry into the store, written as podman 5.8',
       'writes it: layer IDs from the diff IDs, image ID from the config digest, the manifest and',
       'config stored byte for byte. Layers the store has are skipped; layer blobs are checked',
       'against the manifest digests and the config diff IDs. A store that does not exist yet is',
       'created; a rootless store is written inside podman unshare, as podman writes it.',
+      'A registry image goes where podman would take it: registries.conf (mirrors first, insecure,',
+      'blocked; a name without a registry through aliases and unqualified-search registries),',
+      'certs.d, the auth files and credential helpers; policy.json judges every image before',
+      'anything but its manifest is fetched.',
     ].join('\n'),
-    options: '--tls-verify=false   plain HTTP to the registry (a local one)',
-    examples: ['cstor pull oci:./layout:app localhost/app:1', 'cstor pull docker-archive:saved.tar', 'cstor pull docker://quay.io/podman/hello:latest'],
+    options: '--tls-verify=false   no TLS verification, plain HTTP allowed (a local registry)',
+    examples: ['cstor pull oci:./layout:app localhost/app:1', 'cstor pull docker-archive:saved.tar', 'cstor pull docker://quay.io/podman/hello:latest', 'cstor pull myapp:1'],
   },
   import: {
     usage: 'import <tar> [NAME] [--json]',

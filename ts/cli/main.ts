@@ -81,7 +81,8 @@ async function main(argv: string[]): Promise<number> {
     platform: values.platform,
     image: values.image,
     quick: values.quick,
-    tlsVerify: values['tls-verify'] !== 'false',
+    // Unset, registries.conf decides (its insecure registries are not verified).
+    tlsVerify: values['tls-verify'] === undefined ? undefined : values['tls-verify'] !== 'false',
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {

@@ -37,8 +37,8 @@ export interface Flags {
   image?: string
   /** `verify --quick`: structure and metadata, no content read. */
   quick: boolean
-  /** `pull`/`copy --tls-verify=false`: plain HTTP to a registry. */
-  tlsVerify: boolean
+  /** `pull`/`copy --tls-verify=false`: no TLS verification (and plain HTTP) for a registry; unset, registries.conf decides. */
+  tlsVerify?: boolean
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -88,8 +88,10 @@ Commands:
                              clean, 1 damaged
   pull <source> [NAME] [--tls-verify=false]
                              Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF],
-                             docker://REF) into the store, written as skopeo writes it
-                             (same IDs); layers it has are skipped
+                             docker://REF, or a registry image name resolved as podman
+                             resolves short names) into the store, written as skopeo writes
+                             it (same IDs); layers it has are skipped. registries.conf,
+                             certs.d, credentials and policy.json apply as for podman
   import <tar> [NAME]        Make a one-layer image of a root filesystem tar (podman import)
   tag <ref> <name>...        Add names to an image; a name another image had moves
   untag <ref> [<name>...]    Remove names from an image (all when none are given)

@@ -19,9 +19,9 @@ function reportPull(result: PullResult, what: string, flags: Flags, seconds: num
 
 const since = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9
 
-/** `cstor pull oci:DIR[:REF]|docker-archive:FILE[:REF] [NAME]` */
+/** `cstor pull oci:DIR[:REF]|docker-archive:FILE[:REF]|docker://REF|NAME [NAME]` */
 export async function pullCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
-  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REF) and an optional name')
+  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF], docker-archive:FILE[:REF], docker://REF or an image name) and an optional name')
   const started = process.hrtime.bigint()
   const result = await storage.pull(args[0], {
     ...(args[1] !== undefined && { name: args[1] }),

@@ -84,12 +84,14 @@ impl Store {
                 policy.check(&image, source.as_mut())?;
                 return self.pull(source.as_mut(), options.name.as_deref(), progress);
             }
-            SourceSpec::Docker(reference) => vec![Reference::parse(reference)?.policy_identity()],
-            SourceSpec::Name(name) => {
-                short_names::resolve(name, &RegistriesConf::load(ctx)?)?.candidates
-            }
+            SourceSpec::Docker(reference) => (reference, false),
+            SourceSpec::Name(name) => (name, true),
         };
         let conf = RegistriesConf::load(ctx)?;
+        let candidates = match candidates {
+            (name, true) => short_names::resolve(name, &conf)?.candidates,
+            (reference, false) => vec![Reference::parse(reference)?.policy_identity()],
+        };
         let mut errors = Vec::new();
         for candidate in &candidates {
             match self.pull_from_registry(candidate, &conf, &policy, options, progress) {

@@ -13,6 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::tls::{parse_pem, Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
 use crate::error::{Error, Result};
@@ -124,6 +126,9 @@ fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Client
             let key_path = dir.join(&key_name);
             let key_pem = std::fs::read(&key_path).map_err(|e| Error::io(&key_path, e))?;
             let key = PrivateKey::from_pem(&key_pem).map_err(|e| bad(&key_path, e.to_string()))?;
+            check_client_cert(&chain, &key_pem).map_err(|detail| Error::Unsupported {
+                what: format!("the client certificate {}: {detail}", path.display()),
+            })?;
             client.get_or_insert_with(|| ClientCert::new_with_certs(&chain, key));
         } else if let Some(base) = name.strip_suffix(".key") {
             if !names.contains(&format!("{base}.cert")) {
@@ -135,6 +140,25 @@ fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Client
         }
     }
     Ok((cas, client))
+}
+
+/// Whether rustls takes `chain` and `key` as a client certificate (it refuses X.509 v1
+/// certificates, which Go accepts, and keys that do not fit): said here rather than by a panic
+/// where the TLS connection is set up.
+fn check_client_cert(chain: &[Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
+    let certs: Vec<CertificateDer<'static>> = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// The system's CA certificates, read once.
