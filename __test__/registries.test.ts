@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage } from '../ts/index'
 import { cli, copyStore, main, repo, storageConf, type FixtureStore } from './helpers'
 import { inPodman5 } from './podman5'
-import { freePort, startRegistry, type LoggedRequest, type Registry } from './registry'
+import { authFile, freePort, startRegistry, type LoggedRequest, type Registry } from './registry'
 
 let dir: string
 let home: string
@@ -291,6 +291,26 @@ describe('credential helpers', () => {
       expect(none.ours.stderr).toContain('(EACCES)')
     } finally {
       await guarded.stop()
+    }
+  })
+
+  it('an identity token from a helper (user <token>) buys bearer tokens by an OAuth2 refresh grant', async () => {
+    const user = { user: 'oauth-user', password: 'refresh-token-secret' }
+    const tokens = await startRegistry(path.join(dir, 'oauth'), { token: user })
+    try {
+      const insecure = `[[registry]]\nlocation = "${tokens.host}"\ninsecure = true\n`
+      registriesConf(insecure)
+      const ref = `${tokens.host}/team/base:1`
+      const basic = authFile(path.join(dir, 'oauth-auth.json'), tokens.host, user)
+      const pushed = cli(['--root', main.root, '--runroot', main.runroot, 'copy', '--tls-verify=false', 'localhost/base:1', `docker://${ref}`], { ...env, REGISTRY_AUTH_FILE: basic })
+      expect(pushed.status, pushed.stderr).toBe(0)
+      registriesConf(`credential-helpers = ["cstortest"]\n${insecure}`)
+      fs.writeFileSync(env.CSTOR_TEST_CREDENTIALS as string, JSON.stringify({ [tokens.host]: { Username: '<token>', Secret: user.password } }))
+      const empty = path.join(dir, 'empty-auth.json')
+      fs.writeFileSync(empty, '{"auths": {}}')
+      expectSame(both(ref, { REGISTRY_AUTH_FILE: empty }), ref, baseId)
+    } finally {
+      await tokens.stop()
     }
   })
 })
