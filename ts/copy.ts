@@ -8,7 +8,7 @@ export interface CopyOptions {
    * as `podman save` writes them.
    */
   compression?: 'gzip' | 'zstd' | 'none'
-  /** `false` speaks plain HTTP to a `docker://` registry (skopeo's `--tls-verify=false`). */
+  /** `false` skips TLS verification and allows plain HTTP for a registry (skopeo's `--tls-verify=false`); unset, registries.conf's `insecure` decides. */
   tlsVerify?: boolean
   /**
    * `os/architecture[/variant]` the image must be (`EINVAL` otherwise). A store keeps the layers

@@ -33,7 +33,7 @@ export interface CreateImageOptions {
 export interface PullOptions {
   /** The name to give the image (normalized as podman does). */
   name?: string
-  /** `false` speaks plain HTTP to a `docker://` registry (skopeo's `--tls-verify=false`). */
+  /** `false` skips TLS verification and allows plain HTTP for a registry (skopeo's `--tls-verify=false`); unset, registries.conf's `insecure` decides. */
   tlsVerify?: boolean
   /** Called per layer and at the end, never awaited. */
   onProgress?: (progress: Progress) => void

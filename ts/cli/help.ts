@@ -88,7 +88,7 @@ const COMMANDS: Record<string, Command> = {
     ].join('\n'),
     options: [
       '--compress ALGO      layer blobs: gzip (default, on every core), zstd (multithreaded) or none',
-      '--tls-verify=false   plain HTTP to the registry (a local one)',
+      '--tls-verify=false   no TLS verification, plain HTTP allowed (a local registry)',
       '--platform OS/ARCH   fail unless the image is of this platform',
     ].join('\n'),
     examples: [
