@@ -104,22 +104,14 @@ fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Client
                 Err(e) => return Err(Error::io(&path, e)),
             };
             // As Go's AppendCertsFromPEM: what is not a certificate is skipped.
-            cas.extend(parse_pem(&pem).filter_map(|item| match item {
-                Ok(PemItem::Certificate(cert)) => Some(cert),
-                _ => None,
-            }));
+            cas.extend(certificates(&pem));
         } else if let Some(base) = name.strip_suffix(".cert") {
             let key_name = format!("{base}.key");
             if !names.contains(&key_name) {
                 return Err(bad(&path, format!("missing key {key_name} for client certificate {name}. Note that CA certificates should use the extension .crt")));
             }
             let pem = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-            let chain: Vec<Certificate<'static>> = parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
+            let chain = certificates(&pem);
             if chain.is_empty() {
                 return Err(bad(&path, "no PEM certificate in it".into()));
             }
@@ -140,6 +132,16 @@ fn read_cert_dir(dir: &Path) -> Result<(Vec<Certificate<'static>>, Option<Client
         }
     }
     Ok((cas, client))
+}
+
+/// The certificates of a PEM file; whatever else it holds is skipped.
+fn certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
+    parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether rustls takes `chain` and `key` as a client certificate (it refuses X.509 v1
@@ -170,12 +172,7 @@ fn system_roots() -> Option<&'static Arc<Vec<Certificate<'static>>>> {
                 .into_iter()
                 .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from));
             let pem = files.into_iter().find_map(|f| std::fs::read(f).ok())?;
-            let certs: Vec<_> = parse_pem(&pem)
-                .filter_map(|item| match item {
-                    Ok(PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                })
-                .collect();
+            let certs = certificates(&pem);
             (!certs.is_empty()).then(|| Arc::new(certs))
         })
         .as_ref()
