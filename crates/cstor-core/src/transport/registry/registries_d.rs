@@ -11,7 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::parser::{EventReceiver, Parser};
+use yaml_rust2::{Event, Yaml, YamlLoader};
 
 use crate::error::{Error, Result};
 use crate::transport::registry::Reference;
@@ -78,6 +79,11 @@ fn load(dir: &Path) -> Result<Merged> {
             path: path.clone(),
             detail,
         };
+        if has_aliases(&text).map_err(|e| bad(e.to_string()))? {
+            return Err(bad(
+                "YAML anchors and aliases are not read here (a registries.d file has no use for them, and each alias copies what it names)".into(),
+            ));
+        }
         let documents = YamlLoader::load_from_str(&text).map_err(|e| bad(e.to_string()))?;
         let top = match documents.first() {
             None | Some(Yaml::Null) => continue,
@@ -116,6 +122,20 @@ fn load(dir: &Path) -> Result<Merged> {
         }
     }
     Ok(merged)
+}
+
+/// Whether `text` uses an alias (`*name`): the loader copies the node an alias names, so a few
+/// nested aliases make a small file expand without bound.
+fn has_aliases(text: &str) -> Result<bool, yaml_rust2::ScanError> {
+    struct Aliases(bool);
+    impl EventReceiver for Aliases {
+        fn on_event(&mut self, event: Event) {
+            self.0 |= matches!(event, Event::Alias(_));
+        }
+    }
+    let mut found = Aliases(false);
+    Parser::new_from_str(text).load(&mut found, true)?;
+    Ok(found.0)
 }
 
 /// A namespace's `use-sigstore-attachments`, when it sets it.
@@ -166,5 +186,9 @@ mod tests {
         std::fs::write(dir.path().join("c.yaml"), "docker:\n  quay.io: {}\n").unwrap();
         let err = use_sigstore_attachments(&ctx, &Reference::parse("x.io/a").unwrap());
         assert_eq!(err.unwrap_err().code(), "ECONFIG");
+        let laughs = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
+        std::fs::write(dir.path().join("c.yaml"), laughs).unwrap();
+        let err = use_sigstore_attachments(&ctx, &Reference::parse("x.io/a").unwrap());
+        assert!(err.unwrap_err().to_string().contains("aliases"));
     }
 }
