@@ -61,7 +61,11 @@ pub(crate) fn home_dir() -> PathBuf {
     env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
 }
 
-/// Whether this process is a rootless user to containers/image (its effective UID is not 0).
+/// Whether this process is a rootless user to containers/image (`GetRootlessEUID` is not 0):
+/// inside `podman unshare` the user is the one `_CONTAINERS_ROOTLESS_UID` names, not root.
 pub(crate) fn rootless() -> bool {
-    !rustix::process::geteuid().is_root()
+    match std::env::var("_CONTAINERS_ROOTLESS_UID") {
+        Ok(uid) if !uid.is_empty() => uid.trim() != "0",
+        _ => !rustix::process::geteuid().is_root(),
+    }
 }
