@@ -9,6 +9,25 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A call in flight: its queue, and how to cancel it. */
+export declare class NativeCall {
+  /**
+   * The events queued so far (waiting for one when there are none), and the result once the
+   * call has ended; a failed call rejects with its error.
+   */
+  next(): Promise<CallBatch>
+  /**
+   * Asks the call to wind down — a server stops listening — while its last events and its
+   * result still come through `next()`.
+   */
+  stop(): void
+  /**
+   * Abandons the call: a server stops, a stream stops producing; queued events (and their
+   * fds) are dropped.
+   */
+  cancel(): void
+}
+
 /** A running `skopeo experimental-image-proxy`. */
 export declare class NativeImageProxy {
   get protocol(): string
@@ -22,134 +41,18 @@ export declare class NativeImageProxy {
   shutdown(): Promise<void>
 }
 
-/** A layer's parts, fetched in batches so a tar of many small files is not a promise per file. */
-export declare class NativeLayerParts {
-  /** The next parts, consecutive segments joined; an empty array at the end. */
-  nextBatch(): Promise<Array<LayerPartInfo>>
-  /** Releases the tar-split stream and the layer directory before the end is reached. */
-  close(): void
-}
-
-/** A running registry; `close()` stops it. */
-export declare class NativeRegistryServer {
-  /** `IP:PORT` it listens on. */
-  get address(): string
-  /** Stops accepting; open connections end after the response they are sending. */
-  close(): void
-}
-
-/** A running server; `close()` stops accepting and removes the socket file. */
-export declare class NativeRpcServer {
-  get path(): string
-  /** Stops accepting connections; connections being served finish their current request. */
-  close(): void
-}
-
-/**
- * An opened store. Every method re-reads the metadata under the store's locks, so it always
- * answers with what is on disk now.
- */
+/** An opened store, on which operations (`cstor_core::ops`) run by name. */
 export declare class NativeStore {
-  /** Writes the layer's tar, rebuilt from its tar-split, to `fd` (which stays the caller's). */
-  exportLayer(reference: string, fd: number, verify?: boolean | undefined | null): Promise<ExportStatsInfo>
-  /** The entries of a layer's tar. */
-  layerToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
-  /** The entries of an image's merged filesystem. */
-  imageToc(reference: string, options?: TocOptionsInfo | undefined | null): Promise<Array<TocEntryInfo>>
   /**
-   * The layer's tar as a splitfdstream: a memfd with the stream and the content fds, all
-   * handed over to the caller.
+   * Starts the operation `method` with `params` (JSON text) and the caller's `fds` (which are
+   * duplicated: they stay the caller's).
    */
-  layerSplitfdstream(reference: string, inlineThreshold?: number | undefined | null): Promise<SplitFdStreamInfo>
-  /** The layer's tar as parts: verbatim segments and file bodies as open fds. */
-  layerParts(reference: string): Promise<NativeLayerParts>
-  /** Extracts an image's merged filesystem into `target` (created; must not exist or be empty). */
-  extractImage(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
-  /**
-   * Extracts one layer's own content into `target`, whiteouts as overlayfs stores them by
-   * default.
-   */
-  extractLayer(reference: string, target: string, options?: ExtractOptionsInfo | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<ExtractStatsInfo>
-  /**
-   * Serves this store on a new Unix socket at `path` (which must not exist), mode 0600, or
-   * 0660 and owned by `group` when one is given; `writable` adds the write methods.
-   */
-  serve(path: string, writable?: boolean | undefined | null, group?: string | undefined | null): NativeRpcServer
-  /**
-   * Serves this store as a read-only OCI registry; `on_request` receives each request's
-   * access-log entry.
-   */
-  serveRegistry(options?: RegistryOptionsInfo | undefined | null, onRequest?: AccessLogCallback | undefined | null): Promise<NativeRegistryServer>
-  get graphRoot(): string
-  get runRoot(): string | null
-  /** The main store followed by the additional image stores. */
-  get storePaths(): Array<string>
+  start(method: string, params: string, fds?: Array<number> | undefined | null): NativeCall
   /**
    * Releases the store's directory descriptors (so its filesystem can be unmounted); later
    * calls fail with `EINVAL`.
    */
   close(): void
-  listImages(): Promise<Array<ImageInfo>>
-  getImage(reference: string): Promise<ImageInfo>
-  inspectImage(reference: string): Promise<ImageDetailsInfo>
-  /** The raw bytes of one big-data item of an image. */
-  imageBigData(reference: string, key: string): Promise<Buffer>
-  listLayers(): Promise<Array<LayerInfo>>
-  getLayer(reference: string): Promise<LayerInfo>
-  /** The layer and its ancestors by `parent`, top first. */
-  layerChain(reference: string): Promise<Array<LayerInfo>>
-  /** The layers below a layer as its overlay `lower` file stacks them, parent first. */
-  lowerChain(reference: string): Promise<Array<LayerInfo>>
-  resolveLink(link: string): Promise<LayerInfo>
-  /**
-   * Pulls `source` (`oci:DIR[:REF]`, `docker-archive:FILE[:REF]`, `docker://REFERENCE`, or a
-   * registry image name) into the store; `tls_verify: false` skips TLS verification.
-   */
-  pull(source: string, name?: string | undefined | null, tlsVerify?: boolean | undefined | null, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<PullInfo>
-  /** `podman import`: a root filesystem tar file as a one-layer image. */
-  importTarball(path: string, name?: string | undefined | null): Promise<PullInfo>
-  /** Copies an image into an OCI image layout directory (created when missing). */
-  copyToOci(reference: string, dir: string, options?: OciOptionsInfo | undefined | null, onProgress?: ProgressCallback | undefined | null): Promise<CopyInfo>
-  /**
-   * Copies an image to `destination` (`docker://REFERENCE`, `oci:DIR[:REF]`,
-   * `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`).
-   */
-  copyTo(reference: string, destination: string, options?: CopyOptionsInfo | undefined | null, onProgress?: ProgressCallback | undefined | null): Promise<CopyInfo>
-  /**
-   * Checks the whole store, or only the image `reference` names, for damage; `quick`: no
-   * file content read.
-   */
-  verify(reference: string | undefined | null, quick: boolean, onProgress?: (((arg: ProgressInfo) => void)) | undefined | null): Promise<VerifyReportInfo>
-  /** Creates a layer from the tar (plain, gzip or zstd) readable on `fd` (a file or a pipe). */
-  createLayer(fd: number, options?: CreateLayerOptions | undefined | null): Promise<LayerInfo>
-  /** Creates an image record with its big data; returns the image. */
-  createImage(options: CreateImageOptions): Promise<ImageInfo>
-  tagImage(reference: string, names: Array<string>): Promise<ImageInfo>
-  untagImage(reference: string, names: Array<string>): Promise<ImageInfo>
-  /** Deletes an image and the layers only it used; returns those layers' IDs. */
-  removeImage(reference: string): Promise<Array<string>>
-  /** Deletes one layer nothing uses; returns its ID. */
-  removeLayer(reference: string): Promise<string>
-}
-
-/** One request the registry answered. */
-export interface AccessEntryInfo {
-  /** `REMOTE - USER [TIME] "METHOD TARGET" STATUS BYTES "USER-AGENT" SECONDSs [error: …]` */
-  line: string
-  /** The client's `IP:PORT`. */
-  remote: string
-  /** The user basic auth proved, if any. */
-  user?: string
-  method: string
-  /** The request target, query included. */
-  target: string
-  status: number
-  /** Body bytes sent. */
-  bytes: number
-  seconds: number
-  userAgent?: string
-  /** Why the response broke off (the client left, the layer changed), if it did. */
-  error?: string
 }
 
 /**
@@ -158,45 +61,20 @@ export interface AccessEntryInfo {
  */
 export declare function assembleSplitfdstream(stream: number, content: Array<number>, out: number): Promise<ExportStatsInfo>
 
-export interface BigDataItem {
-  key: string
-  data: Buffer
+/** The events and, at the end, the result of a call, as `next()` gives them. */
+export interface CallBatch {
+  events: Array<CallEvent>
+  /** The call ended: `result` (JSON text) and `fds` are its outcome. */
+  done: boolean
+  result?: string
+  fds: Array<number>
 }
 
-export interface CopyInfo {
-  manifestDigest: string
-  manifestSize: number
-  layers: number
-  bytesWritten: number
-  blobsReused: number
-}
-
-export interface CopyOptionsInfo {
-  /** `"gzip"` (default), `"zstd"` or `"none"`. */
-  compression?: string
-  /** `false` skips TLS verification (and allows plain HTTP) for a registry. */
-  tlsVerify?: boolean
-  /** `os/architecture[/variant]` the image must be. */
-  platform?: string
-}
-
-export interface CreateImageOptions {
-  id?: string
-  names?: Array<string>
-  topLayer?: string
-  /** The manifest digest the image is known by. */
-  digest?: string
-  /** RFC 3339; now when absent. */
-  created?: string
-  metadata?: string
-  bigData?: Array<BigDataItem>
-}
-
-export interface CreateLayerOptions {
-  /** The layer ID; random when absent. */
-  id?: string
-  parent?: string
-  names?: Array<string>
+/** One event: its name, its params (JSON text), and fds that are now the caller's. */
+export interface CallEvent {
+  method: string
+  params: string
+  fds: Array<number>
 }
 
 /**
@@ -215,118 +93,6 @@ export interface ExportStatsInfo {
   files: number
 }
 
-/** Options of `extractImage`/`extractLayer`; unset fields take the TypeScript API's defaults. */
-export interface ExtractOptionsInfo {
-  reflinks?: boolean
-  owners?: boolean
-  xattrs?: boolean
-  /** `"apply"`, `"overlay"` or `"aufs"`. */
-  whiteouts?: string
-}
-
-export interface ExtractStatsInfo {
-  files: number
-  dirs: number
-  symlinks: number
-  hardlinks: number
-  specials: number
-  whiteouts: number
-  skipped: number
-  bytes: number
-  reflinkedFiles: number
-  kernelCopiedFiles: number
-  userCopiedFiles: number
-}
-
-/**
- * One thing a check found: `severity` is `error`, `warning` or `info`; `kind` a stable name
- * such as `layer-content-modified`; `subject` the layer ID, image ID or link it is about;
- * `path` the path in the layer, for a finding about one.
- */
-export interface FindingInfo {
-  severity: string
-  kind: string
-  subject: string
-  path?: string
-  message: string
-}
-
-export interface ImageDetailsInfo {
-  image: ImageInfo
-  manifest: any
-  config: any
-  platform: PlatformInfo
-  /** Top first, base last. */
-  layers: Array<LayerInfo>
-  size: number
-}
-
-export interface ImageInfo {
-  id: string
-  names: Array<string>
-  namesHistory: Array<string>
-  /** The digest of the image's manifest, when known. */
-  digest?: string
-  /** Every digest the image is known by, `digest` first. */
-  digests: Array<string>
-  /** `repository@digest` pairs, as podman's `RepoDigests`. */
-  repoDigests: Array<string>
-  /** Uncompressed layer bytes plus big data, as podman's `Size`. */
-  size: number
-  topLayer?: string
-  created?: string
-  bigDataNames: Array<string>
-  /** The store the image lives in (the graph root or an additional image store). */
-  store: string
-  readOnly: boolean
-}
-
-export interface LayerInfo {
-  id: string
-  names: Array<string>
-  parent?: string
-  created?: string
-  /** sha256 of the uncompressed layer tar. */
-  diffDigest?: string
-  diffSize?: number
-  compressedDiffDigest?: string
-  compressedSize?: number
-  /** 0 uncompressed, 1 bzip2, 2 gzip, 3 xz, 4 zstd. */
-  compression?: number
-  tocDigest?: string
-  uidset: Array<number>
-  gidset: Array<number>
-  metadata?: string
-  flags: any
-  bigDataNames: Array<string>
-  store: string
-  readOnly: boolean
-  /** Whether the record came from `volatile-layers.json`. */
-  volatile: boolean
-}
-
-/**
- * One piece of a layer's tar for JavaScript: `kind` is `"segment"` (with `data`) or `"file"`
- * (with `name`, `size`, `crc` and an `fd` the receiver now owns).
- */
-export interface LayerPartInfo {
-  kind: string
-  data?: Buffer
-  name?: string
-  size?: number
-  /** The CRC-64/GO-ISO tar-split recorded, as 16 hex digits. */
-  crc?: string
-  fd?: number
-}
-
-export interface OciOptionsInfo {
-  /** `"none"` (default), `"gzip"` or `"zstd"`. */
-  compression?: string
-  refName?: string
-  /** `os/architecture[/variant]` the image must be. */
-  platform?: string
-}
-
 export interface OpenOptions {
   root: string
   runroot?: string
@@ -337,20 +103,6 @@ export interface OpenOptions {
 
 /** Opens a store; see `Storage.open` in the TypeScript API. */
 export declare function openStore(options: OpenOptions): Promise<NativeStore>
-
-export interface PlatformInfo {
-  os: string
-  architecture: string
-  variant?: string
-}
-
-export interface ProgressInfo {
-  /** The layer being applied, 0 = base. */
-  layer: number
-  layers: number
-  bytes: number
-  totalBytes: number
-}
 
 /** A blob's pipe (read it to the end, then call `finishPipe(pipeId)`); the fd is the caller's. */
 export interface ProxyBlobInfo {
@@ -363,52 +115,12 @@ export interface ProxyManifestInfo {
   data: Buffer
 }
 
-export interface PullInfo {
-  imageId: string
-  /** Layer IDs, base first. */
-  layers: Array<string>
-  /** How many layers were written (the rest were in the store). */
-  layersWritten: number
-  /** Whether the image was in the store already (it got the name). */
-  existed: boolean
-}
-
-export interface RegistryOptionsInfo {
-  address?: string
-  tlsCert?: string
-  tlsKey?: string
-  htpasswd?: string
-  verify?: boolean
-}
-
 /**
- * Calls `method` on the server at `path` over a new connection, sending `fds` along (they stay
- * the caller's); notifications before the response go to `on_notification`.
+ * Starts `method` on the cstor server listening at `path`, over a connection of its own,
+ * sending `fds` along (they stay the caller's) and `cwd`, the directory relative paths in
+ * `params` are relative to.
  */
-export declare function rpcCall(path: string, method: string, params: string, fds?: Array<number> | undefined | null, onNotification?: (((arg: RpcNotificationInfo) => void)) | undefined | null): Promise<RpcResultInfo>
-
-/** A notification a server sent before its response: its method and params (JSON text). */
-export interface RpcNotificationInfo {
-  method: string
-  params: string
-}
-
-/** A result from a server: its JSON text and the fds that came with it (the caller's to close). */
-export interface RpcResultInfo {
-  result: string
-  fds: Array<number>
-}
-
-/** A layer streamed by the server at `path`, as parts, over a connection of its own. */
-export declare function rpcStreamLayer(path: string, layer: string): Promise<NativeLayerParts>
-
-/** A splitfdstream's fds, handed over to JavaScript (which must close them). */
-export interface SplitFdStreamInfo {
-  /** A memfd holding the stream, at offset 0. */
-  stream: number
-  /** `content[k - 1]` is the stream's fd `k`. */
-  content: Array<number>
-}
+export declare function rpcStart(path: string, method: string, params: string, fds?: Array<number> | undefined | null, cwd?: string | undefined | null): NativeCall
 
 /** Starts the proxy (`skopeo` from PATH unless given) with extra options for it. */
 export declare function startImageProxy(skopeo?: string | undefined | null, options?: Array<string> | undefined | null): Promise<NativeImageProxy>
@@ -440,44 +152,4 @@ export interface TarDiffInfo {
   firstEntries: number
   secondEntries: number
   differences: Array<TarDifferenceInfo>
-}
-
-/** One TOC entry; see `cstor_core::content::toc::TocEntry`. */
-export interface TocEntryInfo {
-  name: string
-  /** `dir`, `reg`, `symlink`, `hardlink`, `char`, `block`, `fifo` or `whiteout`. */
-  kind: string
-  size: number
-  mode: number
-  uid: number
-  gid: number
-  userName: string
-  groupName: string
-  modTime: number
-  linkName: string
-  devMajor: number
-  devMinor: number
-  xattrs: Array<XattrInfo>
-  digest?: string
-  opaque: boolean
-}
-
-export interface TocOptionsInfo {
-  digests?: boolean
-  listWhiteouts?: boolean
-}
-
-export interface VerifyReportInfo {
-  /** No finding of severity `error`. */
-  clean: boolean
-  findings: Array<FindingInfo>
-  images: number
-  layers: number
-  /** Bytes of layer tar rebuilt and hashed. */
-  bytes: number
-}
-
-export interface XattrInfo {
-  key: string
-  value: Buffer
 }

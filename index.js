@@ -835,16 +835,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeCall = nativeBinding.NativeCall
 module.exports.NativeImageProxy = nativeBinding.NativeImageProxy
-module.exports.NativeLayerParts = nativeBinding.NativeLayerParts
-module.exports.NativeRegistryServer = nativeBinding.NativeRegistryServer
-module.exports.NativeRpcServer = nativeBinding.NativeRpcServer
 module.exports.NativeStore = nativeBinding.NativeStore
 module.exports.assembleSplitfdstream = nativeBinding.assembleSplitfdstream
 module.exports.createPipe = nativeBinding.createPipe
 module.exports.discoverConfig = nativeBinding.discoverConfig
 module.exports.openStore = nativeBinding.openStore
-module.exports.rpcCall = nativeBinding.rpcCall
-module.exports.rpcStreamLayer = nativeBinding.rpcStreamLayer
+module.exports.rpcStart = nativeBinding.rpcStart
 module.exports.startImageProxy = nativeBinding.startImageProxy
 module.exports.tarDiff = nativeBinding.tarDiff

@@ -1,13 +1,11 @@
-import type { ExportStatsInfo } from './native.js'
+import type { ExportLayer } from './generated/operations.js'
 
-/** Options of a layer's export (`Layer.export`, `exportToFd`, `exportToFile`). */
-export interface ExportOptions {
-  /**
-   * Check each file body against the CRC-64 tar-split recorded (default `true`). With `false`,
-   * bodies are copied by the kernel (`copy_file_range`/`sendfile`) without passing through memory.
-   */
-  verify?: boolean
-}
+/**
+ * `verify` (default `true`): check each file body against the CRC-64 tar-split recorded; with
+ * `false`, bodies are copied by the kernel (`copy_file_range`/`sendfile`) without passing
+ * through memory.
+ */
+export type ExportOptions = Omit<ExportLayer, 'layer'>
 
 /** What an export wrote: bytes of tar, and file bodies taken from `diff/`. */
-export type ExportStats = ExportStatsInfo
+export type { ExportStats } from './generated/operations.js'

@@ -1,11 +1,10 @@
-import { call } from './errors.js'
+import type { Backend } from './backend.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
 import type { CopyOptions, CopyResult } from './copy.js'
+import type { ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
-import { splitProgress } from './progress.js'
 import { Layer } from './layer.js'
-import { listWhiteouts, toToc, type ImageTocOptions, type Toc } from './toc.js'
-import type { ImageInfo, NativeStore, PlatformInfo } from './native.js'
+import type { ImageTocOptions, Toc } from './toc.js'
 
 export type Platform = PlatformInfo
 
@@ -42,21 +41,22 @@ export class Image {
   /** The store the image lives in: the graph root or an additional image store. */
   readonly store!: string
   readonly readOnly!: boolean
-  readonly #native: NativeStore
+  readonly #backend: Backend
 
-  constructor(native: NativeStore, info: ImageInfo) {
+  /** @internal */
+  constructor(backend: Backend, info: ImageInfo) {
     Object.assign(this, info)
-    this.#native = native
+    this.#backend = backend
   }
 
   async inspect(): Promise<ImageDetails> {
-    const details = await call(() => this.#native.inspectImage(this.id))
+    const details = await this.#backend.call('InspectImage', { image: this.id })
     return {
-      image: new Image(this.#native, details.image),
+      image: new Image(this.#backend, details.image),
       manifest: details.manifest,
       config: details.config,
       platform: details.platform,
-      layers: details.layers.map((info) => new Layer(this.#native, info)),
+      layers: details.layers.map((info) => new Layer(this.#backend, info)),
       size: details.size,
     }
   }
@@ -86,8 +86,8 @@ export class Image {
    * or be empty. The tree is built beside `dir` and renamed into place when complete.
    */
   async extract(dir: string, options: ExtractOptions = {}): Promise<ExtractStats> {
-    const [native, onProgress] = splitProgress(options)
-    return call(() => this.#native.extractImage(this.id, dir, native, onProgress))
+    const { onProgress, ...settings } = options
+    return this.#backend.call('ExtractImage', { image: this.id, target: dir, ...settings }, { onProgress })
   }
 
   /**
@@ -95,8 +95,7 @@ export class Image {
    * children, eStargz-style.
    */
   async toc(options: ImageTocOptions = {}): Promise<Toc> {
-    const native = { digests: options.digests ?? false, listWhiteouts: listWhiteouts(options.whiteouts) }
-    return toToc(await call(() => this.#native.imageToc(this.id, native)))
+    return this.#backend.call('ImageToc', { image: this.id, digests: options.digests, whiteouts: options.whiteouts }) as Promise<Toc>
   }
 
   /**
@@ -106,8 +105,8 @@ export class Image {
    * OCI manifest), and an `index.json` entry named `refName`.
    */
   async copyToOci(dir: string, options: OciCopyOptions = {}): Promise<OciCopyResult> {
-    const [native, onProgress] = splitProgress(options)
-    return call(() => this.#native.copyToOci(this.id, dir, native, onProgress))
+    const { onProgress, ...params } = options
+    return this.#backend.call('CopyToOci', { image: this.id, dir, ...params }, { onProgress })
   }
 
   /**
@@ -124,12 +123,12 @@ export class Image {
    * is written to a temp file and renamed into place: a failed copy leaves no file behind.
    */
   async copyTo(destination: string, options: CopyOptions = {}): Promise<CopyResult> {
-    const [native, onProgress] = splitProgress(options)
-    return call(() => this.#native.copyTo(this.id, destination, native, onProgress))
+    const { onProgress, ...params } = options
+    return this.#backend.call('CopyTo', { image: this.id, destination, ...params }, { onProgress })
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */
   async bigData(key: string): Promise<Buffer> {
-    return call(() => this.#native.imageBigData(this.id, key))
+    return Buffer.from(await this.#backend.call('ImageBigData', { image: this.id, key }), 'base64')
   }
 }

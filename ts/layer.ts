@@ -1,19 +1,15 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Readable } from 'node:stream'
+import type { Backend } from './backend.js'
 import { call } from './errors.js'
 import type { ExtractStats, LayerExtractOptions } from './extract.js'
-import { splitProgress } from './progress.js'
+import type { LayerInfo } from './generated/operations.js'
 import { partsOf, type LayerPart } from './parts.js'
-import { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'
-import { startUnshareHelper, unshareOptions, usesUnshare, withUnshareHelper } from './unshare.js'
-import { toToc, type Toc, type TocOptions } from './toc.js'
+import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
+import type { Toc, TocOptions } from './toc.js'
 import type { ExportOptions, ExportStats } from './export.js'
-import { native, type LayerInfo, type NativeStore } from './native.js'
-
-/** Inline threshold of exports through an unshare helper (see `Layer.exportToFd`). */
-const UNSHARE_INLINE_BYTES = 64 << 10
-
+import { native } from './native.js'
 
 /**
  * A layer of the store: its `layers.json` record, plus methods that walk its chain. The fields
@@ -42,11 +38,12 @@ export class Layer {
   readonly readOnly!: boolean
   /** Whether the record came from `volatile-layers.json`. */
   readonly volatile!: boolean
-  readonly #native: NativeStore
+  readonly #backend: Backend
 
-  constructor(native: NativeStore, info: LayerInfo) {
+  /** @internal */
+  constructor(backend: Backend, info: LayerInfo) {
     Object.assign(this, info)
-    this.#native = native
+    this.#backend = backend
   }
 
   /**
@@ -55,17 +52,7 @@ export class Layer {
    * the caller's to close.
    */
   async exportToFd(fd: number, options: ExportOptions = {}): Promise<ExportStats> {
-    // A rootless store: a helper opens the bodies; they arrive as fds and the kernel copies them.
-    // Bodies up to 64 KiB travel inline, CRC-checked, to keep the fd count down.
-    const viaHelper = await withUnshareHelper(this.#native, async (helper) => {
-      const s = await helper.client.getLayerSplitFdStream(this.id, { inlineThreshold: UNSHARE_INLINE_BYTES })
-      try {
-        return await assembleSplitFdStream(s.stream, s.content, fd)
-      } finally {
-        for (const open of [s.stream, ...s.content]) fs.closeSync(open)
-      }
-    })
-    return viaHelper ?? call(() => this.#native.exportLayer(this.id, fd, options.verify))
+    return this.#backend.call('ExportLayer', { layer: this.id, verify: options.verify }, { fds: [fd] })
   }
 
   /**
@@ -121,16 +108,7 @@ export class Layer {
    * not CRC-checked here: the CRC is handed over with the fd.
    */
   async *parts(): AsyncGenerator<LayerPart> {
-    if (!usesUnshare(this.#native)) {
-      yield* partsOf(await call(() => this.#native.layerParts(this.id)))
-      return
-    }
-    const helper = await startUnshareHelper(unshareOptions(this.#native)!)
-    try {
-      yield* helper.client.streamLayer(this.id)
-    } finally {
-      await helper.close()
-    }
+    yield* partsOf(this.#backend.start('StreamLayer', { layer: this.id }))
   }
 
   /**
@@ -138,8 +116,8 @@ export class Layer {
    * empty; whiteouts as `options.whiteouts` says.
    */
   async extract(dir: string, options: LayerExtractOptions = {}): Promise<ExtractStats> {
-    const [native, onProgress] = splitProgress(options)
-    return call(() => this.#native.extractLayer(this.id, dir, native, onProgress))
+    const { onProgress, ...settings } = options
+    return this.#backend.call('ExtractLayer', { layer: this.id, target: dir, ...settings }, { onProgress })
   }
 
   /**
@@ -148,19 +126,21 @@ export class Layer {
    * are not read here; inline ones are CRC-checked.
    */
   async splitFdStream(options: SplitFdStreamOptions = {}): Promise<SplitFdStream> {
-    const viaHelper = await withUnshareHelper(this.#native, (helper) => helper.client.getLayerSplitFdStream(this.id, options))
-    return viaHelper ?? call(() => this.#native.layerSplitfdstream(this.id, options.inlineThreshold))
+    const params = { layer: this.id, inlineThreshold: options.inlineThreshold }
+    const { fds } = await this.#backend.run('GetLayerSplitfdstream', params)
+    const [stream, ...content] = fds
+    return { stream, content }
   }
 
   /** The table of contents of this layer's tar, in tar order, whiteout markers included. */
   async toc(options: TocOptions = {}): Promise<Toc> {
-    return toToc(await call(() => this.#native.layerToc(this.id, { digests: options.digests ?? false })))
+    return this.#backend.call('LayerToc', { layer: this.id, digests: options.digests }) as Promise<Toc>
   }
 
   /** This layer and its ancestors by `parent`, top first, base last. */
   async chain(): Promise<Layer[]> {
-    const chain = await call(() => this.#native.layerChain(this.id))
-    return chain.map((info) => new Layer(this.#native, info))
+    const chain = await this.#backend.call('LayerChain', { layer: this.id })
+    return chain.map((info) => new Layer(this.#backend, info))
   }
 
   /**
@@ -168,7 +148,7 @@ export class Layer {
    * `overlay/l/` links: parent first, base last.
    */
   async lowerChain(): Promise<Layer[]> {
-    const chain = await call(() => this.#native.lowerChain(this.id))
-    return chain.map((info) => new Layer(this.#native, info))
+    const chain = await this.#backend.call('LowerChain', { layer: this.id })
+    return chain.map((info) => new Layer(this.#backend, info))
   }
 }

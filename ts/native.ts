@@ -13,28 +13,13 @@ import { UnsupportedError } from './errors.js'
 import { loadFailure } from './loadfailure.js'
 
 export type {
-  NativeImageProxy,
-  NativeLayerParts,
-  NativeRpcServer,
-  NativeStore,
-  NativeRegistryServer,
-  AccessEntryInfo,
+  CallBatch,
   ExportStatsInfo,
-  ExtractOptionsInfo,
-  ExtractStatsInfo,
-  FindingInfo,
-  ImageDetailsInfo,
-  ImageInfo,
-  LayerInfo,
-  CopyInfo,
-  PlatformInfo,
-  ProgressInfo,
-  PullInfo,
-  RpcNotificationInfo,
+  NativeCall,
+  NativeImageProxy,
+  NativeStore,
   StoreConfigInfo,
   TarDiffInfo,
-  TocEntryInfo,
-  VerifyReportInfo,
 } from '../index.js'
 
 /** The generated loader, at the package root: one level above `ts/` (sources) and `dist/` (built). */

@@ -1,11 +1,14 @@
-import type { CopyOptions, CopyResult } from './copy.js'
+import type { CopyResult } from './copy.js'
+import type { CopyToOci } from './generated/operations.js'
+import type { Progress } from './progress.js'
 
-/** `copyToOci`'s options: those of `copyTo` an OCI layout has, uncompressed by default. */
-export interface OciCopyOptions extends Pick<CopyOptions, 'platform' | 'onProgress'> {
-  /** How layer blobs are stored: `'none'` (default: the tars as podman stores them), `'gzip'`, `'zstd'`. */
-  compression?: 'none' | 'gzip' | 'zstd'
-  /** The image's name in the layout (`oci:DIR:NAME`); an entry of the same name is replaced. */
-  refName?: string
+/**
+ * `copyToOci`'s options: `compression` (`'none'`, the default: the tars as podman stores them,
+ * `'gzip'`, `'zstd'`), `refName` (the image's name in the layout; an entry of the same name is
+ * replaced), `platform`.
+ */
+export interface OciCopyOptions extends Omit<CopyToOci, 'image' | 'dir'> {
+  onProgress?: (progress: Progress) => void
 }
 
 /** What a copy to an OCI layout wrote: the same as {@link CopyResult}. */

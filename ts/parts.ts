@@ -1,6 +1,6 @@
-import fs from 'node:fs'
-import { call } from './errors.js'
-import type { NativeLayerParts } from './native.js'
+import type { OperationCall } from './call.js'
+import { closeAll } from './call.js'
+import type { LayerFile, LayerSegment, LayerStreamed } from './generated/operations.js'
 
 /**
  * A piece of a layer's tar, in order. Concatenating the segments' `data` and the bytes read from
@@ -20,27 +20,20 @@ export type LayerPart =
     }
 
 /**
- * Yields the parts a native part source fetches in batches. Each yielded fd belongs to the
- * caller; fds fetched but not yet yielded are closed when iteration stops early, and the source
- * is released at the end either way.
+ * The parts a `StreamLayer` call emits, as `Layer.parts()` yields them. Each yielded fd belongs
+ * to the caller; stopping early cancels the call and closes the fds not yet yielded.
  */
-export async function* partsOf(source: NativeLayerParts): AsyncGenerator<LayerPart> {
-  try {
-    for (;;) {
-      const batch = await call(() => source.nextBatch())
-      if (batch.length === 0) return
-      let handedOver = 0
-      try {
-        for (const part of batch) {
-          handedOver++
-          if (part.kind === 'segment') yield { kind: 'segment', data: part.data! }
-          else yield { kind: 'file', name: part.name!, size: part.size!, crc: part.crc ?? null, fd: part.fd! }
-        }
-      } finally {
-        for (const part of batch.slice(handedOver)) if (part.fd != null) fs.closeSync(part.fd)
-      }
+export async function* partsOf(call: OperationCall<LayerStreamed>): AsyncGenerator<LayerPart> {
+  for await (const event of call.events()) {
+    if (event.method === 'layer.segment') {
+      yield { kind: 'segment', data: Buffer.from((event.params as LayerSegment).data, 'base64') }
+    } else if (event.method === 'layer.file') {
+      const [fd, ...extra] = event.fds
+      closeAll(extra)
+      const { name, size, crc } = event.params as LayerFile
+      yield { kind: 'file', name, size, crc, fd }
+    } else {
+      closeAll(event.fds)
     }
-  } finally {
-    source.close()
   }
 }

@@ -1,58 +1,65 @@
 /**
  * JSON-RPC 2.0 over a Unix socket with fds passed alongside (SCM_RIGHTS): a server lending a
- * store, and a client. Methods: `ListImages`, `ListLayers`, `GetLayerSplitfdstream`,
- * `StreamLayer`, and on a writable server `Pull`, `Import`, `Tag`, `Untag`, `RemoveImage`,
- * `RemoveLayer`, `CreateLayer`, `CreateImage` (see `crates/cstor-core/src/ipc/rpc.rs` and
- * `rpc_writes.rs` for the wire protocol).
+ * store, and a client. The methods are the store's operations (`crates/cstor-core/src/ops`, the
+ * `Operations` type): `ListImages`, `GetImage`, `ExportLayer` (the output fd sent along),
+ * `StreamLayer` (notifications with one fd per file), `GetLayerSplitfdstream`, `ImageToc`,
+ * `ExtractImage`, `CopyTo`, `Verify`, … and, on a writable server, `Pull`, `Import`, `Tag`,
+ * `Untag`, `RemoveImage`, `RemoveLayer`, `CreateLayer`, `CreateImage` (see
+ * `crates/cstor-core/src/ipc/rpc.rs` for the wire protocol).
  */
-import { keepAlive, whileAlive } from './alive.js'
-import { call, InvalidArgumentError } from './errors.js'
-import { native, type NativeRpcServer, type RpcNotificationInfo } from './native.js'
+import { keepAlive } from './alive.js'
+import { call } from './errors.js'
+import { closeAll, OperationCall, paramsJson, type CallEvent } from './call.js'
+import type { Done, ImageInfo, LayerInfo, LayerStreamed, Listening, Serve } from './generated/operations.js'
+import { native } from './native.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 
-export interface RpcServeOptions {
-  /** Answer the write methods too (`Pull`, `Import`, `Tag`, …); default `false`. */
-  writable?: boolean
-  /** Share the socket with this group (name or GID): mode 0660 instead of the owner-only 0600. */
-  group?: string
-}
+/**
+ * `writable`: answer the write methods too (`Pull`, `Import`, `Tag`, …; default `false`);
+ * `group`: share the socket with this group (name or GID), mode 0660 instead of 0600.
+ */
+export type RpcServeOptions = Omit<Serve, 'socket'>
 
 /** A server started by `Storage.serve()`. */
 export class RpcServer {
-  readonly #native: NativeRpcServer
+  readonly #call: OperationCall<Done>
+  readonly #path: string
+  readonly #serving: Promise<void>
   readonly #release = keepAlive()
 
-  /** @internal */
-  constructor(server: NativeRpcServer) {
-    this.#native = server
+  /** @internal Use `Storage.serve`. */
+  constructor(call: OperationCall<Done>, path: string, serving: Promise<void>) {
+    this.#call = call
+    this.#path = path
+    this.#serving = serving
   }
 
   /** The socket it listens on. */
   get path(): string {
-    return this.#native.path
+    return this.#path
   }
 
-  /** Stops accepting connections and removes the socket file. */
-  close(): void {
+  /**
+   * Stops accepting connections and removes the socket file; resolves once it is gone.
+   * Connections being served finish their current request.
+   */
+  async close(): Promise<void> {
     this.#release()
-    this.#native.close()
+    this.#call.stop()
+    await this.#serving
   }
 }
 
-export interface RemoteImage {
-  id: string
-  names: string[]
-  digest: string | null
-  created: string | null
-  topLayer: string | null
-}
-
-export interface RemoteLayer {
-  id: string
-  parent: string | null
-  diffDigest: string | null
-  diffSize: number | null
+/** The server a `Serve` call runs, once it listens. */
+export async function serveRpc(serve: OperationCall<Done>): Promise<RpcServer> {
+  const events = serve.events()
+  const first = await events.next()
+  if (first.done) throw new Error('the server stopped before it listened')
+  const serving = (async () => {
+    for await (const event of { [Symbol.asyncIterator]: () => events }) closeAll(event.fds)
+  })()
+  return new RpcServer(serve, (first.value.params as Listening).address, serving.catch(() => {}))
 }
 
 export interface RpcCallOptions {
@@ -70,45 +77,37 @@ export class RpcClient {
     this.path = path
   }
 
+  /** Starts a method; its notifications and response come through the call. */
+  #start(method: string, params: unknown, fds: number[] = []): OperationCall<unknown> {
+    return new OperationCall(native().rpcStart(this.path, method, paramsJson(params), fds, process.cwd()))
+  }
+
   /** Calls any method; returns its result and the fds that came with it (yours to close). */
   async call(method: string, params: unknown = {}, options: RpcCallOptions = {}): Promise<{ result: unknown; fds: number[] }> {
-    const { fds, onNotification } = options
-    const forward = onNotification && ((info: RpcNotificationInfo) => onNotification(info.method, JSON.parse(info.params)))
-    const reply = await whileAlive(call(() => native().rpcCall(this.path, method, paramsJson(params), fds, forward)))
-    return { result: JSON.parse(reply.result), fds: reply.fds }
+    const started = await call(async () => this.#start(method, params, options.fds))
+    return started.finish((event: CallEvent) => {
+      options.onNotification?.(event.method, event.params)
+    })
   }
 
-  async listImages(): Promise<RemoteImage[]> {
-    return (await this.call('ListImages')).result as RemoteImage[]
+  async listImages(): Promise<ImageInfo[]> {
+    return (await this.call('ListImages')).result as ImageInfo[]
   }
 
-  async listLayers(): Promise<RemoteLayer[]> {
-    return (await this.call('ListLayers')).result as RemoteLayer[]
+  async listLayers(): Promise<LayerInfo[]> {
+    return (await this.call('ListLayers')).result as LayerInfo[]
   }
 
   /** A layer as a splitfdstream: the stream memfd and the content fds, all yours to close. */
   async getLayerSplitFdStream(layer: string, options: SplitFdStreamOptions = {}): Promise<SplitFdStream> {
-    const { fds } = await this.call('GetLayerSplitfdstream', { layer, inlineThreshold: options.inlineThreshold ?? null })
+    const { fds } = await this.call('GetLayerSplitfdstream', { layer, inlineThreshold: options.inlineThreshold })
     const [stream, ...content] = fds
     return { stream, content }
   }
 
   /** A layer's tar as parts streamed by the server, exactly like `Layer.parts()`. */
   async *streamLayer(layer: string): AsyncGenerator<LayerPart> {
-    const release = keepAlive()
-    try {
-      yield* partsOf(await call(() => native().rpcStreamLayer(this.path, layer)))
-    } finally {
-      release()
-    }
-  }
-}
-
-/** Request params as JSON; params that have none (a cycle, a BigInt) are the caller's error. */
-function paramsJson(params: unknown): string {
-  try {
-    return JSON.stringify(params)
-  } catch (err) {
-    throw new InvalidArgumentError('EINVAL', `RPC params cannot be sent as JSON: ${(err as Error).message}`, { cause: err })
+    const started = await call(async () => this.#start('StreamLayer', { layer }) as OperationCall<LayerStreamed>)
+    yield* partsOf(started)
   }
 }

@@ -1,5 +1,6 @@
 import { call } from './errors.js'
 import type { ExportStats } from './export.js'
+import type { GetLayerSplitfdstream } from './generated/operations.js'
 import { native } from './native.js'
 
 /**
@@ -13,10 +14,8 @@ export interface SplitFdStream {
   content: number[]
 }
 
-export interface SplitFdStreamOptions {
-  /** File bodies up to this many bytes travel inline (default 4096); larger ones as fds. */
-  inlineThreshold?: number
-}
+/** `inlineThreshold`: file bodies up to this many bytes travel inline (default 4096), larger ones as fds. */
+export type SplitFdStreamOptions = Omit<GetLayerSplitfdstream, 'layer'>
 
 /**
  * Writes what a splitfdstream stands for (for a layer's stream: its exact tar) to `out`, an fd

@@ -1,20 +1,13 @@
 import { call, InvalidArgumentError } from './errors.js'
-import path from 'node:path'
-import { RegistryServer, type RegistryServeOptions } from './registry.js'
-import { RpcServer, type RpcClient, type RpcServeOptions } from './rpc.js'
-import { usesUnshare, useUnshare, wantsUnshare, withUnshareHelper } from './unshare.js'
+import { DirectBackend, HelperBackend, type Backend } from './backend.js'
+import { serveRegistry, type RegistryServer, type RegistryServeOptions } from './registry.js'
+import { serveRpc, type RpcServer, type RpcServeOptions } from './rpc.js'
+import { startUnshareHelper, wantsUnshare } from './unshare.js'
 import { Image } from './image.js'
 import { Layer } from './layer.js'
-import { native, type NativeStore, type StoreConfigInfo } from './native.js'
-import {
-  withTarFd,
-  type CreateImageOptions,
-  type CreateLayerOptions,
-  type PullOptions,
-  type PullResult,
-  type TarSource,
-} from './write.js'
-import { splitProgress, type Progress } from './progress.js'
+import { native, type StoreConfigInfo } from './native.js'
+import type { StoreInfo } from './generated/operations.js'
+import { withTarFd, type CreateImageOptions, type CreateLayerOptions, type PullOptions, type PullResult, type TarSource } from './write.js'
 import type { VerifyOptions, VerifyReport } from './verify.js'
 
 export interface OpenOptions {
@@ -27,9 +20,10 @@ export interface OpenOptions {
   /** Read-only stores whose images and layers are listed after the main store's. */
   additionalImageStores?: string[]
   /**
-   * Read layer content through `podman unshare` (see `startUnshareHelper`): `'auto'` (default)
-   * does for a rootless store — not root, store root owned by the caller — whose files belong
-   * to subordinate IDs. Metadata is always read directly.
+   * Run every operation in a helper inside the user's podman user namespace (see
+   * `startUnshareHelper`), where a rootless store's files — owned by subordinate IDs — can be
+   * read and written as podman does: `'auto'` (default) does for a rootless store (not root,
+   * store root owned by the caller). One helper serves the store until `close()`.
    */
   unshare?: boolean | 'auto'
   /**
@@ -52,10 +46,13 @@ export type StoreConfig = StoreConfigInfo
  * ```
  */
 export class Storage {
-  readonly #native: NativeStore
+  readonly #backend: Backend
+  readonly #info: StoreInfo
 
-  private constructor(native: NativeStore) {
-    this.#native = native
+  /** @internal Use `Storage.open` or `Storage.discover`. */
+  constructor(backend: Backend, info: StoreInfo) {
+    this.#backend = backend
+    this.#info = info
   }
 
   /** Opens the store at `options.root`. */
@@ -64,9 +61,10 @@ export class Storage {
       throw new InvalidArgumentError('EINVAL', 'Storage.open takes an options object: { root, runroot?, ... }')
     }
     const { unshare = 'auto', ...storeOptions } = options
-    const store = await call(() => native().openStore(storeOptions))
-    if (wantsUnshare(unshare, options.root)) useUnshare(store, { root: options.root, runroot: options.runroot })
-    return new Storage(store)
+    const backend = wantsUnshare(unshare, options.root)
+      ? new HelperBackend(await startUnshareHelper({ ...storeOptions, writable: true }))
+      : new DirectBackend(await call(() => native().openStore(storeOptions)))
+    return storageOn(backend)
   }
 
   /**
@@ -75,7 +73,7 @@ export class Storage {
    * `overrides` replace what discovery found (podman's `--root`, `--runroot`).
    */
   static async discover(overrides: Partial<OpenOptions> | null = {}): Promise<Storage> {
-    const { root, runroot, driver, additionalImageStores, create } = overrides ?? {}
+    const { root, runroot, driver, additionalImageStores, create, unshare } = overrides ?? {}
     const config = await Storage.config()
     return Storage.open({
       root: root ?? config.graphRoot,
@@ -83,15 +81,17 @@ export class Storage {
       driver: driver ?? config.driver ?? undefined,
       additionalImageStores: additionalImageStores ?? config.additionalImageStores,
       ...(create !== undefined && { create }),
+      ...(unshare !== undefined && { unshare }),
     })
   }
 
   /**
    * Releases the store's open directories at once rather than when garbage-collected — needed
-   * before unmounting its filesystem. Calls under way finish; later calls fail with `EINVAL`.
+   * before unmounting its filesystem — and stops its user-namespace helper if it has one.
+   * Calls under way finish; later calls fail with `EINVAL`.
    */
-  close(): void {
-    this.#native.close()
+  close(): Promise<void> {
+    return this.#backend.close()
   }
 
   /**
@@ -101,7 +101,7 @@ export class Storage {
    * group-owned, for that group's members.
    */
   async serve(socketPath: string, options: RpcServeOptions = {}): Promise<RpcServer> {
-    return new RpcServer(await call(async () => this.#native.serve(socketPath, options.writable ?? false, options.group)))
+    return serveRpc(this.#backend.start('Serve', { socket: socketPath, writable: options.writable, group: options.group }))
   }
 
   /**
@@ -113,18 +113,7 @@ export class Storage {
    */
   async serveRegistry(options: RegistryServeOptions = {}): Promise<RegistryServer> {
     const { onRequest, tls, ...rest } = options
-    const native = await call(() => this.#native.serveRegistry({ ...rest, tlsCert: tls?.cert, tlsKey: tls?.key }, onRequest))
-    return new RegistryServer(native)
-  }
-
-  /**
-   * Runs a write directly, or — for a store read through `podman unshare` (a rootless store) —
-   * in a writable helper inside the user namespace, where podman's own writes run: only there
-   * can files be given the subordinate IDs the layers hold.
-   */
-  async #write<T>(direct: () => Promise<T>, remote: (client: RpcClient) => Promise<T>): Promise<T> {
-    if (!usesUnshare(this.#native)) return call(direct)
-    return call(async () => (await withUnshareHelper(this.#native, (helper) => remote(helper.client), { writable: true })) as T)
+    return serveRegistry(this.#backend.start('ServeRegistry', { ...rest, tlsCert: tls?.cert, tlsKey: tls?.key }), onRequest)
   }
 
   /** Where podman would find its store, without opening it. */
@@ -133,21 +122,21 @@ export class Storage {
   }
 
   get root(): string {
-    return this.#native.graphRoot
+    return this.#info.graphRoot
   }
 
   get runroot(): string | null {
-    return this.#native.runRoot
+    return this.#info.runRoot
   }
 
   /** The main store followed by the additional image stores. */
   get stores(): string[] {
-    return this.#native.storePaths
+    return this.#info.storePaths
   }
 
   async listImages(): Promise<Image[]> {
-    const images = await call(() => this.#native.listImages())
-    return images.map((info) => new Image(this.#native, info))
+    const images = await this.#backend.call('ListImages', {})
+    return images.map((info) => new Image(this.#backend, info))
   }
 
   /** Every image: `for await (const image of storage.images())`. */
@@ -161,12 +150,12 @@ export class Storage {
    * unique ID prefix. Throws `NoImageError` or `AmbiguousError`.
    */
   async image(reference: string): Promise<Image> {
-    return new Image(this.#native, await call(() => this.#native.getImage(reference)))
+    return new Image(this.#backend, await this.#backend.call('GetImage', { image: reference }))
   }
 
   async listLayers(): Promise<Layer[]> {
-    const layers = await call(() => this.#native.listLayers())
-    return layers.map((info) => new Layer(this.#native, info))
+    const layers = await this.#backend.call('ListLayers', {})
+    return layers.map((info) => new Layer(this.#backend, info))
   }
 
   /** Every layer: `for await (const layer of storage.layers())`. */
@@ -176,7 +165,7 @@ export class Storage {
 
   /** The layer with this ID, name or unique ID prefix. Throws `NoLayerError` or `AmbiguousError`. */
   async layer(reference: string): Promise<Layer> {
-    return new Layer(this.#native, await call(() => this.#native.getLayer(reference)))
+    return new Layer(this.#backend, await this.#backend.call('GetLayer', { layer: reference }))
   }
 
   /**
@@ -187,13 +176,13 @@ export class Storage {
    * directories no record names. Damage is reported, not thrown.
    */
   async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    const [{ image, quick }, onProgress] = splitProgress(options)
-    return (await call(() => this.#native.verify(image, quick ?? false, onProgress))) as VerifyReport
+    const { onProgress, ...params } = options
+    return this.#backend.call('Verify', params, { onProgress })
   }
 
   /** The layer an `overlay/l/<LINK>` short link stands for. */
   async resolveLink(link: string): Promise<Layer> {
-    return new Layer(this.#native, await call(() => this.#native.resolveLink(link)))
+    return new Layer(this.#backend, await this.#backend.call('ResolveLink', { link }))
   }
 
   /**
@@ -202,43 +191,24 @@ export class Storage {
    * export bit for bit, link and lower files, the `layers.json` record — under the store's locks.
    */
   async createLayer(tar: TarSource, options: CreateLayerOptions = {}): Promise<Layer> {
-    const info = await withTarFd(tar, (fd) =>
-      this.#write(
-        () => this.#native.createLayer(fd, options),
-        async (client) => this.#native.getLayer(idOf(await client.call('CreateLayer', options, { fds: [fd] }))),
-      ),
-    )
-    return new Layer(this.#native, info)
+    const info = await withTarFd(tar, (fd) => this.#backend.call('CreateLayer', options, { fds: [fd] }))
+    return new Layer(this.#backend, info)
   }
 
   /** Creates an image record with its big data (or names an existing image of the same ID). */
   async createImage(options: CreateImageOptions): Promise<Image> {
-    const info = await this.#write(
-      () => this.#native.createImage(options),
-      async (client) => {
-        const bigData = options.bigData?.map(({ key, data }) => ({ key, data: Buffer.from(data).toString('base64') }))
-        return this.#native.getImage(idOf(await client.call('CreateImage', { ...options, bigData })))
-      },
-    )
-    return new Image(this.#native, info)
+    const bigData = options.bigData?.map(({ key, data }) => ({ key, data: Buffer.from(data).toString('base64') }))
+    return new Image(this.#backend, await this.#backend.call('CreateImage', { ...options, bigData }))
   }
 
   /** Gives an image more names (`podman tag`); a name another image had moves here. */
   async tag(reference: string, ...names: string[]): Promise<Image> {
-    const info = await this.#write(
-      () => this.#native.tagImage(reference, names),
-      async (client) => this.#native.getImage(idOf(await client.call('Tag', { image: reference, names }))),
-    )
-    return new Image(this.#native, info)
+    return new Image(this.#backend, await this.#backend.call('Tag', { image: reference, names }))
   }
 
   /** Takes names from an image (`podman untag`); all of them when none are given. */
   async untag(reference: string, ...names: string[]): Promise<Image> {
-    const info = await this.#write(
-      () => this.#native.untagImage(reference, names),
-      async (client) => this.#native.getImage(idOf(await client.call('Untag', { image: reference, names }))),
-    )
-    return new Image(this.#native, info)
+    return new Image(this.#backend, await this.#backend.call('Untag', { image: reference, names }))
   }
 
   /**
@@ -246,10 +216,7 @@ export class Storage {
    * deleted layers' IDs. Throws `InUseError` while a container uses the image.
    */
   async removeImage(reference: string): Promise<string[]> {
-    return this.#write(
-      () => this.#native.removeImage(reference),
-      async (client) => (await client.call('RemoveImage', { image: reference })).result as string[],
-    )
+    return this.#backend.call('RemoveImage', { image: reference })
   }
 
   /**
@@ -257,10 +224,7 @@ export class Storage {
    * while it has a child layer, is an image's top layer or a container's layer.
    */
   async removeLayer(reference: string): Promise<string> {
-    return this.#write(
-      () => this.#native.removeLayer(reference),
-      async (client) => (await client.call('RemoveLayer', { layer: reference })).result as string,
-    )
+    return this.#backend.call('RemoveLayer', { layer: reference })
   }
 
   /**
@@ -269,29 +233,22 @@ export class Storage {
    * records and big data); layers the store has are skipped.
    */
   async pull(source: string, options: PullOptions = {}): Promise<PullResult> {
-    const { name, tlsVerify, onProgress } = options
-    return this.#write(
-      () => this.#native.pull(source, name, tlsVerify, onProgress),
-      async (client) => {
-        const onNotification = (method: string, params: unknown) => {
-          if (method === 'pull.progress') onProgress?.(params as Progress)
-        }
-        return (await client.call('Pull', { source, name, tlsVerify }, { onNotification })).result as PullResult
-      },
-    )
+    const { onProgress, ...params } = options
+    return this.#backend.call('Pull', { source, ...params }, { onProgress })
   }
 
   /** `podman import`: a root filesystem tar file becomes a one-layer image. */
   async import(tarPath: string, options: { name?: string } = {}): Promise<PullResult> {
-    return this.#write(
-      () => this.#native.importTarball(tarPath, options.name),
-      // The helper runs elsewhere: it gets the file by an absolute path.
-      async (client) => (await client.call('Import', { path: path.resolve(tarPath), name: options.name })).result as PullResult,
-    )
+    return this.#backend.call('Import', { path: tarPath, name: options.name })
   }
 }
 
-/** The `id` of a write method's result. */
-function idOf(reply: { result: unknown }): string {
-  return (reply.result as { id: string }).id
+/** The store whose operations run on `backend` (which is closed if it cannot describe the store). */
+export async function storageOn(backend: Backend): Promise<Storage> {
+  try {
+    return new Storage(backend, await backend.call('Describe', {}))
+  } catch (err) {
+    await backend.close()
+    throw err
+  }
 }

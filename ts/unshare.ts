@@ -1,17 +1,30 @@
+/**
+ * The user-namespace helper of a rootless store: a cstor server started with `podman unshare`,
+ * where the store's subordinate-owned files can be read and written as podman itself does —
+ * as root of the user's namespace. Started once per opened store (see `HelperBackend`), it
+ * serves every operation over a private socket, passes fds back and forth, and ends when the
+ * store is closed or this process exits (it watches its stdin, a pipe from this process).
+ */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { SystemError } from './errors.js'
+import readline from 'node:readline'
+import type { Readable } from 'node:stream'
+import { fromNative, SystemError } from './errors.js'
 import { RpcClient } from './rpc.js'
 
 export interface UnshareHelperOptions {
   /** The store's graph root; default: what podman finds for the calling user. */
   root?: string
   runroot?: string
+  driver?: string
+  additionalImageStores?: string[]
+  /** Create the store when it is missing or empty (as `Storage.open`'s `create`). */
+  create?: boolean
   /** The podman binary; default `podman` on PATH. */
   podman?: string
-  /** How long to wait for the helper's socket, in ms (default 20,000). */
+  /** How long to wait for the helper to listen, in ms (default 20,000). */
   timeout?: number
   /** Let the helper write (pull, import, tag, rmi...) inside the namespace, as podman does. */
   writable?: boolean
@@ -19,75 +32,103 @@ export interface UnshareHelperOptions {
 
 /** A cstor server running inside the user's podman user namespace. */
 export interface UnshareHelper {
-  /** A client whose layers arrive as fds opened inside the namespace. */
+  /** A client of it: every operation, layers arriving as fds opened inside the namespace. */
   client: RpcClient
   /** Stops the helper and removes its socket. */
   close(): Promise<void>
 }
 
+/** What the helper's process runs (`ts/unshare-helper.ts`). */
+const HELPER_MAIN = path.join(__dirname, 'unshare-helper.js')
+
 /**
- * Starts `podman unshare cstor serve` for a rootless store whose files (owned by subordinate
- * IDs) the calling user cannot read: the helper opens them inside the user namespace and passes
- * the fds back over a private socket (in a 0700 directory), so no content is copied. A
- * `writable` helper also runs writes there, where files can be given subordinate IDs.
+ * Starts a cstor server for a rootless store inside `podman unshare`: its socket is in a private
+ * 0700 directory; it opens the store's files there and passes the fds back, so no content is
+ * copied. A `writable` helper also runs writes there, where files get subordinate IDs.
  */
 export async function startUnshareHelper(options: UnshareHelperOptions = {}): Promise<UnshareHelper> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-unshare-'))
   const socket = path.join(dir, 'store.sock')
-  const cli = path.join(__dirname, 'cli', 'main.js')
-  const args = [
-    'unshare',
-    process.execPath,
-    cli,
-    ...(options.root ? ['--root', options.root] : []),
-    ...(options.runroot ? ['--runroot', options.runroot] : []),
-    'serve',
-    '--socket',
-    socket,
-    ...(options.writable ? ['--writable'] : []),
-  ]
+  const stderrFile = path.join(dir, 'stderr')
+  const { podman = 'podman', timeout = 20_000, writable = false, ...store } = options
+  const request = JSON.stringify({ socket, store, writable })
+  const errors = fs.openSync(stderrFile, 'w')
   // A process group of its own: podman unshare does not pass signals on to its child, so the
-  // helper is stopped by signalling the whole group.
-  const errors = fs.openSync(path.join(dir, 'stderr'), 'w')
-  const child = spawn(options.podman ?? 'podman', args, { stdio: ['ignore', 'ignore', errors], detached: true })
+  // helper is stopped by signalling the whole group. Its stdin is a pipe from us: when this
+  // process ends, the helper sees end of file and stops.
+  const child = spawn(podman, ['unshare', process.execPath, HELPER_MAIN, request], {
+    stdio: ['pipe', 'pipe', errors],
+    detached: true,
+  })
   fs.closeSync(errors)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const stop = () => {
+    child.stdin?.end()
     try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM')
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGTERM')
     } catch {
       // Already gone.
     }
   }
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
-  let failed = false
-  child.on('error', () => (failed = true))
-  const deadline = Date.now() + (options.timeout ?? 20_000)
-  while (!fs.existsSync(socket)) {
-    if (failed || child.exitCode !== null || Date.now() > deadline) {
-      stop()
-      const stderr = fs.readFileSync(path.join(dir, 'stderr'), 'utf8').trim()
-      fs.rmSync(dir, { recursive: true, force: true })
-      throw new SystemError('EIO', `podman unshare cstor serve did not start: ${stderr || 'no socket'}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+  const cleanUp = async () => {
+    // Waiting for the helper to end is work Node must stay for.
+    child.ref()
+    stop()
+    await exited
+    fs.rmSync(dir, { recursive: true, force: true })
   }
+  let ready: { listening?: string; error?: { code: string; message: string } } | undefined
+  try {
+    ready = await firstLine(child.stdout!, timeout)
+  } catch (err) {
+    const stderr = fs.existsSync(stderrFile) ? fs.readFileSync(stderrFile, 'utf8').trim() : ''
+    await cleanUp()
+    throw new SystemError('EIO', `podman unshare did not start the cstor helper: ${stderr || (err as Error).message}`, { cause: err })
+  }
+  if (!ready?.listening) {
+    await cleanUp()
+    throw fromNative(new Error(`[${ready?.error?.code ?? 'EIO'}] ${ready?.error?.message ?? 'the cstor helper did not start'}`))
+  }
+  // Nothing of the helper keeps Node running: it is a servant of the calls, which do.
+  child.unref()
+  for (const stream of [child.stdin, child.stdout] as unknown as { unref?: () => void }[]) stream?.unref?.()
+  let closing: Promise<void> | undefined
   return {
     client: new RpcClient(socket),
-    async close() {
-      if (child.exitCode === null) stop()
-      await exited
-      fs.rmSync(dir, { recursive: true, force: true })
-    },
+    close: () => (closing ??= cleanUp()),
   }
 }
 
-/** Stores whose content is read through a helper, with the options to start it. */
-const helpers = new WeakMap<object, UnshareHelperOptions>()
+/** The helper's first line of output, parsed: `{ listening }` or `{ error }`. */
+async function firstLine(stdout: Readable, timeout: number) {
+  const lines = readline.createInterface({ input: stdout })
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([
+      new Promise<{ listening?: string; error?: { code: string; message: string } }>((resolve, reject) => {
+        lines.once('line', (line) => {
+          try {
+            resolve(JSON.parse(line))
+          } catch {
+            reject(new Error(`unexpected output: ${line}`))
+          }
+        })
+        lines.once('close', () => reject(new Error('it exited')))
+      }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer in ${timeout} ms`)), timeout)
+      }),
+    ])
+  } finally {
+    clearTimeout(timer)
+    lines.close()
+  }
+}
 
 /**
- * Whether a store opened with `unshare` (default `'auto'`) reads its content through a helper:
- * `'auto'` means a rootless store — not running as root, and the store root is ours — whose
- * layer files belong to subordinate IDs the user cannot read.
+ * Whether a store opened with `unshare` (default `'auto'`) runs its operations through a
+ * helper: `'auto'` means a rootless store — not running as root, and the store root is ours —
+ * whose layer files belong to subordinate IDs the user cannot read.
  */
 export function wantsUnshare(mode: boolean | 'auto', root: string): boolean {
   if (mode !== 'auto') return mode
@@ -96,41 +137,7 @@ export function wantsUnshare(mode: boolean | 'auto', root: string): boolean {
   try {
     return fs.statSync(root).uid === uid
   } catch {
-    return false
+    // Not there yet (a pull creates it): the rootless default location is the user's own.
+    return path.resolve(root).startsWith(os.homedir() + path.sep)
   }
-}
-
-/** Routes the content reads of the store `key` through helpers. */
-export function useUnshare(key: object, options: UnshareHelperOptions): void {
-  helpers.set(key, options)
-}
-
-/**
- * Runs `work` with a helper for store `key`, started for it and stopped after (a helper per
- * operation: nothing is left running, and nothing keeps the process alive afterwards); `null`
- * for a store read directly.
- */
-export async function withUnshareHelper<T>(
-  key: object,
-  work: (helper: UnshareHelper) => Promise<T>,
-  { writable = false }: { writable?: boolean } = {},
-): Promise<T | null> {
-  const options = helpers.get(key)
-  if (!options) return null
-  const helper = await startUnshareHelper({ ...options, writable })
-  try {
-    return await work(helper)
-  } finally {
-    await helper.close()
-  }
-}
-
-/** Whether store `key` reads its content through helpers. */
-export function usesUnshare(key: object): boolean {
-  return helpers.has(key)
-}
-
-/** The options helpers of store `key` start with. */
-export function unshareOptions(key: object): UnshareHelperOptions | undefined {
-  return helpers.get(key)
 }

@@ -1,46 +1,37 @@
 import fs from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
-import { native, type PullInfo } from './native.js'
+import type { CreateImage, CreateLayer, Pull } from './generated/operations.js'
+import { native } from './native.js'
 import type { Progress } from './progress.js'
 
 /** Where a layer tar comes from: a file path, an open fd, or a Node stream. */
 export type TarSource = string | number | Readable
 
-export interface CreateLayerOptions {
-  /** The layer ID; random when absent (as `podman import` makes). */
-  id?: string
-  /** The layer below, by ID. */
-  parent?: string
-  names?: string[]
+/** `id` (random when absent, as `podman import` makes), `parent` (by ID), `names`. */
+export type CreateLayerOptions = CreateLayer
+
+/**
+ * `id` (random when absent), `names` (normalized as podman stores them: `x` becomes
+ * `localhost/x:latest`), `topLayer`, `digest` (of the manifest), `created` (RFC 3339; now when
+ * absent), `metadata`, and `bigData`: items (`manifest`, the config under its digest, …) in the
+ * order to record them.
+ */
+export interface CreateImageOptions extends Omit<CreateImage, 'bigData'> {
+  bigData?: { key: string; data: Buffer | Uint8Array }[]
 }
 
-export interface CreateImageOptions {
-  /** The image ID; random when absent. */
-  id?: string
-  /** Names, normalized as podman stores them (`x` becomes `localhost/x:latest`). */
-  names?: string[]
-  topLayer?: string
-  /** The manifest digest the image is known by. */
-  digest?: string
-  /** RFC 3339; now when absent. */
-  created?: string
-  metadata?: string
-  /** Big-data items (`manifest`, the config under its digest, ...), in the order to record them. */
-  bigData?: { key: string; data: Buffer }[]
-}
-
-export interface PullOptions {
-  /** The name to give the image (normalized as podman does). */
-  name?: string
-  /** `false` skips TLS verification and allows plain HTTP for a registry (skopeo's `--tls-verify=false`); unset, registries.conf's `insecure` decides. */
-  tlsVerify?: boolean
+/**
+ * `name` to give the image (normalized as podman does); `tlsVerify: false` speaks plain HTTP to
+ * a `docker://` registry (skopeo's `--tls-verify=false`).
+ */
+export interface PullOptions extends Omit<Pull, 'source'> {
   /** Called per layer and at the end, never awaited. */
   onProgress?: (progress: Progress) => void
 }
 
 /** What a pull did: the image, its layers (base first), how many were written. */
-export type PullResult = PullInfo
+export type { PullResult } from './generated/operations.js'
 
 /**
  * Runs `use` with an fd the tar can be read from: the caller's own, a file opened for the

@@ -102,8 +102,9 @@ const COMMANDS: Record<string, Command> = {
     about: [
       'Lend the store until Ctrl-C, in one or both of two ways.',
       '',
-      '--socket: JSON-RPC 2.0 on a new Unix socket, layers as fds (SCM_RIGHTS): ListImages,',
-      'ListLayers, GetLayerSplitfdstream, StreamLayer. Whoever can connect can read every layer:',
+      '--socket: JSON-RPC 2.0 on a new Unix socket, every operation of the API by name, layers',
+      'as fds (SCM_RIGHTS): ListImages, ExportLayer, GetLayerSplitfdstream, StreamLayer, ImageToc,',
+      'ExtractImage, CopyTo, Verify, ... Whoever can connect can read every layer:',
       'the socket is created mode 0600 whatever the umask, so only its owner (and root) can.',
       '',
       '--registry: a read-only OCI registry (the distribution spec\'s pull side) on ADDR. An image',

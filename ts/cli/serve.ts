@@ -14,7 +14,7 @@ export async function serveCommand(storage: Storage, args: string[], flags: Flag
     if (value !== undefined && flags.registry === undefined) throw new UsageError(`--${option} goes with --registry`)
   }
   if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
-  const closers: (() => void)[] = []
+  const closers: (() => Promise<void>)[] = []
   try {
     if (flags.socket) {
       const server = await storage.serve(flags.socket, { writable: flags.writable, group: flags.socketGroup })
@@ -39,7 +39,7 @@ export async function serveCommand(storage: Storage, args: string[], flags: Flag
       process.once('SIGTERM', () => resolve())
     })
   } finally {
-    for (const close of closers) close()
-    storage.close()
+    for (const close of closers) await close()
+    await storage.close()
   }
 }

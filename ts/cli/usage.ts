@@ -72,9 +72,9 @@ Commands:
                              oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
   serve --socket PATH [--socket-group GROUP] [--writable]
                              Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
-                             or 0660 for GROUP), layers as fds (SCM_RIGHTS): ListImages,
-                             ListLayers, GetLayerSplitfdstream, StreamLayer (--writable:
-                             writes too); until Ctrl-C
+                             or 0660 for GROUP): every operation by name, layers as fds
+                             (SCM_RIGHTS): ListImages, ExportLayer, StreamLayer, ImageToc,
+                             ... (--writable: writes too); until Ctrl-C
   serve --registry ADDR [--tls-cert FILE --tls-key FILE] [--htpasswd FILE]
                              Serve the store as a read-only OCI registry (loopback unless
                              ADDR names another IP): docker pull ADDR/localhost/app:1 pulls

@@ -13,7 +13,9 @@
 //!   tarball, skopeo's proxy) and the pull between them and the store;
 //! - [`ipc`]: fds and JSON-RPC over Unix sockets;
 //! - [`serve`]: the store as a read-only OCI registry for other machines;
-//! - [`verify`]: a check of the whole store.
+//! - [`verify`]: a check of the whole store;
+//! - [`ops`]: every operation on a store, defined once, as the napi binding and the JSON-RPC
+//!   server (and through it a rootless store's user-namespace helper) call them.
 //!
 //! Beside them, the few pieces every stage uses: [`error`], [`digest`], [`progress`], [`random`],
 //! [`time`].
@@ -23,6 +25,7 @@ pub mod digest;
 pub mod error;
 pub mod extract;
 pub mod ipc;
+pub mod ops;
 pub mod progress;
 pub mod random;
 pub mod serve;

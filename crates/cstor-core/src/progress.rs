@@ -1,7 +1,8 @@
 //! Progress of long work over an image's layers (extraction, copies), reported to a callback.
 
 /// Where a long job over layers stands.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
 pub struct Progress {
     /// The layer being worked on (0 = base) and how many there are.
     pub layer: usize,

@@ -1,21 +1,17 @@
 //! The Node.js binding of cstor-core.
 //!
-//! It decides nothing: it converts core values into JavaScript objects, runs every store access
-//! on the blocking pool so the JS thread never waits on disk or on a lock, and turns each core
-//! error into a JavaScript error whose message starts with its stable code (`[ENOIMAGE] …`),
-//! which `ts/errors.ts` maps to a typed error class. A panic in the core becomes an `EINTERNAL`
-//! error, never an abort of the Node process.
+//! It decides nothing: store operations (`cstor_core::ops`) are started by name with JSON
+//! params, here or on a cstor server (`call.rs`), and their events and results go back to
+//! JavaScript as JSON text; the few functions that need no store (tar comparison, pipes,
+//! splitfdstream assembly, skopeo's proxy) convert their values. Blocking work runs off the JS
+//! thread, and each core error becomes a JavaScript error whose message starts with its stable
+//! code (`[ENOIMAGE] …`), which `ts/errors.ts` maps to a typed error class. A panic in the core
+//! becomes an `EINTERNAL` error, never an abort of the Node process.
 
+pub mod call;
 pub mod content;
-pub mod extract;
-pub mod ipc;
-pub mod progress;
 pub mod proxy;
-pub mod serve;
 pub mod store;
-pub mod transport;
-pub mod verify;
-pub mod write;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};

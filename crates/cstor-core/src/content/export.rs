@@ -69,7 +69,9 @@ impl Default for ExportOptions {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
 pub struct ExportStats {
     /// Bytes of tar written.
     pub bytes: u64,

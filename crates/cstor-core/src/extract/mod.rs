@@ -133,7 +133,10 @@ impl ExtractOptions {
 }
 
 /// What an extraction made, and how file content got there.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS,
+)]
+#[serde(rename_all = "camelCase")]
 pub struct ExtractStats {
     pub files: u64,
     pub dirs: u64,

@@ -1,40 +1,29 @@
 //! JSON-RPC 2.0 over a Unix stream socket, file descriptors passed alongside ([`crate::ipc::fdpass`]).
 //!
-//! A cstor server lends a store to processes that cannot (or should not) open it themselves: it
-//! answers with metadata, and with layers as fds open on the store's files, so content never
-//! crosses the socket. Methods:
-//! - `ListImages`, `ListLayers` → arrays of records;
-//! - `GetLayerSplitfdstream {layer, inlineThreshold?}` → `{layer, content: n}` with `1 + n` fds:
-//!   the stream (a memfd) first, then the content fds, numbered as [`crate::content::splitfdstream`] says;
-//! - `StreamLayer {layer}` → notifications `layer.start {layer, size}`, `layer.segment {data}`
-//!   (base64), `layer.file {name, size, crc}` (one fd each), `layer.end {bytes}`, then the result
-//!   `{files, bytes}`;
-//! - on a writable server ([`Access::Writable`]) also the write methods of [`crate::ipc::rpc_writes`]
-//!   (pull, import, tag, untag, remove, create).
+//! The wire protocol only: which methods exist and what they do is the caller's business (the
+//! store's operations, [`crate::ops`], serve themselves through [`serve`]). A request is
+//! `{"jsonrpc":"2.0","id":…,"method":…,"params":…}`, with two members of ours beside them:
+//! `"fds": N` when fds ride along (FORMAT.md), and `"cwd"`, the directory the caller's relative
+//! paths are relative to (the caller may run in another directory, or another mount namespace's
+//! view of the same files). Before its response the server may send notifications (messages
+//! without an id: progress, the parts of a streamed layer), each with its own fds.
 //!
 //! Errors: the JSON-RPC codes (-32700 parse, -32600 invalid request, -32601 unknown method,
 //! -32602 bad params), -32050 when promised fds did not arrive, and -32000 for store errors with
 //! `data.code` the cstor error code (`ENOLAYER`, ...).
 //!
-//! tokio accepts connections; each is then served on the blocking pool, since what it does —
-//! reading layers, passing fds — is blocking work. A client that goes away mid-stream only ends
-//! its connection: the fds opened for it are closed as the stream is dropped.
+//! Each connection is served on a thread of its own, since what it does — reading layers,
+//! passing fds — is blocking work; a client that goes away mid-stream only ends its connection.
 
-use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::content::export::LayerPart;
-use crate::content::splitfdstream::DEFAULT_INLINE_THRESHOLD;
 use crate::error::{Error, Result};
 use crate::ipc::fdpass::{self, Receiver, WireError};
-use crate::ipc::rpc_writes::{self, Failure};
-use crate::store::Store;
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
@@ -43,288 +32,213 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const MISSING_FDS: i64 = -32050;
 pub const STORE_ERROR: i64 = -32000;
 
-/// Segments of a streamed layer are sent in notifications of up to this many bytes.
-const SEGMENT_NOTIFICATION_BYTES: usize = 1 << 20;
-
-/// Whether a server answers the write methods of [`crate::ipc::rpc_writes`] too. Off by default: a
-/// socket lends a store for reading unless its owner asks for more.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Access {
-    #[default]
-    ReadOnly,
-    Writable,
+/// One request, as the server's handler gets it.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub params: Value,
+    pub fds: Vec<OwnedFd>,
+    /// The caller's working directory, if it sent one.
+    pub cwd: Option<PathBuf>,
 }
 
-/// Serves `store` on `listener` until `shutdown` fires.
-pub async fn serve(
-    store: Arc<Store>,
-    listener: tokio::net::UnixListener,
-    access: Access,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of fds, say: let the clients already served finish some work.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                };
-                let Ok(stream) = stream.into_std().and_then(|s| s.set_nonblocking(false).map(|()| s)) else {
-                    continue;
-                };
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || serve_connection(&store, stream, access));
+/// What a handler answers: a result with its fds, or an error.
+pub enum Response {
+    Result(Value, Vec<OwnedFd>),
+    Error {
+        code: i64,
+        message: String,
+        /// The cstor error code (`ENOLAYER`, …) of a store error.
+        cstor: Option<&'static str>,
+    },
+}
+
+/// The client end of a connection, as a handler sees it: notifications go out through it (from
+/// any thread), and it tells when the client has gone.
+#[derive(Clone)]
+pub struct Peer {
+    socket: Arc<Mutex<UnixStream>>,
+}
+
+impl Peer {
+    /// Sends a notification with its fds; fails when the client is gone.
+    pub fn notify(&self, method: &str, params: Value, fds: &[OwnedFd]) -> Result<(), WireError> {
+        let mut message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+        if !fds.is_empty() {
+            message["fds"] = json!(fds.len());
+        }
+        self.send(&message, fds)
+    }
+
+    fn send(&self, message: &Value, fds: &[OwnedFd]) -> Result<(), WireError> {
+        let socket = self.socket.lock().unwrap_or_else(|p| p.into_inner());
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        fdpass::send(&socket, message, &borrowed)
+    }
+
+    /// Blocks until the client closes its end of the connection (or shuts down its writing
+    /// half): how a long-running method (a server) learns it should stop.
+    pub fn wait_closed(&self) {
+        let fd = self
+            .socket
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_raw_fd();
+        loop {
+            let mut poll = libc::pollfd {
+                fd,
+                events: libc::POLLRDHUP,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; the socket outlives this call (we hold an Arc of it).
+            let ready = unsafe { libc::poll(&mut poll, 1, -1) };
+            if ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+                return;
             }
-            _ = &mut shutdown => return,
+            if ready < 0
+                && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                return;
+            }
         }
     }
+}
+
+/// How a server answers requests: the method's outcome, notifications sent through the peer.
+pub type Handler = dyn Fn(Request, &Peer) -> Response + Send + Sync;
+
+/// Serves connections accepted on `listener`, each on a thread of its own, until the listener
+/// is shut down ([`stop`]).
+pub fn serve(listener: &UnixListener, handler: Arc<Handler>) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let handler = handler.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("cstor-rpc".into())
+                    .spawn(move || serve_connection(stream, &*handler));
+                if spawned.is_err() {
+                    // Out of threads: the connection is dropped, the clients served go on.
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            }
+            // shutdown(2) of the listening socket: [`stop`] was called.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Out of fds, say: let the clients already served finish some work.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Makes [`serve`] on `listener` return: connections being served finish on their threads.
+pub fn stop(listener: &UnixListener) {
+    let _ = rustix::net::shutdown(listener, rustix::net::Shutdown::Both);
 }
 
 /// Answers one client's requests until it disconnects or breaks the protocol.
-pub fn serve_connection(store: &Store, stream: UnixStream, access: Access) {
+pub fn serve_connection(stream: UnixStream, handler: &Handler) {
     let Ok(writer) = stream.try_clone() else {
         return;
     };
+    let peer = Peer {
+        socket: Arc::new(Mutex::new(writer)),
+    };
     let mut receiver = Receiver::new(stream);
     loop {
-        let reply = match receiver.next_message() {
+        let (request, fds) = match receiver.next_message() {
+            Ok(Some(message)) => message,
             Ok(None) | Err(WireError::Io(_)) => return,
-            Ok(Some((request, fds))) => match handle(store, &writer, &request, fds, access) {
-                Ok(reply) => reply,
-                Err(_) => return, // the client went away mid-reply
-            },
             Err(WireError::Malformed(detail)) => {
-                let _ = send_error(&writer, &Value::Null, PARSE_ERROR, &detail, None);
+                let _ = send_error(&peer, &Value::Null, PARSE_ERROR, &detail, None);
                 return;
             }
             Err(e @ WireError::MissingFds { .. }) => {
-                let _ = send_error(&writer, &Value::Null, MISSING_FDS, &e.to_string(), None);
+                let _ = send_error(&peer, &Value::Null, MISSING_FDS, &e.to_string(), None);
                 return;
             }
         };
-        if let Some((message, fds)) = reply {
-            let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-            if fdpass::send(&writer, &message, &borrowed).is_err() {
-                return;
-            }
+        if answer(&peer, request, fds, handler).is_err() {
+            return; // the client went away mid-reply
         }
     }
 }
 
-type Reply = Option<(Value, Vec<File>)>;
-
-/// Runs one request; the reply to send (none for a notification), or a send failure.
-fn handle(
-    store: &Store,
-    out: &UnixStream,
-    request: &Value,
+/// Runs one request and sends its response (none for a notification).
+fn answer(
+    peer: &Peer,
+    request: Value,
     fds: Vec<OwnedFd>,
-    access: Access,
-) -> std::result::Result<Reply, WireError> {
+    handler: &Handler,
+) -> Result<(), WireError> {
     let id = request.get("id").cloned();
     let method = request.get("method").and_then(Value::as_str);
     let (Some(method), true) = (method, request.get("jsonrpc") == Some(&json!("2.0"))) else {
-        send_error(
-            out,
+        return send_error(
+            peer,
             &id.unwrap_or(Value::Null),
             INVALID_REQUEST,
             "not a JSON-RPC 2.0 request",
             None,
-        )?;
-        return Ok(None);
+        );
     };
-    let params = request.get("params").cloned().unwrap_or(Value::Null);
-    let outcome = match method {
-        "ListImages" => list_images(store)
-            .map(|v| (v, Vec::new()))
-            .map_err(Failure::Store),
-        "ListLayers" => list_layers(store)
-            .map(|v| (v, Vec::new()))
-            .map_err(Failure::Store),
-        "GetLayerSplitfdstream" => get_layer_splitfdstream(store, &params),
-        "StreamLayer" => stream_layer(store, out, &params),
-        write if rpc_writes::is_write(write) && access == Access::Writable => {
-            let mut notify = |method: &str, params: Value| {
-                let message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
-                fdpass::send(out, &message, &[])
-            };
-            rpc_writes::handle(store, write, &params, fds, &mut notify)
-                .map(|result| (result, Vec::new()))
-        }
-        _ => {
-            if let Some(id) = &id {
-                let message = if rpc_writes::is_write(method) {
-                    format!("{method} needs a writable server (cstor serve --writable)")
-                } else {
-                    format!("no method {method:?}")
-                };
-                send_error(out, id, METHOD_NOT_FOUND, &message, None)?;
-            }
-            return Ok(None);
-        }
+    let cwd = request
+        .get("cwd")
+        .and_then(Value::as_str)
+        .map(PathBuf::from);
+    let request = Request {
+        method: method.to_owned(),
+        params: request.get("params").cloned().unwrap_or(Value::Null),
+        fds,
+        cwd,
     };
+    let response = handler(request, peer);
     let Some(id) = id else {
-        return Ok(None);
+        return Ok(());
     };
-    match outcome {
-        Ok((result, fds)) => {
+    match response {
+        Response::Result(result, fds) => {
             let mut message = json!({ "jsonrpc": "2.0", "id": id, "result": result });
             if !fds.is_empty() {
                 message["fds"] = json!(fds.len());
             }
-            Ok(Some((message, fds)))
+            peer.send(&message, &fds)
         }
-        Err(Failure::Params(detail)) => {
-            send_error(out, &id, INVALID_PARAMS, &detail, None)?;
-            Ok(None)
-        }
-        Err(Failure::Store(e)) => {
-            send_error(out, &id, STORE_ERROR, &e.to_string(), Some(e.code()))?;
-            Ok(None)
-        }
-        Err(Failure::Wire(e)) => Err(e),
+        Response::Error {
+            code,
+            message,
+            cstor,
+        } => send_error(peer, &id, code, &message, cstor),
     }
-}
-
-type Outcome = std::result::Result<(Value, Vec<File>), Failure>;
-
-/// Sends a notification (a message without an id) with its fds.
-fn notify(
-    out: &UnixStream,
-    method: &str,
-    params: Value,
-    fds: &[&File],
-) -> std::result::Result<(), Failure> {
-    let mut message = json!({ "jsonrpc": "2.0", "method": method, "params": params });
-    if !fds.is_empty() {
-        message["fds"] = json!(fds.len());
-    }
-    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-    fdpass::send(out, &message, &borrowed).map_err(Failure::Wire)
 }
 
 fn send_error(
-    out: &UnixStream,
+    peer: &Peer,
     id: &Value,
     code: i64,
     message: &str,
     cstor: Option<&str>,
-) -> std::result::Result<(), WireError> {
+) -> Result<(), WireError> {
     let mut error = json!({ "code": code, "message": message });
     if let Some(cstor) = cstor {
         error["data"] = json!({ "code": cstor });
     }
-    fdpass::send(
-        out,
-        &json!({ "jsonrpc": "2.0", "id": id, "error": error }),
-        &[],
-    )
+    peer.send(&json!({ "jsonrpc": "2.0", "id": id, "error": error }), &[])
 }
 
-fn list_images(store: &Store) -> Result<Value> {
-    Ok(store
-        .images()?
-        .iter()
-        .map(|image| {
-            let r = &image.record;
-            json!({ "id": r.id, "names": r.names, "digest": r.digest, "created": r.created, "topLayer": r.layer })
-        })
-        .collect())
+/// A message of a call in flight, as the client receives it.
+pub enum Message {
+    /// A notification the server sent before its response.
+    Notification {
+        method: String,
+        params: Value,
+        fds: Vec<OwnedFd>,
+    },
+    /// The response: the result and its fds.
+    Result { result: Value, fds: Vec<OwnedFd> },
 }
 
-fn list_layers(store: &Store) -> Result<Value> {
-    Ok(store
-        .layers()?
-        .iter()
-        .map(|layer| {
-            let r = &layer.record;
-            json!({ "id": r.id, "parent": r.parent, "diffDigest": r.diff_digest, "diffSize": r.diff_size })
-        })
-        .collect())
-}
-
-fn layer_param(params: &Value) -> std::result::Result<&str, Failure> {
-    params
-        .get("layer")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Failure::Params("params.layer must be a layer ID or reference".into()))
-}
-
-fn get_layer_splitfdstream(store: &Store, params: &Value) -> Outcome {
-    let layer = store.layer(layer_param(params)?)?;
-    let threshold = match params.get("inlineThreshold") {
-        None | Some(Value::Null) => DEFAULT_INLINE_THRESHOLD,
-        Some(t) => t
-            .as_u64()
-            .ok_or_else(|| Failure::Params("params.inlineThreshold must be a byte count".into()))?,
-    };
-    let stream = store.layer_splitfdstream(&layer, threshold)?;
-    let result = json!({ "layer": layer.id(), "content": stream.content.len() });
-    let mut fds = vec![stream.stream];
-    fds.extend(stream.content);
-    Ok((result, fds))
-}
-
-fn stream_layer(store: &Store, out: &UnixStream, params: &Value) -> Outcome {
-    let layer = store.layer(layer_param(params)?)?;
-    let parts = store.layer_parts(&layer)?;
-    let notify = |method: &str, params: Value, fds: &[&File]| notify(out, method, params, fds);
-    notify(
-        "layer.start",
-        json!({ "layer": layer.id(), "size": layer.record.diff_size }),
-        &[],
-    )?;
-    let base64 = base64::engine::general_purpose::STANDARD;
-    let (mut segment, mut bytes, mut files) = (Vec::new(), 0u64, 0u64);
-    for part in parts {
-        match part? {
-            LayerPart::Segment(data) => {
-                bytes += data.len() as u64;
-                segment.extend_from_slice(&data);
-                if segment.len() >= SEGMENT_NOTIFICATION_BYTES {
-                    notify(
-                        "layer.segment",
-                        json!({ "data": base64.encode(&segment) }),
-                        &[],
-                    )?;
-                    segment.clear();
-                }
-            }
-            LayerPart::Body {
-                name,
-                size,
-                crc,
-                file,
-            } => {
-                if !segment.is_empty() {
-                    notify(
-                        "layer.segment",
-                        json!({ "data": base64.encode(&segment) }),
-                        &[],
-                    )?;
-                    segment.clear();
-                }
-                bytes += size;
-                files += 1;
-                let crc = crc.map(|c| format!("{c:016x}"));
-                let params = json!({ "name": name.to_string_lossy(), "size": size, "crc": crc });
-                notify("layer.file", params, &[&file])?;
-            }
-        }
-    }
-    if !segment.is_empty() {
-        notify(
-            "layer.segment",
-            json!({ "data": base64.encode(&segment) }),
-            &[],
-        )?;
-    }
-    notify("layer.end", json!({ "bytes": bytes }), &[])?;
-    Ok((json!({ "files": files, "bytes": bytes }), Vec::new()))
-}
-
-/// A blocking client of a cstor server.
+/// A blocking client of a JSON-RPC server: one call at a time over one connection.
 pub struct Client {
     receiver: Receiver,
     writer: UnixStream,
@@ -351,25 +265,31 @@ impl Client {
         }
     }
 
-    /// Sends a request with `fds`; returns its id.
-    fn request(&mut self, method: &str, params: Value, fds: &[BorrowedFd<'_>]) -> Result<u64> {
+    /// Sends a request with `fds` (and the directory relative paths in it are relative to);
+    /// the messages that answer it come from [`Client::next_message`].
+    pub fn request(
+        &mut self,
+        method: &str,
+        params: Value,
+        fds: &[OwnedFd],
+        cwd: Option<&Path>,
+    ) -> Result<()> {
         let id = self.next_id;
         self.next_id += 1;
         let mut request = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
         if !fds.is_empty() {
             request["fds"] = json!(fds.len());
         }
-        fdpass::send(&self.writer, &request, fds).map_err(|e| self.wire(e))?;
-        Ok(id)
+        if let Some(cwd) = cwd {
+            request["cwd"] = json!(cwd.to_string_lossy());
+        }
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        fdpass::send(&self.writer, &request, &borrowed).map_err(|e| self.wire(e))
     }
 
-    /// The next message: `Ok(Err(..))` for a notification (method, params, fds), `Ok(Ok(..))`
-    /// for the response (result, fds), `Err` for an error response or a broken connection.
-    #[allow(clippy::type_complexity)]
-    fn receive(
-        &mut self,
-        method: &str,
-    ) -> Result<std::result::Result<(Value, Vec<OwnedFd>), (String, Value, Vec<OwnedFd>)>> {
+    /// The next message of the call in flight; an error response is the server's error, with
+    /// its cstor code when it sent one.
+    pub fn next_message(&mut self) -> Result<Message> {
         let Some((mut message, fds)) = self.receiver.next_message().map_err(|e| self.wire(e))?
         else {
             return Err(self.wire(WireError::Malformed(
@@ -377,12 +297,16 @@ impl Client {
             )));
         };
         if message.get("id").is_none() {
-            let name = message
+            let method = message
                 .get("method")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            return Ok(Err((name, message["params"].take(), fds)));
+            return Ok(Message::Notification {
+                method,
+                params: message["params"].take(),
+                fds,
+            });
         }
         if let Some(error) = message.get("error") {
             let code = error
@@ -395,109 +319,41 @@ impl Client {
                 .unwrap_or("unknown error");
             return Err(Error::Remote {
                 code: Error::known_code(code),
-                message: format!("{method}: {text}"),
+                message: text.to_owned(),
             });
         }
-        Ok(Ok((message["result"].take(), fds)))
-    }
-
-    /// Calls a method that answers without notifications; returns the result and its fds.
-    pub fn call(&mut self, method: &str, params: Value) -> Result<(Value, Vec<OwnedFd>)> {
-        let path = self.path.clone();
-        self.call_with(method, params, &[], &mut |name, _| {
-            Err(Error::corrupt(
-                &path,
-                format!("unexpected notification {name}"),
-            ))
+        Ok(Message::Result {
+            result: message["result"].take(),
+            fds,
         })
     }
 
-    /// Calls a method, sending `fds` along and handing each notification that comes before the
-    /// response (its method and params; fds that came with one are closed) to `on_notification`.
-    pub fn call_with(
-        &mut self,
-        method: &str,
-        params: Value,
-        fds: &[BorrowedFd<'_>],
-        on_notification: &mut dyn FnMut(&str, Value) -> Result<()>,
-    ) -> Result<(Value, Vec<OwnedFd>)> {
-        self.request(method, params, fds)?;
-        loop {
-            match self.receive(method)? {
-                Ok(response) => return Ok(response),
-                Err((name, params, _fds)) => on_notification(&name, params)?,
-            }
-        }
-    }
-
-    /// A layer's tar as parts, received from `StreamLayer` notifications one at a time (each
-    /// body an fd open on the server's store). The connection is the stream's from now on.
-    pub fn stream_layer(mut self, layer: &str) -> Result<RemoteLayerParts> {
-        self.request("StreamLayer", json!({ "layer": layer }), &[])?;
-        Ok(RemoteLayerParts {
-            client: self,
-            done: false,
-        })
+    /// A handle that ends the call in flight from another thread (the reading one may be
+    /// blocked in [`Client::next_message`]): the server sees the connection close, so a
+    /// long-running method stops and a streaming one fails its next send.
+    pub fn hang_up_handle(&self) -> Result<HangUp> {
+        let socket = self
+            .writer
+            .try_clone()
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(HangUp { socket })
     }
 }
 
-/// The parts of a layer streamed by a server; see [`Client::stream_layer`].
-pub struct RemoteLayerParts {
-    client: Client,
-    done: bool,
+/// See [`Client::hang_up_handle`].
+pub struct HangUp {
+    socket: UnixStream,
 }
 
-impl RemoteLayerParts {
-    fn next_part(&mut self) -> Result<Option<LayerPart>> {
-        let bad = |client: &Client, detail: &str| {
-            Error::corrupt(&client.path, format!("StreamLayer: {detail}"))
-        };
-        loop {
-            let (method, params, mut fds) = match self.client.receive("StreamLayer")? {
-                Ok(_) => return Ok(None),
-                Err(notification) => notification,
-            };
-            match method.as_str() {
-                "layer.segment" => {
-                    let data = params["data"]
-                        .as_str()
-                        .ok_or_else(|| bad(&self.client, "a segment without data"))?;
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(data)
-                        .map_err(|_| bad(&self.client, "a segment that is not base64"))?;
-                    return Ok(Some(LayerPart::Segment(bytes)));
-                }
-                "layer.file" => {
-                    let file = fds.pop().filter(|_| fds.is_empty());
-                    let file =
-                        file.ok_or_else(|| bad(&self.client, "a file without its one fd"))?;
-                    let size = params["size"]
-                        .as_u64()
-                        .ok_or_else(|| bad(&self.client, "a file without a size"))?;
-                    return Ok(Some(LayerPart::Body {
-                        name: PathBuf::from(params["name"].as_str().unwrap_or_default()),
-                        size,
-                        crc: params["crc"]
-                            .as_str()
-                            .and_then(|c| u64::from_str_radix(c, 16).ok()),
-                        file: File::from(file),
-                    }));
-                }
-                _ => {}
-            }
-        }
+impl HangUp {
+    /// Ends the call: nothing more is read or sent.
+    pub fn hang_up(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
     }
-}
 
-impl Iterator for RemoteLayerParts {
-    type Item = Result<LayerPart>;
-
-    fn next(&mut self) -> Option<Result<LayerPart>> {
-        if self.done {
-            return None;
-        }
-        let next = self.next_part().transpose();
-        self.done = !matches!(next, Some(Ok(_)));
-        next
+    /// Asks a long-running method to stop (the server sees the connection's end) while its last
+    /// notifications and result can still be read.
+    pub fn stop(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Write);
     }
 }

@@ -144,7 +144,8 @@ impl RegistryServer {
     }
 
     /// Stops accepting; each open connection ends after the response it is sending, and those
-    /// waiting for a request end now.
+    /// waiting for a request end now. Returns when every connection has ended, so every
+    /// request answered has been given to the access log.
     pub fn close(&mut self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.freed.notify_all();
@@ -156,6 +157,18 @@ impl RegistryServer {
         drop(self.wake.take());
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
+        }
+        let mut open = self
+            .shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        while *open > 0 {
+            open = self
+                .shared
+                .freed
+                .wait(open)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 }

@@ -38,7 +38,9 @@ pub struct CopyOptions {
 }
 
 /// What a copy did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "CopyResult")]
 pub struct Copied {
     pub manifest_digest: String,
     pub manifest_size: u64,

@@ -227,6 +227,19 @@ pub fn open_destination(spec: &str, ctx: &SystemContext) -> Result<Box<dyn Image
     })
 }
 
+/// `reference` (as [`SourceSpec::parse`] and [`open_destination`] take one) with a relative path in it
+/// made relative to `cwd`: the caller that named it runs in that directory, this process may not.
+pub fn absolute_reference(reference: &str, cwd: &Path) -> String {
+    let (transport, rest) = split_spec(reference);
+    if !PATH_TRANSPORTS.contains(&transport) || rest.starts_with('/') {
+        return reference.to_owned();
+    }
+    format!("{transport}:{}", cwd.join(rest).display())
+}
+
+/// The transports whose reference starts with a path (`oci:DIR`, `docker-archive:FILE`, …).
+const PATH_TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive"];
+
 /// `transport:rest` → (`transport`, `rest`); `docker://REF` → (`docker`, `REF`).
 fn split_spec(spec: &str) -> (&str, &str) {
     match spec.split_once(':') {
@@ -303,5 +316,33 @@ pub fn host_platform() -> Platform {
         os: "linux".into(),
         architecture: architecture.into(),
         variant: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute_reference;
+    use std::path::Path;
+
+    #[test]
+    fn only_paths_are_made_absolute() {
+        let cwd = Path::new("/home/u");
+        assert_eq!(
+            absolute_reference("oci:layout:app", cwd),
+            "oci:/home/u/layout:app"
+        );
+        assert_eq!(
+            absolute_reference("docker-archive:a.tar", cwd),
+            "docker-archive:/home/u/a.tar"
+        );
+        assert_eq!(
+            absolute_reference("oci-archive:/abs.tar:x", cwd),
+            "oci-archive:/abs.tar:x"
+        );
+        assert_eq!(
+            absolute_reference("docker://host/app:1", cwd),
+            "docker://host/app:1"
+        );
+        assert_eq!(absolute_reference("myapp:1", cwd), "myapp:1");
     }
 }

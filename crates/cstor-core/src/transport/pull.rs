@@ -29,7 +29,9 @@ use crate::write::image::{Created, NewImage};
 use crate::write::layer::NewLayer;
 
 /// What a pull did.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(rename = "PullResult")]
 pub struct Pulled {
     pub image_id: String,
     /// The layer IDs, base first.

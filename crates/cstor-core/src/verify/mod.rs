@@ -34,7 +34,8 @@ use crate::verify::metadata::Difference;
 use crate::Result;
 
 /// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Damage: podman would fail on it, or the store no longer holds what its metadata says.
     Error,
@@ -58,7 +59,9 @@ impl Severity {
 
 /// What a finding is about. Where containers/storage's check has an error for it, the name is
 /// that error's (`ErrLayerMissing` → `layer-missing`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "kebab-case")]
+#[ts(rename = "FindingKind")]
 pub enum Kind {
     /// A layer's parent has no record in `layers.json`.
     LayerMissing,
@@ -147,13 +150,14 @@ impl Kind {
 }
 
 /// One thing a check found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct Finding {
     pub severity: Severity,
     pub kind: Kind,
     /// What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
     pub subject: String,
     /// For a finding about one path of a layer: that path (as the tar names it, no `./`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     pub message: String,
 }
