@@ -1,16 +1,174 @@
 // Generated from crates/cstor-core/src/ops by `cargo test -p cstor-core typescript` (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.
 
+export type AccessLogEntry = { 
+/**
+ * `REMOTE - USER [TIME] "METHOD TARGET" STATUS BYTES "USER-AGENT" SECONDSs [error: …]`
+ */
+line: string, 
+/**
+ * The client's `IP:PORT`.
+ */
+remote: string, 
+/**
+ * The user basic auth proved, if any.
+ */
+user?: string | null, method: string, 
+/**
+ * The request target, query included.
+ */
+target: string, status: number, 
+/**
+ * Body bytes sent.
+ */
+bytes: number, seconds: number, userAgent?: string | null, 
+/**
+ * Why the response broke off (the client left, the layer changed), if it did.
+ */
+error?: string | null, };
+
+export type Base64 = string;
+
+export type BigDataItem = { key: string, data: Base64, };
+
+export type CopyResult = { manifestDigest: string, manifestSize: number, layers: number, 
+/**
+ * Bytes of layer blobs written (not those the destination had).
+ */
+bytesWritten: number, 
+/**
+ * Layer blobs the destination had already, or mounted.
+ */
+blobsReused: number, };
+
+export type CopyTo = { image: string, destination: string, compression?: 'gzip' | 'zstd' | 'none', tlsVerify?: boolean, platform?: string, };
+
+export type CopyToOci = { image: string, dir: string, refName?: string, compression?: 'gzip' | 'zstd' | 'none', platform?: string, };
+
+export type CreateImage = { 
+/**
+ * The image ID; random when absent.
+ */
+id?: string, 
+/**
+ * Names, normalized as podman stores them (`x` becomes `localhost/x:latest`).
+ */
+names?: Array<string>, topLayer?: string, 
+/**
+ * The manifest digest the image is known by.
+ */
+digest?: string, 
+/**
+ * RFC 3339; now when absent.
+ */
+created?: string, metadata?: string, 
+/**
+ * Big-data items (`manifest`, the config under its digest, …), in the order to record them.
+ */
+bigData?: Array<BigDataItem>, };
+
+export type CreateLayer = { 
+/**
+ * The layer ID; random when absent (as `podman import` makes).
+ */
+id?: string, 
+/**
+ * The layer below, by ID.
+ */
+parent?: string, names?: Array<string>, };
+
 export type Describe = Record<symbol, never>;
 
-export type StoreInfo = { graphRoot: string, runRoot: string | null, 
-/**
- * The main store followed by the additional image stores.
- */
-storePaths: Array<string>, };
+export type Done = Record<symbol, never>;
 
-export type ListImages = Record<symbol, never>;
+export type ExportLayer = { layer: string, verify?: boolean, };
+
+export type ExportStats = { 
+/**
+ * Bytes of tar written.
+ */
+bytes: number, 
+/**
+ * File bodies taken from `diff/`.
+ */
+files: number, };
+
+export type ExtractImage = { image: string, target: string, 
+/**
+ * Share extents with the store (`FICLONE`) where the filesystem allows; default true.
+ */
+reflinks?: boolean, 
+/**
+ * Give entries their recorded uid/gid; default: when running as root (for a rootless
+ * store: in the user namespace, where the IDs are the image's own).
+ */
+owners?: boolean, 
+/**
+ * Copy extended attributes; default true.
+ */
+xattrs?: boolean, };
+
+export type ExtractLayer = { layer: string, target: string, whiteouts?: 'overlay' | 'aufs' | 'apply', 
+/**
+ * Share extents with the store (`FICLONE`) where the filesystem allows; default true.
+ */
+reflinks?: boolean, 
+/**
+ * Give entries their recorded uid/gid; default: when running as root (for a rootless
+ * store: in the user namespace, where the IDs are the image's own).
+ */
+owners?: boolean, 
+/**
+ * Copy extended attributes; default true.
+ */
+xattrs?: boolean, };
+
+export type ExtractStats = { files: number, dirs: number, symlinks: number, 
+/**
+ * Names linked to a file already extracted from the same layer.
+ */
+hardlinks: number, 
+/**
+ * Fifos and devices.
+ */
+specials: number, 
+/**
+ * Whiteouts and opaque markers met (applied or written, as asked).
+ */
+whiteouts: number, 
+/**
+ * Devices and sockets not made: creating devices needs `CAP_MKNOD`, and a tar has no sockets.
+ */
+skipped: number, 
+/**
+ * Bytes of file content.
+ */
+bytes: number, reflinkedFiles: number, kernelCopiedFiles: number, userCopiedFiles: number, };
+
+export type Finding = { severity: Severity, kind: FindingKind, 
+/**
+ * What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
+ */
+subject: string, 
+/**
+ * For a finding about one path of a layer: that path (as the tar names it, no `./`).
+ */
+path?: string | null, message: string, };
+
+export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-metadata-unchecked" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
 
 export type GetImage = { image: string, };
+
+export type GetLayer = { layer: string, };
+
+export type GetLayerSplitfdstream = { layer: string, inlineThreshold?: number, };
+
+export type ImageBigData = { image: string, key: string, };
+
+export type ImageDetailsInfo = { image: ImageInfo, manifest: Record<string, unknown>, config: Record<string, unknown>, platform: PlatformInfo, 
+/**
+ * Top first, base last.
+ */
+layers: Array<LayerInfo>, size: number, };
 
 export type ImageInfo = { id: string, names: Array<string>, namesHistory: Array<string>, 
 /**
@@ -34,9 +192,15 @@ size: number, topLayer?: string | null, created?: string | null, bigDataNames: A
  */
 store: string, readOnly: boolean, };
 
+export type ImageToc = { image: string, digests?: boolean, whiteouts?: 'apply' | 'list', };
+
+export type Import = { path: string, name?: string, };
+
 export type InspectImage = { image: string, };
 
-export type PlatformInfo = { os: string, architecture: string, variant?: string | null, };
+export type LayerChain = { layer: string, };
+
+export type LayerFile = { name: string, size: number, crc: string | null, };
 
 export type LayerInfo = { id: string, names: Array<string>, parent?: string | null, created?: string | null, 
 /**
@@ -56,43 +220,74 @@ store: string, readOnly: boolean,
  */
 volatile: boolean, };
 
-export type ImageDetailsInfo = { image: ImageInfo, manifest: Record<string, unknown>, config: Record<string, unknown>, platform: PlatformInfo, 
-/**
- * Top first, base last.
- */
-layers: Array<LayerInfo>, size: number, };
+export type LayerSegment = { data: Base64, };
 
-export type ImageBigData = { image: string, key: string, };
-
-export type Base64 = string;
-
-export type ListLayers = Record<symbol, never>;
-
-export type GetLayer = { layer: string, };
-
-export type LayerChain = { layer: string, };
-
-export type LowerChain = { layer: string, };
-
-export type ResolveLink = { link: string, };
-
-export type ExportLayer = { layer: string, verify?: boolean, };
-
-export type ExportStats = { 
-/**
- * Bytes of tar written.
- */
-bytes: number, 
-/**
- * File bodies taken from `diff/`.
- */
-files: number, };
-
-export type StreamLayer = { layer: string, };
+export type LayerStart = { layer: string, size: number | null, };
 
 export type LayerStreamed = { files: number, bytes: number, };
 
-export type GetLayerSplitfdstream = { layer: string, inlineThreshold?: number, };
+export type LayerToc = { layer: string, digests?: boolean, };
+
+export type ListImages = Record<symbol, never>;
+
+export type ListLayers = Record<symbol, never>;
+
+export type Listening = { address: string, };
+
+export type LowerChain = { layer: string, };
+
+export type PlatformInfo = { os: string, architecture: string, variant?: string | null, };
+
+export type Progress = { 
+/**
+ * The layer being worked on (0 = base) and how many there are.
+ */
+layer: number, layers: number, 
+/**
+ * Bytes done, out of the layers' recorded uncompressed sizes (which count tar headers too,
+ * so an extraction's content `bytes` ends somewhat below `total_bytes`).
+ */
+bytes: number, totalBytes: number, };
+
+export type Pull = { source: string, name?: string, tlsVerify?: boolean, };
+
+export type PullResult = { imageId: string, 
+/**
+ * The layer IDs, base first.
+ */
+layers: Array<string>, 
+/**
+ * How many layers were written (the others were in the store already).
+ */
+layersWritten: number, 
+/**
+ * Whether an image with this ID was there already (it got the name).
+ */
+existed: boolean, };
+
+export type RemoveImage = { image: string, };
+
+export type RemoveLayer = { layer: string, };
+
+export type ResolveLink = { link: string, };
+
+export type Serve = { socket: string, writable?: boolean, group?: string, };
+
+export type ServeRegistry = { address?: string, 
+/**
+ * HTTPS with this PEM certificate chain and private key.
+ */
+tlsCert?: string, tlsKey?: string, 
+/**
+ * Basic auth against an htpasswd file of bcrypt entries.
+ */
+htpasswd?: string, 
+/**
+ * Check each file body against its tar-split CRC-64 while sending it (default true).
+ */
+verify?: boolean, };
+
+export type Severity = "error" | "warning" | "info";
 
 export type SplitfdstreamInfo = { layer: string, 
 /**
@@ -100,7 +295,17 @@ export type SplitfdstreamInfo = { layer: string,
  */
 content: number, };
 
-export type LayerToc = { layer: string, digests?: boolean, };
+export type StoreInfo = { graphRoot: string, runRoot: string | null, 
+/**
+ * The main store followed by the additional image stores.
+ */
+storePaths: Array<string>, };
+
+export type StreamLayer = { layer: string, };
+
+export type Tag = { image: string, names: Array<string>, };
+
+export type Toc = { version: number, entries: Array<TocEntry>, };
 
 export type TocEntry = { 
 /**
@@ -140,220 +345,15 @@ digest?: string,
  */
 opaque?: true, };
 
-export type Toc = { version: number, entries: Array<TocEntry>, };
-
-export type ImageToc = { image: string, digests?: boolean, whiteouts?: 'apply' | 'list', };
-
-export type ExtractImage = { image: string, target: string, 
-/**
- * Share extents with the store (`FICLONE`) where the filesystem allows; default true.
- */
-reflinks?: boolean, 
-/**
- * Give entries their recorded uid/gid; default: when running as root (for a rootless
- * store: in the user namespace, where the IDs are the image's own).
- */
-owners?: boolean, 
-/**
- * Copy extended attributes; default true.
- */
-xattrs?: boolean, };
-
-export type ExtractStats = { files: number, dirs: number, symlinks: number, 
-/**
- * Names linked to a file already extracted from the same layer.
- */
-hardlinks: number, 
-/**
- * Fifos and devices.
- */
-specials: number, 
-/**
- * Whiteouts and opaque markers met (applied or written, as asked).
- */
-whiteouts: number, 
-/**
- * Devices and sockets not made: creating devices needs `CAP_MKNOD`, and a tar has no sockets.
- */
-skipped: number, 
-/**
- * Bytes of file content.
- */
-bytes: number, reflinkedFiles: number, kernelCopiedFiles: number, userCopiedFiles: number, };
-
-export type ExtractLayer = { layer: string, target: string, whiteouts?: 'overlay' | 'aufs' | 'apply', 
-/**
- * Share extents with the store (`FICLONE`) where the filesystem allows; default true.
- */
-reflinks?: boolean, 
-/**
- * Give entries their recorded uid/gid; default: when running as root (for a rootless
- * store: in the user namespace, where the IDs are the image's own).
- */
-owners?: boolean, 
-/**
- * Copy extended attributes; default true.
- */
-xattrs?: boolean, };
-
-export type CopyTo = { image: string, destination: string, compression?: 'gzip' | 'zstd' | 'none', tlsVerify?: boolean, platform?: string, };
-
-export type CopyResult = { manifestDigest: string, manifestSize: number, layers: number, 
-/**
- * Bytes of layer blobs written (not those the destination had).
- */
-bytesWritten: number, 
-/**
- * Layer blobs the destination had already, or mounted.
- */
-blobsReused: number, };
-
-export type CopyToOci = { image: string, dir: string, refName?: string, compression?: 'gzip' | 'zstd' | 'none', platform?: string, };
+export type Untag = { image: string, names: Array<string>, };
 
 export type Verify = { image?: string, quick?: boolean, };
-
-export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-metadata-unchecked" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
-
-export type Severity = "error" | "warning" | "info";
-
-export type Finding = { severity: Severity, kind: FindingKind, 
-/**
- * What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
- */
-subject: string, 
-/**
- * For a finding about one path of a layer: that path (as the tar names it, no `./`).
- */
-path?: string | null, message: string, };
 
 export type VerifyReport = { clean: boolean, findings: Array<Finding>, images: number, layers: number, 
 /**
  * Bytes of layer tar rebuilt and hashed.
  */
 bytes: number, };
-
-export type ServeRegistry = { address?: string, 
-/**
- * HTTPS with this PEM certificate chain and private key.
- */
-tlsCert?: string, tlsKey?: string, 
-/**
- * Basic auth against an htpasswd file of bcrypt entries.
- */
-htpasswd?: string, 
-/**
- * Check each file body against its tar-split CRC-64 while sending it (default true).
- */
-verify?: boolean, };
-
-export type Done = Record<symbol, never>;
-
-export type Serve = { socket: string, writable?: boolean, group?: string, };
-
-export type Pull = { source: string, name?: string, tlsVerify?: boolean, };
-
-export type PullResult = { imageId: string, 
-/**
- * The layer IDs, base first.
- */
-layers: Array<string>, 
-/**
- * How many layers were written (the others were in the store already).
- */
-layersWritten: number, 
-/**
- * Whether an image with this ID was there already (it got the name).
- */
-existed: boolean, };
-
-export type Import = { path: string, name?: string, };
-
-export type CreateLayer = { 
-/**
- * The layer ID; random when absent (as `podman import` makes).
- */
-id?: string, 
-/**
- * The layer below, by ID.
- */
-parent?: string, names?: Array<string>, };
-
-export type BigDataItem = { key: string, data: Base64, };
-
-export type CreateImage = { 
-/**
- * The image ID; random when absent.
- */
-id?: string, 
-/**
- * Names, normalized as podman stores them (`x` becomes `localhost/x:latest`).
- */
-names?: Array<string>, topLayer?: string, 
-/**
- * The manifest digest the image is known by.
- */
-digest?: string, 
-/**
- * RFC 3339; now when absent.
- */
-created?: string, metadata?: string, 
-/**
- * Big-data items (`manifest`, the config under its digest, …), in the order to record them.
- */
-bigData?: Array<BigDataItem>, };
-
-export type Tag = { image: string, names: Array<string>, };
-
-export type Untag = { image: string, names: Array<string>, };
-
-export type RemoveImage = { image: string, };
-
-export type RemoveLayer = { layer: string, };
-
-export type LayerStart = { layer: string, size: number | null, };
-
-export type LayerSegment = { data: Base64, };
-
-export type LayerFile = { name: string, size: number, crc: string | null, };
-
-export type Listening = { address: string, };
-
-export type AccessLogEntry = { 
-/**
- * `REMOTE - USER [TIME] "METHOD TARGET" STATUS BYTES "USER-AGENT" SECONDSs [error: …]`
- */
-line: string, 
-/**
- * The client's `IP:PORT`.
- */
-remote: string, 
-/**
- * The user basic auth proved, if any.
- */
-user?: string | null, method: string, 
-/**
- * The request target, query included.
- */
-target: string, status: number, 
-/**
- * Body bytes sent.
- */
-bytes: number, seconds: number, userAgent?: string | null, 
-/**
- * Why the response broke off (the client left, the layer changed), if it did.
- */
-error?: string | null, };
-
-export type Progress = { 
-/**
- * The layer being worked on (0 = base) and how many there are.
- */
-layer: number, layers: number, 
-/**
- * Bytes done, out of the layers' recorded uncompressed sizes (which count tar headers too,
- * so an extraction's content `bytes` ends somewhat below `total_bytes`).
- */
-bytes: number, totalBytes: number, };
 
 /** Every operation: its parameters and result. */
 export interface Operations {

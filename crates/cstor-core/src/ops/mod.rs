@@ -354,17 +354,18 @@ pub mod typescript {
     //! `ts/generated/operations.ts` (checked against this by a test, so the two never differ).
 
     use std::any::TypeId;
-    use std::collections::HashSet;
+    use std::collections::{BTreeMap, HashSet};
 
     use ts_rs::{Config, TypeVisitor, TS};
 
     use super::{Operation, OPERATIONS};
 
-    /// Declarations collected once each, dependencies first.
+    /// Declarations collected once each, by name: ts-rs visits a type's dependencies in an
+    /// order that changes from one build to the next, so the file is written in name order.
     #[derive(Default)]
     pub struct Declarations {
         seen: HashSet<TypeId>,
-        text: String,
+        declarations: BTreeMap<String, String>,
         methods: String,
         config: Config,
     }
@@ -376,8 +377,8 @@ pub mod typescript {
             }
             T::visit_dependencies(&mut Visitor(self));
             if T::output_path().is_some() {
-                self.text
-                    .push_str(&format!("export {}\n\n", T::decl(&self.config)));
+                self.declarations
+                    .insert(T::name(&self.config), T::decl(&self.config));
             }
         }
     }
@@ -415,10 +416,15 @@ pub mod typescript {
         super::content::declare_events(&mut declarations);
         super::serve::declare_events(&mut declarations);
         declarations.add::<crate::progress::Progress>();
+        let text: String = declarations
+            .declarations
+            .values()
+            .map(|declaration| format!("export {declaration}\n\n"))
+            .collect();
         format!(
             "// Generated from crates/cstor-core/src/ops by `cargo test -p cstor-core typescript` \
-             (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.\n\n{}/** Every operation: its parameters and result. */\nexport interface Operations {{\n{}}}\n",
-            declarations.text, declarations.methods
+             (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.\n\n{text}/** Every operation: its parameters and result. */\nexport interface Operations {{\n{}}}\n",
+            declarations.methods
         )
     }
 
