@@ -7,10 +7,7 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SystemContext {
     /// registries.conf to read instead of the default (`$CONTAINERS_REGISTRIES_CONF`).
     pub registries_conf: Option<PathBuf>,
@@ -59,13 +56,4 @@ pub(crate) fn env_path(name: &str) -> Option<PathBuf> {
 /// The home directory containers/storage's `homedir.Get` gives: `$HOME`.
 pub(crate) fn home_dir() -> PathBuf {
     env_path("HOME").unwrap_or_else(|| PathBuf::from("/"))
-}
-
-/// Whether this process is a rootless user to containers/image (`GetRootlessEUID` is not 0):
-/// inside `podman unshare` the user is the one `_CONTAINERS_ROOTLESS_UID` names, not root.
-pub(crate) fn rootless() -> bool {
-    match std::env::var("_CONTAINERS_ROOTLESS_UID") {
-        Ok(uid) if !uid.is_empty() => uid.trim() != "0",
-        _ => !rustix::process::geteuid().is_root(),
-    }
 }

@@ -25,6 +25,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::store::config::Environment;
 use crate::transport::registry::credential_helper;
 use crate::transport::registry::registries_conf::AUTH_FILE_HELPER;
 use crate::transport::system_context::{env_path, home_dir, SystemContext};
@@ -321,9 +322,10 @@ fn auth_file_to_write(ctx: &SystemContext) -> Result<PathBuf> {
             ),
         )),
         Some(runtime) => Ok(runtime.join("containers/auth.json")),
+        // The user's, in `podman unshare` too (where podman has set XDG_RUNTIME_DIR anyway).
         None => Ok(PathBuf::from(format!(
             "/run/containers/{}/auth.json",
-            rustix::process::getuid().as_raw()
+            Environment::current().rootless_uid()
         ))),
     }
 }

@@ -18,12 +18,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::store::config::Environment;
 use crate::store::lock;
 use crate::store::names::ImageName;
 use crate::transport::registry::registries_conf::{
     alias_value, check_short_name, Alias, RegistriesConf, ShortNameMode,
 };
-use crate::transport::system_context::{env_path, home_dir, rootless};
+use crate::transport::system_context::{env_path, home_dir};
 
 const CACHE_FILE: &str = "containers/short-name-aliases.conf";
 
@@ -120,9 +121,10 @@ pub(crate) fn resolve_with_cache(
     })
 }
 
-/// Where podman records the short names a user chose at its prompt.
+/// Where podman records the short names a user chose at its prompt: the user's cache for a
+/// rootless user, in `podman unshare` too (`_CONTAINERS_ROOTLESS_UID`).
 fn cache_path() -> PathBuf {
-    if !rootless() {
+    if !Environment::current().rootless() {
         return Path::new("/var/cache").join(CACHE_FILE);
     }
     env_path("XDG_CACHE_HOME")
