@@ -9,6 +9,8 @@
 //! so podman is never blocked for the whole pull; the image record comes last, so a pull killed
 //! midway leaves no image, only complete layers that the next pull reuses.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::digest::{check, sha256};
@@ -21,6 +23,7 @@ use crate::transport::registry::{short_names, Reference, RegistrySource};
 use crate::transport::signature::policy::Policy;
 use crate::transport::signature::PolicyImage;
 use crate::transport::system_context::SystemContext;
+use crate::transport::tarball::Tarball;
 use crate::transport::{
     descriptor_digest, diff_ids, open_local_source, parse_json, read_limited, ImageSource,
     SourceSpec,
@@ -116,6 +119,22 @@ impl Store {
                 listed.join("\n * ")
             ),
         })
+    }
+
+    /// `podman import`: the root filesystem tar at `path` as a one-layer image, judged first by
+    /// the policy's `tarball` transport (whose images have no scope but `""`), as podman's
+    /// import is.
+    pub fn import_tarball(
+        &self,
+        path: &Path,
+        options: &PullOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pulled> {
+        let policy = Policy::load(&options.context)?;
+        let mut source = Tarball::open(path)?;
+        let display = format!("tarball:{}", path.display());
+        policy.check(&PolicyImage::unscoped("tarball", &display), &mut source)?;
+        self.pull(&mut source, options.name.as_deref(), progress)
     }
 
     /// One fully qualified reference, from each of its places in turn (`newImageSource`).

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use ts_rs::TS;
 
 use crate::error::{Error, Result};
 use crate::store::names::ImageName;
@@ -38,7 +39,8 @@ const USER_DIR: &str = ".config/containers/registries.conf.d";
 pub const AUTH_FILE_HELPER: &str = "containers-auth.json";
 
 /// Where a registry is reached: a primary location or one of its mirrors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(rename = "RegistryEndpoint")]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// `host[:port][/namespace]`.
@@ -48,11 +50,13 @@ pub struct Endpoint {
     /// For a mirror: `all`, `digest-only` or `tag-only` (absent: all, unless the registry has
     /// `mirror-by-digest-only`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub pull_from_mirror: Option<String>,
 }
 
 /// A `[[registry]]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(rename = "RegistryConfig")]
 #[serde(rename_all = "camelCase")]
 pub struct Registry {
     /// What references it applies to: `host[:port][/namespace…]` or `*.domain`.
@@ -65,7 +69,7 @@ pub struct Registry {
 }
 
 /// How a short name with several unqualified-search registries resolves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "lowercase")]
 pub enum ShortNameMode {
     /// Try every candidate in order.
@@ -77,7 +81,8 @@ pub enum ShortNameMode {
 }
 
 /// A short-name alias and the file that set it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[ts(rename = "ShortNameAlias")]
 pub struct Alias {
     /// The fully qualified repository, or `None` when a later file reset it with `""`.
     pub value: Option<String>,
@@ -85,7 +90,7 @@ pub struct Alias {
 }
 
 /// The merged configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct RegistriesConf {
     /// The files read, in order (the main file first, when it exists).
