@@ -193,6 +193,13 @@ describe('registries.conf', () => {
     const secure = both(ref)
     expectRefused(secure)
     expect(secure.ours.stderr).toContain('(EREMOTE)')
+    // --registries-conf names another file, whose insecure registry is reached.
+    const flagged = path.join(dir, 'flag-registries.conf')
+    fs.writeFileSync(flagged, `[[registry]]\nlocation = "${primary.host}"\ninsecure = true\n`)
+    const viaFlag = newStore()
+    const pulled = cli(['--root', viaFlag.root, '--runroot', viaFlag.runroot, 'pull', '--registries-conf', flagged, ref], env)
+    expect(pulled.status, pulled.stderr).toBe(0)
+    expect(idOf(viaFlag, ref)).toBe(baseId)
     registriesConf(`[[registry]]\nlocation = "${primary.host}"\ninsecure = true\nblocked = true\n`)
     const blocked = both(ref)
     expectRefused(blocked)
@@ -258,6 +265,15 @@ describe('certs.d', () => {
       install('ca.crt', 'v1.cert', 'v1.key')
       const v1 = cstorPull(newStore(), ref)
       expect(v1.stderr).toContain('(EUNSUPPORTED)')
+      // --cert-dir instead of certs.d, for both.
+      install()
+      const certDir = path.join(pki, 'flag')
+      fs.mkdirSync(certDir)
+      for (const f of ['ca.crt', 'client.cert', 'client.key']) fs.copyFileSync(path.join(pki, f), path.join(certDir, f))
+      const flagged = { cstorStore: newStore(), podmanStore: newStore() }
+      const ours = cli(['--root', flagged.cstorStore.root, '--runroot', flagged.cstorStore.runroot, 'pull', '--cert-dir', certDir, ref], env)
+      const theirs = podman(flagged.podmanStore, ['pull', '--quiet', '--cert-dir', certDir, ref])
+      expectSame({ ours, theirs, ...flagged }, ref, baseId)
     } finally {
       await tls.stop()
     }
@@ -315,6 +331,70 @@ describe('credential helpers', () => {
   })
 })
 
+describe('login and logout', () => {
+  it('cstor login writes what podman login writes, mode 0600, and each pulls with the other’s; a wrong password stores nothing', async () => {
+    const user = { user: 'login-user', password: 'login-secret' }
+    const guarded = await startRegistry(path.join(dir, 'login'), { htpasswd: user })
+    try {
+      registriesConf(`[[registry]]\nlocation = "${guarded.host}"\ninsecure = true\n`)
+      const ref = `${guarded.host}/team/base:1`
+      const pushAuth = authFile(path.join(dir, 'login-push.json'), guarded.host, user)
+      const pushed = cli(['--root', main.root, '--runroot', main.runroot, 'copy', 'localhost/base:1', `docker://${ref}`], { ...env, REGISTRY_AUTH_FILE: pushAuth })
+      expect(pushed.status, pushed.stderr).toBe(0)
+      // Each tool logs in with its own runtime directory: the auth file is $XDG_RUNTIME_DIR/containers/auth.json.
+      const runtime = (name: string) => {
+        const run = path.join(dir, name)
+        fs.mkdirSync(run)
+        return { env: { XDG_RUNTIME_DIR: run }, file: path.join(run, 'containers', 'auth.json') }
+      }
+      const ours = runtime('run-cstor')
+      const theirs = runtime('run-podman')
+      const store = newStore()
+      const cstor = (args: string[], extra: NodeJS.ProcessEnv, input = '') => {
+        const run = spawnSync(process.execPath, [path.join(repo, 'dist', 'cli', 'main.js'), '--root', store.root, '--runroot', store.runroot, ...args], { env: { ...env, ...extra }, input, encoding: 'utf8' })
+        return { status: run.status, stdout: run.stdout, stderr: run.stderr }
+      }
+      const podmanLogin = (password: string) => spawnSync('podman', ['login', '-u', user.user, '--password-stdin', guarded.host], { env: { ...env, ...theirs.env }, input: `${password}\n`, encoding: 'utf8' })
+
+      const wrong = cstor(['login', guarded.host, '-u', user.user, '--password-stdin'], ours.env, 'wrong\n')
+      expect(wrong.status).toBe(1)
+      expect(wrong.stderr).toContain('(EACCES)')
+      expect(podmanLogin('wrong').status).not.toBe(0)
+      expect([fs.existsSync(ours.file), fs.existsSync(theirs.file)]).toEqual([false, false])
+
+      const right = cstor(['login', guarded.host, '-u', user.user, '--password-stdin'], ours.env, `${user.password}\n`)
+      expect(right.status, right.stderr).toBe(0)
+      expect(right.stdout).toBe('Login Succeeded!\n')
+      const theirsRight = podmanLogin(user.password)
+      expect(theirsRight.status, theirsRight.stderr).toBe(0)
+      expect(fs.readFileSync(ours.file, 'utf8')).toBe(fs.readFileSync(theirs.file, 'utf8'))
+      const modes = (file: string) => [fs.statSync(file).mode & 0o7777, fs.statSync(path.dirname(file)).mode & 0o7777]
+      expect(modes(ours.file)).toEqual(modes(theirs.file))
+      expect(modes(ours.file)[0]).toBe(0o600)
+
+      // podman pulls with the file cstor wrote; cstor with the one podman wrote.
+      const podmanStore = newStore()
+      const theirPull = podman(podmanStore, ['pull', '--quiet', ref], ours.env)
+      expect(theirPull.status, theirPull.stderr).toBe(0)
+      expect(idOf(podmanStore, ref)).toBe(baseId)
+      const cstorStore = newStore()
+      const ourPull = cli(['--root', cstorStore.root, '--runroot', cstorStore.runroot, 'pull', '--authfile', theirs.file, ref], env)
+      expect(ourPull.status, ourPull.stderr).toBe(0)
+      expect(idOf(cstorStore, ref)).toBe(baseId)
+
+      // Logged out, the file is what podman logout leaves; a second logout finds nothing.
+      expect(cstor(['logout', guarded.host], ours.env).status).toBe(0)
+      expect(podman(newStore(), ['logout', guarded.host], theirs.env).status).toBe(0)
+      expect(fs.readFileSync(ours.file, 'utf8')).toBe(fs.readFileSync(theirs.file, 'utf8'))
+      const again = cstor(['logout', guarded.host], ours.env)
+      expect(again.status).toBe(1)
+      expect(again.stderr).toContain('(ENOENT)')
+    } finally {
+      await guarded.stop()
+    }
+  })
+})
+
 describe('signature policy', () => {
   const policyFile = () => path.join(home, '.config', 'containers', 'policy.json')
   const policy = (scopes: Record<string, unknown[]>) =>
@@ -336,6 +416,26 @@ describe('signature policy', () => {
       const layers = path.join(store.root, 'overlay-layers', 'layers.json')
       expect(fs.existsSync(layers) ? JSON.parse(fs.readFileSync(layers, 'utf8')) : []).toEqual([])
     }
+  })
+
+  it('an import is judged by the tarball transport, as podman import; --signature-policy names another policy', () => {
+    const rootfs = path.join(dir, 'import-rootfs')
+    fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true })
+    fs.writeFileSync(path.join(rootfs, 'etc', 'hostname'), 'imported\n')
+    const tar = path.join(dir, 'import.tar')
+    execFileSync('tar', ['-C', rootfs, '-cf', tar, '.'])
+    fs.writeFileSync(policyFile(), JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }], transports: { tarball: { '': [{ type: 'reject' }] } } }))
+    const [ourStore, theirStore] = [newStore(), newStore()]
+    const ours = cli(['--root', ourStore.root, '--runroot', ourStore.runroot, 'import', tar, 'localhost/imported:1'], env)
+    const theirs = podman(theirStore, ['import', '--quiet', tar, 'localhost/imported:1'])
+    expectRefused({ ours, theirs, cstorStore: ourStore, podmanStore: theirStore })
+    expect(ours.stderr).toContain(`Running image tarball:${tar} is rejected by policy.`)
+    expect(theirs.stderr).toContain('is rejected by policy')
+    const accept = path.join(dir, 'accept-policy.json')
+    fs.writeFileSync(accept, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }))
+    const allowed = cli(['--root', ourStore.root, '--runroot', ourStore.runroot, 'import', '--signature-policy', accept, tar, 'localhost/imported:1'], env)
+    expect(allowed.status, allowed.stderr).toBe(0)
+    expect(idOf(ourStore, 'localhost/imported:1')).not.toBeNull()
   })
 
   it('sigstoreSigned: an image skopeo signed passes with its key, not with another key, not unsigned; signedBy is EUNSUPPORTED', { timeout: 300_000 }, () => {
