@@ -365,12 +365,12 @@ pub mod typescript {
 
     use super::{Operation, OPERATIONS};
 
-    /// Declarations collected once each, by name: ts-rs visits a type's dependencies in an
-    /// order that changes from one build to the next, so the file is written in name order.
+    /// Declarations collected once each, by name: the order ts-rs visits dependencies in is
+    /// not the same in every build, and TypeScript needs none.
     #[derive(Default)]
     pub struct Declarations {
         seen: HashSet<TypeId>,
-        declarations: BTreeMap<String, String>,
+        declared: BTreeMap<String, String>,
         methods: String,
         config: Config,
     }
@@ -382,8 +382,8 @@ pub mod typescript {
             }
             T::visit_dependencies(&mut Visitor(self));
             if T::output_path().is_some() {
-                self.declarations
-                    .insert(T::name(&self.config), T::decl(&self.config));
+                let declaration = format!("export {}\n\n", T::decl(&self.config));
+                self.declared.insert(T::name(&self.config), declaration);
             }
         }
     }
@@ -421,14 +421,10 @@ pub mod typescript {
         super::content::declare_events(&mut declarations);
         super::serve::declare_events(&mut declarations);
         declarations.add::<crate::progress::Progress>();
-        let text: String = declarations
-            .declarations
-            .values()
-            .map(|declaration| format!("export {declaration}\n\n"))
-            .collect();
         format!(
             "// Generated from crates/cstor-core/src/ops by `cargo test -p cstor-core typescript` \
-             (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.\n\n{text}/** Every operation: its parameters and result. */\nexport interface Operations {{\n{}}}\n",
+             (CSTOR_UPDATE_TS=1 rewrites it). Do not edit.\n\n{}/** Every operation: its parameters and result. */\nexport interface Operations {{\n{}}}\n",
+            declarations.declared.into_values().collect::<String>(),
             declarations.methods
         )
     }
