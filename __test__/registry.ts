@@ -16,6 +16,8 @@ export interface RegistryOptions {
   htpasswd?: { user: string; password: string }
   /** Bearer tokens, issued to this user by a token server on another loopback port. */
   token?: { user: string; password: string }
+  /** HTTPS with this certificate and key; with `clientCas`, clients must present a certificate one of them signed. */
+  tls?: { cert: string; key: string; clientCas?: string }
 }
 
 /** One line of the access log: `"METHOD PATH HTTP/1.1" STATUS`. */
@@ -35,7 +37,8 @@ export interface Registry {
   stop(): Promise<void>
 }
 
-async function freePort(): Promise<number> {
+/** A loopback port nothing listens on (yet). */
+export async function freePort(): Promise<number> {
   const server = net.createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
@@ -61,9 +64,12 @@ export async function startRegistry(dir: string, options: RegistryOptions = {}):
     auth = `auth:\n  token:\n    realm: ${started.realm}\n    service: cstor-test\n    issuer: cstor-test-issuer\n    rootcertbundle: ${dir}/token.crt\n`
   }
   const config = path.join(dir, 'config.yml')
+  const tls = options.tls
+    ? `  tls:\n    certificate: ${options.tls.cert}\n    key: ${options.tls.key}\n${options.tls.clientCas ? `    clientcas:\n      - ${options.tls.clientCas}\n` : ''}`
+    : ''
   fs.writeFileSync(
     config,
-    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
+    `version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${tls}${auth}`,
   )
   const child: ChildProcess = spawn('docker-registry', ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] })
   let log = ''
@@ -71,7 +77,16 @@ export async function startRegistry(dir: string, options: RegistryOptions = {}):
   child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()))
   const host = `127.0.0.1:${port}`
   for (let i = 0; ; i++) {
+    // A TLS registry that wants client certificates answers no plain request: a connection is enough.
     const answered = await new Promise<boolean>((resolve) => {
+      if (options.tls) {
+        const socket = net.connect(port, '127.0.0.1', () => {
+          socket.destroy()
+          resolve(true)
+        })
+        socket.on('error', () => resolve(false))
+        return
+      }
       http.get(`http://${host}/v2/`, (res) => {
         res.resume()
         resolve(true)

@@ -81,6 +81,7 @@ beforeAll(async () => {
     ].join('\n'),
   )
   registry = await startRegistry(path.join(inputs, 'registry'))
+  fs.writeFileSync(path.join(inputs, 'registries.conf'), `unqualified-search-registries = ["${registry.host}"]\n[[registry]]\nlocation = "${registry.host}"\ninsecure = true\n`, { mode: 0o644 })
   fs.writeFileSync(path.join(inputs, 'parity.cjs'), PARITY, { mode: 0o644 })
   fs.writeFileSync(path.join(inputs, 'picture.sh'), PICTURE, { mode: 0o644 })
 }, 300_000)
@@ -193,6 +194,17 @@ const tarOf = async (write) => { const f = path.join(scratch, 'out-' + Math.rand
     removedImported: (await storage.removeImage('localhost/imported:1')).length,
   }
   await storage.untag('localhost/pulled:1', 'localhost/pulled:1')
+  // The user's registry settings, read and written where the store's pulls run.
+  const auth = path.join(scratch, 'auth.json')
+  const login = await storage.login(registry, { username: 'parity', password: 'secret', authFile: auth, tlsVerify: false })
+  const authStat = fs.statSync(auth)
+  const loggedIn = fs.readFileSync(auth, 'utf8')
+  await storage.logout(registry, { authFile: auth })
+  out.registries = {
+    conf: await storage.registries({ registriesConf: path.join(inputs, 'registries.conf') }),
+    login: { storedIn: login.storedIn === auth, mode: authStat.mode & 0o7777, mine: authStat.uid === process.getuid(), loggedIn, loggedOut: fs.readFileSync(auth, 'utf8') },
+    logoutAgain: await storage.logout(registry, { authFile: auth }).then(() => 'removed', (e) => e.code),
+  }
   out.stores = storage.stores.length
   out.helper = root ? 'explicit root' : 'discovered'
   await storage.close()
@@ -345,5 +357,20 @@ describe('the CLI as the user, on the user\'s store, does what it does as root',
     asUserCli('rmi localhost/cli:1 localhost/cli-pulled:1')
     expect(asUser(`podman images --format '{{.Repository}}:{{.Tag}}'`)).not.toContain('localhost/cli:1')
     asUser(`podman unshare rm -rf ${dir}`)
+  })
+
+  it('login and logout: the credentials go where the user\'s podman looks for them', () => {
+    // Run as `su -` runs it, without XDG_RUNTIME_DIR: podman sets one for itself and its
+    // `podman unshare`, where the store's helper writes the auth file.
+    const seen = asUser(
+      [
+        'set -e',
+        `echo parity-secret | ${cstor} login ${registry.host} -u parity-user --password-stdin --tls-verify=false`,
+        `podman login --get-login ${registry.host}`,
+        `${cstor} logout ${registry.host}`,
+        `podman login --get-login ${registry.host} 2>/dev/null || echo 'not logged in'`,
+      ].join('\n'),
+    )
+    expect(seen.trim().split('\n')).toEqual(['Login Succeeded!', 'parity-user', `Removed login credentials for ${registry.host}`, 'not logged in'])
   })
 })

@@ -4,8 +4,11 @@ import type { Progress } from './progress.js'
 /**
  * `compression`: `'gzip'` (default, as `podman push`, on every core), `'zstd'` (multithreaded)
  * or `'none'` — a `docker-archive:` keeps layers uncompressed, as `podman save` writes them;
- * `tlsVerify: false` speaks plain HTTP to a `docker://` registry; `platform`
- * (`os/architecture[/variant]`) is checked, not selected — a store keeps one platform's layers.
+ * `platform` (`os/architecture[/variant]`) is checked, not selected — a store keeps one
+ * platform's layers. A `docker://` push goes to the registry's location in registries.conf with
+ * `registriesConf`, `authFile`, `certDir`, `tlsVerify` as podman's flags of the same names
+ * (`tlsVerify: false` skips TLS verification and allows plain HTTP; unset, registries.conf's
+ * `insecure` decides).
  */
 export interface CopyOptions extends Omit<CopyTo, 'image' | 'destination'> {
   /** Called per layer and at the end, never awaited. */

@@ -15,6 +15,7 @@ export type { ExtractOptions, ExtractStats, LayerExtractOptions } from './extrac
 export type { CopyOptions, CopyResult } from './copy.js'
 export type { OciCopyOptions, OciCopyResult } from './oci.js'
 export type { Progress } from './progress.js'
+export type { LoginOptions, LoginResult, LogoutOptions, RegistriesConf, RegistriesOptions, RegistryConfig, RegistryEndpoint, ShortNameAlias, ShortNameMode } from './registries.js'
 export type { CreateImageOptions, CreateLayerOptions, PullOptions, PullResult, TarSource } from './write.js'
 export type { ImageTocOptions, Toc, TocEntry, TocOptions } from './toc.js'
 export { assembleSplitFdStream, type SplitFdStream, type SplitFdStreamOptions } from './splitfdstream.js'

@@ -7,6 +7,7 @@ import { Image } from './image.js'
 import { Layer } from './layer.js'
 import { native, type StoreConfigInfo } from './native.js'
 import type { StoreInfo } from './generated/operations.js'
+import type { LoginOptions, LoginResult, LogoutOptions, RegistriesConf, RegistriesOptions } from './registries.js'
 import { withTarFd, type CreateImageOptions, type CreateLayerOptions, type PullOptions, type PullResult, type TarSource } from './write.js'
 import type { VerifyOptions, VerifyReport } from './verify.js'
 
@@ -228,18 +229,50 @@ export class Storage {
   }
 
   /**
-   * Pulls an image into the store from `oci:DIR[:REF]`, `docker-archive:FILE[:REF]` or
-   * `docker://REFERENCE`, writing what skopeo would (same IDs,
-   * records and big data); layers the store has are skipped.
+   * Pulls an image into the store, as podman pulls it: from `oci:DIR[:REF]`,
+   * `docker-archive:FILE[:REF]`, `docker://REFERENCE`, or an image name without a transport (a
+   * registry; a short name resolved through aliases and unqualified-search registries). A registry
+   * image comes from where registries.conf says (mirrors first), with the user's credentials and
+   * certificates; policy.json judges every image before anything but its manifest is fetched.
+   * The store gets what skopeo would write (same IDs, records and big data); layers it has are
+   * skipped.
    */
   async pull(source: string, options: PullOptions = {}): Promise<PullResult> {
     const { onProgress, ...params } = options
     return this.#backend.call('Pull', { source, ...params }, { onProgress })
   }
 
-  /** `podman import`: a root filesystem tar file becomes a one-layer image. */
-  async import(tarPath: string, options: { name?: string } = {}): Promise<PullResult> {
-    return this.#backend.call('Import', { path: tarPath, name: options.name })
+  /**
+   * `podman import`: a root filesystem tar file becomes a one-layer image, once the signature
+   * policy's `tarball` transport accepts it (`signaturePolicy` names another policy.json).
+   */
+  async import(tarPath: string, options: { name?: string; signaturePolicy?: string } = {}): Promise<PullResult> {
+    return this.#backend.call('Import', { path: tarPath, ...options })
+  }
+
+  /**
+   * The registry configuration this store's pulls use (registries.conf and its drop-ins, merged
+   * as podman merges them), for tools that show it. For a rootless store it is read where the
+   * pulls run, in the store's user-namespace helper: the same files podman reads for the user.
+   */
+  async registries(options: RegistriesOptions = {}): Promise<RegistriesConf> {
+    return this.#backend.call('Registries', options)
+  }
+
+  /**
+   * `podman login`: checks the user name and password against the registry `server`
+   * (`host[:port]`, or a namespace in it) and stores them where podman does — the auth file
+   * (`$XDG_RUNTIME_DIR/containers/auth.json` unless `authFile` names one; mode 0600, the format
+   * podman writes) or the credential helper it names for the registry. A registry that refuses
+   * them: `RemoteError` (`EACCES`), nothing stored.
+   */
+  async login(server: string, options: LoginOptions): Promise<LoginResult> {
+    return this.#backend.call('Login', { ...options, server })
+  }
+
+  /** `podman logout`: removes the credentials stored for `server`; `ENOENT` when there were none. */
+  async logout(server: string, options: LogoutOptions = {}): Promise<void> {
+    await this.#backend.call('Logout', { ...options, server })
   }
 }
 

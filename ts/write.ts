@@ -22,8 +22,10 @@ export interface CreateImageOptions extends Omit<CreateImage, 'bigData'> {
 }
 
 /**
- * `name` to give the image (normalized as podman does); `tlsVerify: false` speaks plain HTTP to
- * a `docker://` registry (skopeo's `--tls-verify=false`).
+ * `name` to give the image (normalized as podman does; a registry image is named as pulled when
+ * absent); `signaturePolicy`, `registriesConf`, `authFile`, `certDir`, `tlsVerify` as podman's
+ * flags of the same names (`tlsVerify: false` skips TLS verification and allows plain HTTP;
+ * unset, registries.conf's `insecure` decides).
  */
 export interface PullOptions extends Omit<Pull, 'source'> {
   /** Called per layer and at the end, never awaited. */

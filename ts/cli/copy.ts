@@ -5,7 +5,7 @@
 import type { CopyOptions, Storage } from '../index.js'
 import { humanSize, printJson } from './output.js'
 import { clearProgress, progressOption } from './progress.js'
-import { UsageError, type Flags } from './usage.js'
+import { registryOptions, UsageError, type Flags } from './usage.js'
 
 const COMPRESSIONS = ['gzip', 'zstd', 'none'] as const
 
@@ -17,7 +17,7 @@ export async function copyCommand(storage: Storage, args: string[], flags: Flags
   const image = await storage.image(reference)
   const options: CopyOptions = {
     compression: compression as CopyOptions['compression'],
-    tlsVerify: flags.tlsVerify,
+    ...registryOptions(flags),
     ...(flags.platform !== undefined && { platform: flags.platform }),
     ...progressOption(flags),
   }

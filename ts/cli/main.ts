@@ -8,6 +8,7 @@ import { CstorError, Storage } from '../index.js'
 import { copyCommand } from './copy.js'
 import { imageCommand } from './image.js'
 import { layerCommand, resolveLinkCommand } from './layer.js'
+import { loginCommand, logoutCommand } from './login.js'
 import { serveCommand } from './serve.js'
 import { tarDiffCommand } from './tardiff.js'
 import { verifyCommand } from './verify.js'
@@ -47,6 +48,13 @@ async function main(argv: string[]): Promise<number> {
       quick: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       'tls-verify': { type: 'string' },
+      'registries-conf': { type: 'string' },
+      authfile: { type: 'string' },
+      'cert-dir': { type: 'string' },
+      'signature-policy': { type: 'string' },
+      username: { type: 'string', short: 'u' },
+      password: { type: 'string', short: 'p' },
+      'password-stdin': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -81,7 +89,15 @@ async function main(argv: string[]): Promise<number> {
     platform: values.platform,
     image: values.image,
     quick: values.quick,
-    tlsVerify: values['tls-verify'] !== 'false',
+    // Unset, registries.conf decides (its insecure registries are not verified).
+    tlsVerify: values['tls-verify'] === undefined ? undefined : values['tls-verify'] !== 'false',
+    registriesConf: values['registries-conf'],
+    authFile: values.authfile,
+    certDir: values['cert-dir'],
+    signaturePolicy: values['signature-policy'],
+    username: values.username,
+    password: values.password,
+    passwordStdin: values['password-stdin'],
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {
@@ -97,12 +113,15 @@ async function main(argv: string[]): Promise<number> {
     tag: tagCommand,
     untag: untagCommand,
     rmi: rmiCommand,
+    login: loginCommand,
+    logout: logoutCommand,
   }
   const command = commands[group]
   if (!command) throw new UsageError(`unknown command ${JSON.stringify(group)}`)
   const storage = await Storage.discover({
-    // The verbs that bring images in start a store where there is none, as podman's do.
-    create: group === 'pull' || group === 'import',
+    // The verbs that bring images in, and login and logout, start a store where there is
+    // none, as podman's do.
+    create: ['pull', 'import', 'login', 'logout'].includes(group),
     ...(values.root !== undefined && { root: values.root }),
     ...(values.runroot !== undefined && { runroot: values.runroot }),
     ...(additionalImageStores.length > 0 && { additionalImageStores }),

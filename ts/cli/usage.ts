@@ -37,8 +37,27 @@ export interface Flags {
   image?: string
   /** `verify --quick`: structure and metadata, no content read. */
   quick: boolean
-  /** `pull`/`copy --tls-verify=false`: plain HTTP to a registry. */
-  tlsVerify: boolean
+  /** `pull`/`copy`/`login --tls-verify=false`: no TLS verification (and plain HTTP) for a registry; unset, registries.conf decides. */
+  tlsVerify?: boolean
+  /** `--registries-conf FILE`, `--authfile FILE`, `--cert-dir DIR`: as podman's (pull, copy, login, logout). */
+  registriesConf?: string
+  authFile?: string
+  certDir?: string
+  /** `pull`/`import --signature-policy FILE`: the policy.json to judge images by. */
+  signaturePolicy?: string
+  /** `login -u USER`, `-p PASSWORD` or `--password-stdin`. */
+  username?: string
+  password?: string
+  passwordStdin: boolean
+}
+
+/**
+ * The registry options of `pull`, `copy` and `login`, as podman's flags set them; unset ones are
+ * left out, so registries.conf, the environment and the user's files decide.
+ */
+export function registryOptions(flags: Flags): { registriesConf?: string; authFile?: string; certDir?: string; tlsVerify?: boolean } {
+  const { registriesConf, authFile, certDir, tlsVerify } = flags
+  return Object.fromEntries(Object.entries({ registriesConf, authFile, certDir, tlsVerify }).filter(([, value]) => value !== undefined))
 }
 
 export const HELP = `Usage: cstor [--root DIR] [--runroot DIR] [--json] <command> [args]
@@ -66,7 +85,7 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=false]
+  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=BOOL]
                              Copy an image to a registry (docker://HOST/REPO:TAG), a
                              docker-archive:FILE[:NAME] (podman save), an
                              oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
@@ -86,11 +105,17 @@ Commands:
                              digest, big data against its digests, parents, image layers,
                              overlay links; also unused layers and dangling links. Exit 0
                              clean, 1 damaged
-  pull <source> [NAME] [--tls-verify=false]
+  pull <source> [NAME] [--tls-verify=BOOL] [--signature-policy FILE]
                              Pull an image (oci:DIR[:REF], docker-archive:FILE[:REF],
-                             docker://REF) into the store, written as skopeo writes it
-                             (same IDs); layers it has are skipped
+                             docker://REF, or a registry image name resolved as podman
+                             resolves short names) into the store, written as skopeo writes
+                             it (same IDs); layers it has are skipped. registries.conf,
+                             certs.d, credentials and policy.json apply as for podman
   import <tar> [NAME]        Make a one-layer image of a root filesystem tar (podman import)
+  login <host> -u USER --password-stdin
+                             Check credentials against a registry and store them where
+                             podman does (auth.json, mode 0600, or a credential helper)
+  logout <host>              Remove the credentials stored for a registry
   tag <ref> <name>...        Add names to an image; a name another image had moves
   untag <ref> [<name>...]    Remove names from an image (all when none are given)
   rmi <ref>...               Delete images and the layers only they use; a name of an image
@@ -116,6 +141,8 @@ Global options:
   --compress ALGO   Layer blobs of copy: gzip (default), zstd or none
   --pretty          Indent JSON tables of contents
   --digests         Give each file in a table of contents its sha256
+  --registries-conf FILE, --authfile FILE, --cert-dir DIR, --signature-policy FILE
+                    Registry settings of pull, copy, login and logout, as podman's
   -h, --help        Show this help; after a command: its options and examples
 
 Exit codes: 0 success, 1 error (one line on stderr, with its code), 2 usage error;

@@ -5,7 +5,7 @@
 import type { PullResult, Storage } from '../index.js'
 import { printJson, shortId } from './output.js'
 import { clearProgress, progressOption } from './progress.js'
-import { UsageError, type Flags } from './usage.js'
+import { registryOptions, UsageError, type Flags } from './usage.js'
 
 function reportPull(result: PullResult, what: string, flags: Flags, seconds: number): void {
   clearProgress()
@@ -19,13 +19,14 @@ function reportPull(result: PullResult, what: string, flags: Flags, seconds: num
 
 const since = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9
 
-/** `cstor pull oci:DIR[:REF]|docker-archive:FILE[:REF] [NAME]` */
+/** `cstor pull oci:DIR[:REF]|docker-archive:FILE[:REF]|docker://REF|NAME [NAME]` */
 export async function pullCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
-  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REF) and an optional name')
+  if (args.length < 1 || args.length > 2) throw new UsageError('cstor pull takes a source (oci:DIR[:REF], docker-archive:FILE[:REF], docker://REF or an image name) and an optional name')
   const started = process.hrtime.bigint()
   const result = await storage.pull(args[0], {
     ...(args[1] !== undefined && { name: args[1] }),
-    tlsVerify: flags.tlsVerify,
+    ...registryOptions(flags),
+    ...(flags.signaturePolicy !== undefined && { signaturePolicy: flags.signaturePolicy }),
     ...progressOption(flags),
   })
   reportPull(result, `Pulled ${args[0]}`, flags, since(started))
@@ -35,7 +36,10 @@ export async function pullCommand(storage: Storage, args: string[], flags: Flags
 export async function importCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
   if (args.length < 1 || args.length > 2) throw new UsageError('cstor import takes a tar file and an optional name')
   const started = process.hrtime.bigint()
-  const result = await storage.import(args[0], args[1] !== undefined ? { name: args[1] } : {})
+  const result = await storage.import(args[0], {
+    ...(args[1] !== undefined && { name: args[1] }),
+    ...(flags.signaturePolicy !== undefined && { signaturePolicy: flags.signaturePolicy }),
+  })
   reportPull(result, `Imported ${args[0]}`, flags, since(started))
 }
 

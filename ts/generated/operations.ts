@@ -40,7 +40,27 @@ bytesWritten: number,
  */
 blobsReused: number, };
 
-export type CopyTo = { image: string, destination: string, compression?: 'gzip' | 'zstd' | 'none', tlsVerify?: boolean, platform?: string, };
+export type CopyTo = { image: string, destination: string, compression?: 'gzip' | 'zstd' | 'none', platform?: string, 
+/**
+ * The registries.conf to read instead of the user's or the system's (`--registries-conf`,
+ * `$CONTAINERS_REGISTRIES_CONF`); its drop-in directories are read as well.
+ */
+registriesConf?: string, 
+/**
+ * The auth file to read credentials from, and login to write them to, instead of those
+ * podman looks at (`--authfile`, `$REGISTRY_AUTH_FILE`).
+ */
+authFile?: string, 
+/**
+ * A directory of `*.crt` CAs and `*.cert`/`*.key` client certificates for every registry,
+ * instead of certs.d's per-registry directories (`--cert-dir`).
+ */
+certDir?: string, 
+/**
+ * `false`: no TLS verification and plain HTTP allowed; `true`: verified even where
+ * registries.conf says `insecure`; unset, registries.conf decides (`--tls-verify`).
+ */
+tlsVerify?: boolean, };
 
 export type CopyToOci = { image: string, dir: string, refName?: string, compression?: 'gzip' | 'zstd' | 'none', platform?: string, };
 
@@ -194,7 +214,11 @@ store: string, readOnly: boolean, };
 
 export type ImageToc = { image: string, digests?: boolean, whiteouts?: 'apply' | 'list', };
 
-export type Import = { path: string, name?: string, };
+export type Import = { path: string, name?: string, 
+/**
+ * The policy.json to use instead of the user's or the system's.
+ */
+signaturePolicy?: string, };
 
 export type InspectImage = { image: string, };
 
@@ -234,6 +258,32 @@ export type ListLayers = Record<symbol, never>;
 
 export type Listening = { address: string, };
 
+export type Login = { server: string, username: string, password: string, 
+/**
+ * The registries.conf to read instead of the user's or the system's (`--registries-conf`,
+ * `$CONTAINERS_REGISTRIES_CONF`); its drop-in directories are read as well.
+ */
+registriesConf?: string, 
+/**
+ * The auth file to read credentials from, and login to write them to, instead of those
+ * podman looks at (`--authfile`, `$REGISTRY_AUTH_FILE`).
+ */
+authFile?: string, 
+/**
+ * A directory of `*.crt` CAs and `*.cert`/`*.key` client certificates for every registry,
+ * instead of certs.d's per-registry directories (`--cert-dir`).
+ */
+certDir?: string, 
+/**
+ * `false`: no TLS verification and plain HTTP allowed; `true`: verified even where
+ * registries.conf says `insecure`; unset, registries.conf decides (`--tls-verify`).
+ */
+tlsVerify?: boolean, };
+
+export type LoginResult = { storedIn: string, };
+
+export type Logout = { server: string, registriesConf?: string, authFile?: string, };
+
 export type LowerChain = { layer: string, };
 
 export type PlatformInfo = { os: string, architecture: string, variant?: string | null, };
@@ -249,7 +299,32 @@ layer: number, layers: number,
  */
 bytes: number, totalBytes: number, };
 
-export type Pull = { source: string, name?: string, tlsVerify?: boolean, };
+export type Pull = { source: string, name?: string, 
+/**
+ * The policy.json to judge the image by instead of the user's or the system's
+ * (`--signature-policy`).
+ */
+signaturePolicy?: string, 
+/**
+ * The registries.conf to read instead of the user's or the system's (`--registries-conf`,
+ * `$CONTAINERS_REGISTRIES_CONF`); its drop-in directories are read as well.
+ */
+registriesConf?: string, 
+/**
+ * The auth file to read credentials from, and login to write them to, instead of those
+ * podman looks at (`--authfile`, `$REGISTRY_AUTH_FILE`).
+ */
+authFile?: string, 
+/**
+ * A directory of `*.crt` CAs and `*.cert`/`*.key` client certificates for every registry,
+ * instead of certs.d's per-registry directories (`--cert-dir`).
+ */
+certDir?: string, 
+/**
+ * `false`: no TLS verification and plain HTTP allowed; `true`: verified even where
+ * registries.conf says `insecure`; unset, registries.conf decides (`--tls-verify`).
+ */
+tlsVerify?: boolean, };
 
 export type PullResult = { imageId: string, 
 /**
@@ -264,6 +339,60 @@ layersWritten: number,
  * Whether an image with this ID was there already (it got the name).
  */
 existed: boolean, };
+
+export type Registries = { registriesConf?: string, };
+
+export type RegistriesConf = { 
+/**
+ * The files read, in order (the main file first, when it exists).
+ */
+files: Array<string>, 
+/**
+ * Sorted by prefix, one per prefix.
+ */
+registries: Array<RegistryConfig>, unqualifiedSearchRegistries: Array<string>, 
+/**
+ * The file that set `unqualified-search-registries`, for messages.
+ */
+unqualifiedSearchRegistriesOrigin: string | null, shortNameMode: ShortNameMode, aliases: { [key in string]: ShortNameAlias }, 
+/**
+ * `containers-auth.json` (the auth files) and `docker-credential-NAME` helpers, in order.
+ */
+credentialHelpers: Array<string>, };
+
+export type RegistryConfig = { 
+/**
+ * What references it applies to: `host[:port][/namespace…]` or `*.domain`.
+ */
+prefix: string, mirrors: Array<RegistryEndpoint>, blocked: boolean, mirrorByDigestOnly: boolean, 
+/**
+ * `host[:port][/namespace]`.
+ */
+location: string, 
+/**
+ * TLS unverified, and plain HTTP allowed.
+ */
+insecure: boolean, 
+/**
+ * For a mirror: `all`, `digest-only` or `tag-only` (absent: all, unless the registry has
+ * `mirror-by-digest-only`).
+ */
+pullFromMirror?: string, };
+
+export type RegistryEndpoint = { 
+/**
+ * `host[:port][/namespace]`.
+ */
+location: string, 
+/**
+ * TLS unverified, and plain HTTP allowed.
+ */
+insecure: boolean, 
+/**
+ * For a mirror: `all`, `digest-only` or `tag-only` (absent: all, unless the registry has
+ * `mirror-by-digest-only`).
+ */
+pullFromMirror?: string, };
 
 export type RemoveImage = { image: string, };
 
@@ -288,6 +417,14 @@ htpasswd?: string,
 verify?: boolean, };
 
 export type Severity = "error" | "warning" | "info";
+
+export type ShortNameAlias = { 
+/**
+ * The fully qualified repository, or `None` when a later file reset it with `""`.
+ */
+value: string | null, origin: string, };
+
+export type ShortNameMode = "disabled" | "permissive" | "enforcing";
 
 export type SplitfdstreamInfo = { layer: string, 
 /**
@@ -381,6 +518,9 @@ export interface Operations {
   Serve: { params: Serve; result: Done }
   Pull: { params: Pull; result: PullResult }
   Import: { params: Import; result: PullResult }
+  Registries: { params: Registries; result: RegistriesConf }
+  Login: { params: Login; result: LoginResult }
+  Logout: { params: Logout; result: Done }
   CreateLayer: { params: CreateLayer; result: LayerInfo }
   CreateImage: { params: CreateImage; result: ImageInfo }
   Tag: { params: Tag; result: ImageInfo }

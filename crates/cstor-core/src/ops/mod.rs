@@ -16,6 +16,7 @@ mod content;
 mod extract;
 mod metadata;
 pub mod records;
+mod registries;
 pub mod rpc_server;
 mod serve;
 mod transport;
@@ -42,6 +43,7 @@ pub use metadata::{
     Describe, GetImage, GetLayer, ImageBigData, InspectImage, LayerChain, ListImages, ListLayers,
     LowerChain, ResolveLink,
 };
+pub use registries::{Login, Logout, Registries, RegistryOptions};
 pub use serve::{Serve, ServeRegistry};
 pub use transport::{CopyTo, CopyToOci, Import, Pull};
 pub use verify::Verify;
@@ -309,6 +311,9 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<Serve>(),
     entry::<Pull>(),
     entry::<Import>(),
+    entry::<Registries>(),
+    entry::<Login>(),
+    entry::<Logout>(),
     entry::<CreateLayer>(),
     entry::<CreateImage>(),
     entry::<Tag>(),

@@ -8,18 +8,19 @@ use ts_rs::TS;
 
 use crate::content::compression::Compression;
 use crate::error::Result;
+use crate::ops::registries::RegistryOptions;
 use crate::ops::{Access, Call, Operation};
 use crate::store::Store;
 use crate::transport::copy::{Copied, CopyOptions};
 use crate::transport::oci_layout::OciLayoutDestination;
-use crate::transport::pull::Pulled;
-use crate::transport::tarball::Tarball;
-use crate::transport::{open_destination, open_source};
+use crate::transport::open_destination;
+use crate::transport::pull::{PullOptions, Pulled};
 
 /// Copies an image to `destination`, named as skopeo names it: `docker://HOST/REPO[:TAG]`
-/// (push), `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`, `oci:DIR[:NAME]`. Layers
-/// compressed as `compression` says (`gzip`, the default, `zstd` or `none`); `tlsVerify: false`
-/// speaks plain HTTP to a registry; `platform` (`os/arch[/variant]`) is checked.
+/// (push, to the registry's own location as registries.conf gives it, with the user's
+/// credentials and certificates), `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`,
+/// `oci:DIR[:NAME]`. Layers compressed as `compression` says (`gzip`, the default, `zstd` or
+/// `none`); `platform` (`os/arch[/variant]`) is checked.
 #[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(optional_fields)]
@@ -30,9 +31,9 @@ pub struct CopyTo {
     #[ts(optional, type = "'gzip' | 'zstd' | 'none'")]
     pub compression: Option<String>,
     #[serde(default)]
-    pub tls_verify: Option<bool>,
-    #[serde(default)]
     pub platform: Option<String>,
+    #[serde(flatten)]
+    pub registry: RegistryOptions,
 }
 
 impl Operation for CopyTo {
@@ -46,8 +47,8 @@ impl Operation for CopyTo {
         };
         let image = store.image(&self.image)?;
         let destination = call.image_reference(&self.destination);
-        let tls_verify = self.tls_verify.unwrap_or(true);
-        let open = || open_destination(&destination, tls_verify);
+        let ctx = self.registry.context(call, None);
+        let open = || open_destination(&destination, &ctx);
         store.copy_to(&image, open, &options, &mut call.progress())
     }
 }
@@ -90,9 +91,12 @@ impl Operation for CopyToOci {
     }
 }
 
-/// Pulls an image into the store from `oci:DIR[:REF]`, `docker-archive:FILE[:REF]` or
-/// `docker://REFERENCE`, writing what skopeo would (same IDs, records and big data), named
-/// `name` when given; `tlsVerify: false` speaks plain HTTP to a registry.
+/// Pulls an image into the store, as podman pulls it: from `oci:DIR[:REF]`,
+/// `docker-archive:FILE[:REF]`, `docker://REFERENCE`, or a name without a transport (a registry
+/// image; a short name resolved through aliases and unqualified-search registries). A registry
+/// image comes from where registries.conf says (mirrors first). The signature policy judges
+/// every image before anything but its manifest is fetched. The store gets what skopeo would
+/// write (same IDs, records and big data), named `name` when given, else as pulled.
 #[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
 #[ts(optional_fields)]
@@ -100,8 +104,12 @@ pub struct Pull {
     pub source: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// The policy.json to judge the image by instead of the user's or the system's
+    /// (`--signature-policy`).
     #[serde(default)]
-    pub tls_verify: Option<bool>,
+    pub signature_policy: Option<String>,
+    #[serde(flatten)]
+    pub registry: RegistryOptions,
 }
 
 impl Operation for Pull {
@@ -111,18 +119,27 @@ impl Operation for Pull {
 
     fn run(self, store: &Arc<Store>, call: &mut Call) -> Result<Pulled> {
         let source = call.image_reference(&self.source);
-        let mut source = open_source(&source, None, self.tls_verify.unwrap_or(true))?;
-        store.pull(source.as_mut(), self.name.as_deref(), &mut call.progress())
+        let options = PullOptions {
+            name: self.name,
+            platform: None,
+            context: self.registry.context(call, self.signature_policy),
+        };
+        store.pull_image(&source, &options, &mut call.progress())
     }
 }
 
-/// `podman import`: a root filesystem tar file (plain, gzip or zstd) as a one-layer image.
+/// `podman import`: a root filesystem tar file (plain, gzip or zstd) as a one-layer image,
+/// judged first by the signature policy's `tarball` transport, as podman judges it.
 #[derive(Debug, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
 #[ts(optional_fields)]
 pub struct Import {
     pub path: String,
     #[serde(default)]
     pub name: Option<String>,
+    /// The policy.json to use instead of the user's or the system's.
+    #[serde(default)]
+    pub signature_policy: Option<String>,
 }
 
 impl Operation for Import {
@@ -131,7 +148,11 @@ impl Operation for Import {
     type Output = Pulled;
 
     fn run(self, store: &Arc<Store>, call: &mut Call) -> Result<Pulled> {
-        let mut source = Tarball::open(&call.path(&self.path))?;
-        store.pull(&mut source, self.name.as_deref(), &mut call.progress())
+        let options = PullOptions {
+            name: self.name,
+            platform: None,
+            context: RegistryOptions::default().context(call, self.signature_policy),
+        };
+        store.import_tarball(&call.path(&self.path), &options, &mut call.progress())
     }
 }

@@ -88,14 +88,15 @@ impl Environment {
     /// The user whose store this is: inside `podman unshare` the process is root in the user's
     /// namespace, and podman says who the user is in `_CONTAINERS_ROOTLESS_UID` (what
     /// containers/storage's `GetRootlessUID` reads).
-    fn rootless_uid(&self) -> u32 {
+    pub fn rootless_uid(&self) -> u32 {
         self.var("_CONTAINERS_ROOTLESS_UID")
             .and_then(|uid| uid.parse().ok())
             .unwrap_or(self.euid)
     }
 
-    /// Whether the per-user store is the one (containers/storage's `usePerUserStorage`).
-    fn rootless(&self) -> bool {
+    /// Whether the per-user store is the one (containers/storage's `usePerUserStorage`); also
+    /// whether the user's registry configuration, credentials and caches are a rootless user's.
+    pub fn rootless(&self) -> bool {
         self.rootless_uid() != 0
     }
 

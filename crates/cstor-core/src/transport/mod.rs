@@ -15,8 +15,10 @@ pub mod oci_archive;
 pub mod oci_layout;
 pub mod pull;
 pub mod registry;
+pub mod signature;
 pub mod skopeo_proxy;
 pub mod store_source;
+pub mod system_context;
 pub mod tarball;
 
 use std::io::{Read, Write};
@@ -28,6 +30,7 @@ use crate::content::compression::Compression;
 use crate::digest::is_sha256;
 use crate::error::{Error, Result};
 use crate::store::images::Platform;
+use crate::transport::system_context::SystemContext;
 
 /// The largest manifest, config or index a source may hand over.
 const MAX_JSON_BYTES: u64 = 16 << 20;
@@ -38,6 +41,11 @@ pub trait ImageSource {
     fn manifest(&mut self) -> Result<Vec<u8>>;
     /// A blob (config or layer) by digest, with its size when known.
     fn blob(&mut self, digest: &str) -> Result<Box<dyn Read + '_>>;
+    /// The sigstore signatures stored with the image (untrusted until a policy checks them);
+    /// only a registry keeps them.
+    fn sigstore_signatures(&mut self) -> Result<Vec<signature::sigstore::Signature>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A content descriptor of the OCI image spec: what a manifest says of a blob.
@@ -132,39 +140,80 @@ pub(crate) const DOCKER_MANIFEST_TYPE: &str =
     "application/vnd.docker.distribution.manifest.v2+json";
 pub(crate) const DOCKER_CONFIG_TYPE: &str = "application/vnd.docker.container.image.v1+json";
 
-/// Opens a source named as skopeo names it: `oci:DIR[:REF]`, `docker-archive:FILE[:REF]`,
-/// `docker://REFERENCE` (over plain HTTP when `tls_verify` is off).
-pub fn open_source(
-    spec: &str,
-    platform: Option<&Platform>,
-    tls_verify: bool,
-) -> Result<Box<dyn ImageSource>> {
-    let (transport, rest) = split_spec(spec);
-    if transport == "docker" {
-        return Ok(Box::new(registry::RegistrySource::open(rest, !tls_verify)?));
-    }
-    let (path, name) = path_and_name(rest);
-    let path = Path::new(path);
-    Ok(match transport {
-        "docker-archive" => Box::new(docker_archive::DockerArchive::open(path, name)?),
-        "oci" => Box::new(oci_layout::OciLayout::open(path, name, platform)?),
-        _ => {
-            return Err(Error::InvalidArgument(format!(
-                "{spec:?}: name a source as oci:DIR[:REF], docker-archive:FILE[:REF] or docker://REFERENCE"
-            )))
+/// What a pull names: a registry image (`docker://REF`, or a name without a transport, which
+/// is resolved as a short name as podman resolves it) or a file or directory of another
+/// transport.
+pub(crate) enum SourceSpec<'a> {
+    /// What follows `docker://`: fully qualified, Docker Hub when it names no registry.
+    Docker(&'a str),
+    /// A name typed without a transport (`myapp:1`, `quay.io/x`).
+    Name(&'a str),
+    /// `oci:DIR[:REF]` or `docker-archive:FILE[:REF]`.
+    Local {
+        transport: &'a str,
+        path: &'a Path,
+        name: Option<&'a str>,
+    },
+}
+
+/// The transports of containers/image: a prefix naming one of them is a transport, anything
+/// else is an image name (`alltransports.ParseImageName`).
+const KNOWN_TRANSPORTS: [&str; 10] = [
+    "docker",
+    "oci",
+    "docker-archive",
+    "oci-archive",
+    "dir",
+    "containers-storage",
+    "docker-daemon",
+    "sif",
+    "tarball",
+    "ostree",
+];
+
+impl<'a> SourceSpec<'a> {
+    pub fn parse(spec: &'a str) -> Result<SourceSpec<'a>> {
+        let (transport, rest) = match spec.split_once(':') {
+            Some((transport, rest)) if KNOWN_TRANSPORTS.contains(&transport) => (transport, rest),
+            _ => return Ok(SourceSpec::Name(spec)),
+        };
+        let (path, name) = path_and_name(rest);
+        match transport {
+            "docker" => rest
+                .strip_prefix("//")
+                .map(SourceSpec::Docker)
+                .ok_or_else(|| Error::InvalidArgument(format!("{spec:?}: a registry image is docker://REFERENCE"))),
+            "oci" | "docker-archive" if !path.is_empty() => Ok(SourceSpec::Local {
+                transport,
+                path: Path::new(path),
+                name,
+            }),
+            _ => Err(Error::InvalidArgument(format!(
+                "{spec:?}: name a source as oci:DIR[:REF], docker-archive:FILE[:REF], docker://REFERENCE or a registry image name"
+            ))),
         }
+    }
+}
+
+/// Opens a source of a transport other than a registry.
+pub(crate) fn open_local_source(
+    transport: &str,
+    path: &Path,
+    name: Option<&str>,
+    platform: Option<&Platform>,
+) -> Result<Box<dyn ImageSource>> {
+    Ok(match transport {
+        "oci" => Box::new(oci_layout::OciLayout::open(path, name, platform)?),
+        _ => Box::new(docker_archive::DockerArchive::open(path, name)?),
     })
 }
 
-/// Opens a destination named as skopeo names it: `docker://REFERENCE` (over plain HTTP when
-/// `tls_verify` is off), `oci:DIR[:REF]`, `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`.
-pub fn open_destination(spec: &str, tls_verify: bool) -> Result<Box<dyn ImageDestination>> {
+/// Opens a destination named as skopeo names it: `docker://REFERENCE`, `oci:DIR[:REF]`,
+/// `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:REF]`; a registry as `ctx` configures it.
+pub fn open_destination(spec: &str, ctx: &SystemContext) -> Result<Box<dyn ImageDestination>> {
     let (transport, rest) = split_spec(spec);
     if transport == "docker" {
-        return Ok(Box::new(registry::RegistryDestination::open(
-            rest,
-            !tls_verify,
-        )?));
+        return Ok(Box::new(registry::RegistryDestination::open(ctx, rest)?));
     }
     let (path, name) = path_and_name(rest);
     let path = Path::new(path);
@@ -178,7 +227,7 @@ pub fn open_destination(spec: &str, tls_verify: bool) -> Result<Box<dyn ImageDes
     })
 }
 
-/// `reference` (as [`open_source`] and [`open_destination`] take one) with a relative path in it
+/// `reference` (as [`SourceSpec::parse`] and [`open_destination`] take one) with a relative path in it
 /// made relative to `cwd`: the caller that named it runs in that directory, this process may not.
 pub fn absolute_reference(reference: &str, cwd: &Path) -> String {
     let (transport, rest) = split_spec(reference);

@@ -9,13 +9,25 @@
 //! so podman is never blocked for the whole pull; the image record comes last, so a pull killed
 //! midway leaves no image, only complete layers that the next pull reuses.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::digest::{check, sha256};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
+use crate::store::images::Platform;
 use crate::store::Store;
-use crate::transport::{descriptor_digest, diff_ids, parse_json, read_limited, ImageSource};
+use crate::transport::registry::registries_conf::RegistriesConf;
+use crate::transport::registry::{short_names, Reference, RegistrySource};
+use crate::transport::signature::policy::Policy;
+use crate::transport::signature::PolicyImage;
+use crate::transport::system_context::SystemContext;
+use crate::transport::tarball::Tarball;
+use crate::transport::{
+    descriptor_digest, diff_ids, open_local_source, parse_json, read_limited, ImageSource,
+    SourceSpec,
+};
 use crate::write::image::{Created, NewImage};
 use crate::write::layer::NewLayer;
 
@@ -33,7 +45,151 @@ pub struct Pulled {
     pub existed: bool,
 }
 
+/// How to pull: the name to give the image, the platform to pick from a list, and the user's
+/// registry configuration and policy.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// The name the image gets; a registry image is named as pulled when absent, as podman
+    /// names it.
+    pub name: Option<String>,
+    pub platform: Option<Platform>,
+    pub context: SystemContext,
+}
+
 impl Store {
+    /// Pulls what `spec` names, as podman pulls it: a name without a transport is a registry
+    /// image resolved as a short name ([`short_names`]), each candidate tried in turn; a
+    /// registry image comes from the places registries.conf gives (mirrors first); every image
+    /// is judged by the signature policy before anything but its manifest (and signatures) is
+    /// fetched, and nothing is written before the verdict.
+    ///
+    /// A mirror that fails once the pull has started (a peer that stopped) is left for the
+    /// next place — where containers/image would fail the pull — and the layers it delivered
+    /// stay, so the rest comes from the next.
+    pub fn pull_image(
+        &self,
+        spec: &str,
+        options: &PullOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pulled> {
+        let ctx = &options.context;
+        let policy = Policy::load(ctx)?;
+        let candidates = match SourceSpec::parse(spec)? {
+            SourceSpec::Local {
+                transport,
+                path,
+                name,
+            } => {
+                let mut source =
+                    open_local_source(transport, path, name, options.platform.as_ref())?;
+                let image = match transport {
+                    "oci" => PolicyImage::oci(path, spec),
+                    _ => PolicyImage::unscoped("docker-archive", spec),
+                };
+                policy.check(&image, source.as_mut())?;
+                return self.pull(source.as_mut(), options.name.as_deref(), progress);
+            }
+            SourceSpec::Docker(reference) => (reference, false),
+            SourceSpec::Name(name) => (name, true),
+        };
+        let conf = RegistriesConf::load(ctx)?;
+        let candidates = match candidates {
+            (name, true) => short_names::resolve(name, &conf)?.candidates,
+            (reference, false) => vec![Reference::parse(reference)?.policy_identity()],
+        };
+        let mut errors = Vec::new();
+        for candidate in &candidates {
+            match self.pull_from_registry(candidate, &conf, &policy, options, progress) {
+                Ok(pulled) => return Ok(pulled),
+                // A refusal by policy or configuration ends the pull, as it ends podman's.
+                Err(e) if candidates.len() == 1 || e.code() == "EUNSUPPORTED" => return Err(e),
+                Err(e) => errors.push(e),
+            }
+        }
+        let code = match errors.iter().all(|e| e.code() == errors[0].code()) {
+            true => errors[0].code(),
+            false => "EREMOTE",
+        };
+        let listed: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        Err(Error::Remote {
+            code,
+            message: format!(
+                "{} errors occurred while pulling:\n * {}",
+                errors.len(),
+                listed.join("\n * ")
+            ),
+        })
+    }
+
+    /// `podman import`: the root filesystem tar at `path` as a one-layer image, judged first by
+    /// the policy's `tarball` transport (whose images have no scope but `""`), as podman's
+    /// import is.
+    pub fn import_tarball(
+        &self,
+        path: &Path,
+        options: &PullOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pulled> {
+        let policy = Policy::load(&options.context)?;
+        let mut source = Tarball::open(path)?;
+        let display = format!("tarball:{}", path.display());
+        policy.check(&PolicyImage::unscoped("tarball", &display), &mut source)?;
+        self.pull(&mut source, options.name.as_deref(), progress)
+    }
+
+    /// One fully qualified reference, from each of its places in turn (`newImageSource`).
+    fn pull_from_registry(
+        &self,
+        candidate: &str,
+        conf: &RegistriesConf,
+        policy: &Policy,
+        options: &PullOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Pulled> {
+        let logical = Reference::parse(candidate)?;
+        let image = PolicyImage::docker(&logical);
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| image.identity.clone());
+        let places = conf.pull_sources(candidate)?;
+        let mut failures: Vec<(String, Error)> = Vec::new();
+        for place in &places {
+            let mut source = match RegistrySource::open(&options.context, conf, place) {
+                Ok(source) => source,
+                Err(e) => {
+                    failures.push((place.reference.clone(), e));
+                    continue;
+                }
+            };
+            policy.check(&image, &mut source)?;
+            match self.pull(&mut source, Some(&name), progress) {
+                Ok(pulled) => return Ok(pulled),
+                Err(e) if place.mirror && source.failed_midway() => {
+                    failures.push((place.reference.clone(), e))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (primary, error) = failures
+            .pop()
+            .ok_or_else(|| Error::InvalidArgument(format!("no place to pull {candidate} from")))?;
+        if failures.is_empty() {
+            return Err(error);
+        }
+        let mirrors: Vec<String> = failures
+            .iter()
+            .map(|(reference, e)| format!("[{reference}: {e}]"))
+            .collect();
+        Err(Error::Remote {
+            code: error.code(),
+            message: format!(
+                "(Mirrors also failed: {}): {primary}: {error}",
+                mirrors.join("\n")
+            ),
+        })
+    }
+
     /// Pulls the image `source` offers into the store, naming it `name` (normalized as podman
     /// does) when given.
     pub fn pull(

@@ -1,9 +1,15 @@
-//! HTTP with one repository of a registry, authenticated as the registry asks: a request that
-//! gets `401` with `WWW-Authenticate: Basic` is sent again with the user's credentials; with
-//! `Bearer realm=…,service=…,scope=…` a token is fetched from the realm (with the credentials
-//! when there are some, anonymously otherwise — Docker's token protocol) and the request sent
-//! again with it. A registry that still refuses, or a token server that refuses the
-//! credentials, is `EACCES`.
+//! HTTP with one repository of a registry, as containers/image's `dockerClient` speaks it.
+//!
+//! - TLS: certs.d's CAs and client certificate for the host ([`super::certs`]); verification
+//!   off for an `insecure` endpoint or `--tls-verify=false`, which then also allows plain HTTP.
+//! - The first request pings `/v2/` over HTTPS, and over HTTP when verification is off and
+//!   HTTPS failed: the scheme that answered is the one used.
+//! - A request that gets `401` with `WWW-Authenticate: Basic` is sent again with the user's
+//!   credentials; with `Bearer realm=…,service=…,scope=…` a token is fetched from the realm —
+//!   with the credentials when there are some, anonymously otherwise (Docker's token protocol),
+//!   or by an OAuth2 `refresh_token` grant when the credentials are an identity token — and
+//!   the request sent again with it. A registry that still refuses, or a token server that
+//!   refuses the credentials, is `EACCES`.
 
 use std::io::Read;
 
@@ -14,8 +20,10 @@ use ureq::Body;
 
 use crate::error::{Error, Result};
 use crate::transport::read_limited;
-use crate::transport::registry::credentials::{self, Credentials};
+use crate::transport::registry::certs;
+use crate::transport::registry::credentials::Credentials;
 use crate::transport::registry::Reference;
+use crate::transport::system_context::SystemContext;
 
 /// How long a connection may take to open; an unreachable registry fails, it does not hang.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -34,26 +42,69 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// A client of `reference`'s repository, for pulling or (`push`) pushing; `insecure`
-    /// speaks plain HTTP, as `--tls-verify=false` lets skopeo do with a local registry.
-    pub fn new(reference: Reference, insecure: bool, push: bool) -> Result<Client> {
-        let credentials = credentials::find(&reference.domain, &reference.repository)?;
+    /// A client of `reference`'s repository, for pulling or (`push`) pushing, with
+    /// `credentials`. `insecure` is registries.conf's setting for the endpoint, which
+    /// `ctx.tls_verify` overrides when set. Pings the registry.
+    pub fn connect(
+        ctx: &SystemContext,
+        reference: Reference,
+        insecure: bool,
+        credentials: Option<Credentials>,
+        push: bool,
+    ) -> Result<Client> {
+        let verify = ctx.tls_verify.unwrap_or(!insecure);
+        let tls = certs::tls_config(ctx, &reference.domain, verify)?;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            .tls_config(tls)
             .build();
-        Ok(Client {
+        let mut client = Client {
             agent: config.into(),
-            origin: format!(
-                "{}://{}",
-                if insecure { "http" } else { "https" },
-                reference.host
-            ),
+            origin: String::new(),
             reference,
             credentials,
             actions: if push { "pull,push" } else { "pull" },
             authorization: None,
-        })
+        };
+        let https = client.ping("https");
+        client.origin = match https {
+            Ok(origin) => origin,
+            Err(_) if !verify => client.ping("http").map_err(|e| client.unreachable(e))?,
+            Err(e) => return Err(client.unreachable(e)),
+        };
+        Ok(client)
+    }
+
+    /// `scheme://host` when `GET /v2/` answers 200 or 401 there.
+    fn ping(&self, scheme: &str) -> Result<String> {
+        let origin = format!("{scheme}://{}", self.reference.host);
+        let url = format!("{origin}/v2/");
+        let response = self.agent.get(&url).call().map_err(|e| remote(&url, e))?;
+        match response.status().as_u16() {
+            200 | 401 => Ok(origin),
+            _ => Err(unexpected(&url, response)),
+        }
+    }
+
+    fn unreachable(&self, e: Error) -> Error {
+        Error::Remote {
+            code: match e.code() {
+                "EACCES" => "EACCES",
+                _ => "EREMOTE",
+            },
+            message: format!("pinging container registry {}: {e}", self.reference.host),
+        }
+    }
+
+    /// Whether `GET /v2/` succeeds with the credentials (`podman login`'s check).
+    pub fn check_auth(&mut self) -> Result<()> {
+        let url = format!("{}/v2/", self.origin);
+        let response = self.send(Method::GET, &url, &[], &[])?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            _ => Err(unexpected(&url, response)),
+        }
     }
 
     /// The URL of `tail` in the repository (`blobs/…`, `manifests/…`).
@@ -141,7 +192,7 @@ impl Client {
         Error::Remote {
             code: "EACCES",
             message: format!(
-                "{}: the registry wants credentials and none are stored for {} (podman login, or an entry in $REGISTRY_AUTH_FILE, ${{XDG_RUNTIME_DIR}}/containers/auth.json or ~/.docker/config.json)",
+                "{}: the registry wants credentials and none are stored for {} (cstor login or podman login, an entry in $REGISTRY_AUTH_FILE, ${{XDG_RUNTIME_DIR}}/containers/auth.json or ~/.docker/config.json, or a credential helper)",
                 self.origin,
                 self.reference.location()
             ),
@@ -156,20 +207,50 @@ impl Client {
             code: "EREMOTE",
             message: format!("a bearer challenge without a realm: {params}"),
         })?;
-        let mut request = self.agent.get(&realm);
+        let mut query: Vec<(&str, String)> = Vec::new();
         if let Some(service) = field("service") {
-            request = request.query("service", &service);
+            query.push(("service", service));
         }
-        let own = format!("repository:{}:{}", self.reference.repository, self.actions);
         let asked = field("scope").unwrap_or_default();
-        for scope in asked.split(' ').filter(|s| !s.is_empty() && *s != own) {
-            request = request.query("scope", scope);
+        let own = (!self.reference.repository.is_empty())
+            .then(|| format!("repository:{}:{}", self.reference.repository, self.actions));
+        for scope in asked.split(' ').filter(|s| !s.is_empty()) {
+            if Some(scope) != own.as_deref() {
+                query.push(("scope", scope.to_owned()));
+            }
         }
-        request = request.query("scope", &own);
-        if let Some(credentials) = &self.credentials {
-            request = request.header("Authorization", &basic(credentials));
+        if let Some(own) = own {
+            query.push(("scope", own));
         }
-        let response = request.call().map_err(|e| remote(&realm, e))?;
+        let identity_token = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.identity_token.as_deref());
+        let response = match identity_token {
+            // OAuth2 (docs/registry/spec/auth/oauth): the refresh token buys an access token.
+            Some(token) => {
+                query.push(("grant_type", "refresh_token".into()));
+                query.push(("refresh_token", token.to_owned()));
+                query.push(("client_id", "containers/image".into()));
+                self.agent.post(&realm).send_form(query)
+            }
+            None => {
+                let mut request = self.agent.get(&realm);
+                if let Some(credentials) = &self.credentials {
+                    if !credentials.username.is_empty() {
+                        request = request.query("account", &credentials.username);
+                    }
+                }
+                for (key, value) in &query {
+                    request = request.query(*key, value);
+                }
+                if let Some(credentials) = &self.credentials {
+                    request = request.header("Authorization", &basic(credentials));
+                }
+                request.call()
+            }
+        }
+        .map_err(|e| remote(&realm, e))?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 if self.credentials.is_some() => {

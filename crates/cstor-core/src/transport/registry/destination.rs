@@ -9,6 +9,9 @@
 //!   `PUT <location>&digest=<digest>` closes it once the digest is known;
 //! - the manifest is `PUT` last, under the tag: until then the registry serves what the tag named
 //!   before, so a push killed midway changes nothing a puller sees.
+//!
+//! A push goes to the reference as named — registries.conf's mirrors and locations are for
+//! pulls — with that registry's `insecure` and `blocked` settings, credentials and TLS.
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -19,7 +22,11 @@ use ureq::SendBody;
 
 use crate::error::{Error, Result};
 use crate::transport::registry::client::{header, remote, unexpected, Client};
+use crate::transport::registry::credentials;
+use crate::transport::registry::registries_conf::RegistriesConf;
+use crate::transport::registry::source::blocked;
 use crate::transport::registry::Reference;
+use crate::transport::system_context::SystemContext;
 use crate::transport::{BlobWriter, Descriptor, ImageDestination, ImageManifest};
 
 /// A blob up to this size is sent whole with the request that closes its upload.
@@ -35,12 +42,18 @@ pub struct RegistryDestination {
 }
 
 impl RegistryDestination {
-    /// A destination for `reference` (what follows `docker://`; the tag defaults to `latest`);
-    /// `insecure` speaks plain HTTP.
-    pub fn open(reference: &str, insecure: bool) -> Result<RegistryDestination> {
+    /// A destination for `reference` (what follows `docker://`; the tag defaults to `latest`).
+    pub fn open(ctx: &SystemContext, reference: &str) -> Result<RegistryDestination> {
         let reference = Reference::parse(reference)?;
+        let conf = RegistriesConf::load(ctx)?;
+        let insecure = match conf.find_registry(&reference.name()) {
+            Some(registry) if registry.blocked => return Err(blocked(&registry.prefix, &conf)),
+            Some(registry) => registry.primary.insecure,
+            None => false,
+        };
+        let found = credentials::find(ctx, &conf.credential_helpers, &reference.name())?;
         Ok(RegistryDestination {
-            client: Client::new(reference, insecure, true)?,
+            client: Client::connect(ctx, reference, insecure, found, true)?,
         })
     }
 

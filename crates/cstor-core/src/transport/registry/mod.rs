@@ -1,11 +1,21 @@
 //! A registry (`docker://host/repository[:tag|@digest]`) over the OCI distribution API, both
-//! ways: [`source`] pulls an image, [`destination`] pushes one. [`client`] speaks HTTP with the
-//! registry's authentication (basic, bearer tokens); [`credentials`] finds the user's
-//! credentials where podman and skopeo look.
+//! ways, configured as the user configured podman: [`source`] pulls an image from one of the
+//! places [`registries_conf`] gives for it (mirrors, then the primary), [`destination`] pushes
+//! one. [`short_names`] turns `myapp:1` into the references to try. [`client`] speaks HTTP with
+//! the registry's authentication (basic, bearer tokens, identity tokens) and TLS from
+//! [`certs`]; [`credentials`] finds and stores the user's credentials where podman does,
+//! through [`credential_helper`]s too; [`login`] checks them against a registry first;
+//! [`registries_d`] says where sigstore signatures are attached.
 
+mod certs;
 mod client;
+mod credential_helper;
 pub mod credentials;
 mod destination;
+pub mod login;
+pub mod registries_conf;
+mod registries_d;
+pub mod short_names;
 mod source;
 
 pub use destination::RegistryDestination;
@@ -35,10 +45,7 @@ impl Reference {
             Error::InvalidArgument(format!("{reference:?} is not an image reference"))
         })?;
         let domain = name.domain.clone().unwrap_or_else(|| "docker.io".into());
-        let host = match domain.as_str() {
-            "docker.io" => "registry-1.docker.io".to_owned(),
-            other => other.to_owned(),
-        };
+        let host = api_host(&domain).to_owned();
         let repository = match name.domain.as_deref() {
             None if !name.path.contains('/') => format!("library/{}", name.path),
             _ => name.path.clone(),
@@ -52,9 +59,55 @@ impl Reference {
         })
     }
 
+    /// A registry alone (`podman login`'s target): no repository.
+    pub fn registry(domain: &str) -> Reference {
+        Reference {
+            domain: domain.to_owned(),
+            host: api_host(domain).to_owned(),
+            repository: String::new(),
+            tag: None,
+            digest: None,
+        }
+    }
+
     /// `domain/repository`: where a blob was seen, for a later cross-repository mount.
     pub fn location(&self) -> String {
         format!("{}/{}", self.domain, self.repository)
+    }
+
+    /// `domain/repository`, the name registries.conf and auth files are matched against.
+    pub fn name(&self) -> String {
+        self.location()
+    }
+
+    /// The whole reference: `domain/repository:tag` or `domain/repository@digest` (`latest`
+    /// when it has neither), as containers/image's `PolicyConfigurationIdentity`.
+    pub fn policy_identity(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(digest), _) => format!("{}@{digest}", self.name()),
+            (None, tag) => format!("{}:{}", self.name(), tag.as_deref().unwrap_or("latest")),
+        }
+    }
+
+    /// The scopes a policy or registries.d entry may name for it, most specific first
+    /// (`DockerReferenceNamespaces`): the repository, its parent namespaces, the registry, then
+    /// `*.`-wildcards of the host's parent domains.
+    pub fn policy_namespaces(&self) -> Vec<String> {
+        let mut scopes = Vec::new();
+        let mut name = self.name();
+        loop {
+            scopes.push(name.clone());
+            match name.rfind('/') {
+                Some(slash) => name.truncate(slash),
+                None => break,
+            }
+        }
+        let mut host = name.split(':').next().unwrap_or("").to_owned();
+        while let Some(dot) = host.find('.') {
+            host = host[dot + 1..].to_owned();
+            scopes.push(format!("*.{host}"));
+        }
+        scopes
     }
 
     /// The tag, or the digest, or `latest`: what a manifest is fetched or stored under.
@@ -63,6 +116,14 @@ impl Reference {
             .as_deref()
             .or(self.tag.as_deref())
             .unwrap_or("latest")
+    }
+}
+
+/// The host a registry's API lives on: Docker Hub's is not `docker.io`.
+fn api_host(domain: &str) -> &str {
+    match domain {
+        "docker.io" => "registry-1.docker.io",
+        other => other,
     }
 }
 
@@ -85,6 +146,18 @@ mod tests {
         let local = Reference::parse("127.0.0.1:5000/team/app:1").unwrap();
         assert_eq!(local.location(), "127.0.0.1:5000/team/app");
         assert_eq!(local.manifest_reference(), "1");
+        assert_eq!(local.policy_identity(), "127.0.0.1:5000/team/app:1");
+        assert_eq!(
+            local.policy_namespaces(),
+            [
+                "127.0.0.1:5000/team/app",
+                "127.0.0.1:5000/team",
+                "127.0.0.1:5000",
+                "*.0.0.1",
+                "*.0.1",
+                "*.1"
+            ]
+        );
         assert_eq!(Reference::parse("Bad Name").unwrap_err().code(), "EINVAL");
     }
 }
