@@ -3,6 +3,7 @@ import type { ExtractOptions, ExtractStats } from './extract.js'
 import type { CopyOptions, CopyResult } from './copy.js'
 import type { ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
+import { ImageFs } from './fs.js'
 import { Layer } from './layer.js'
 import type { ImageTocOptions, Toc } from './toc.js'
 
@@ -125,6 +126,14 @@ export class Image {
   async copyTo(destination: string, options: CopyOptions = {}): Promise<CopyResult> {
     const { onProgress, ...params } = options
     return this.#backend.call('CopyTo', { image: this.id, destination, ...params }, { onProgress })
+  }
+
+  /**
+   * The image's merged filesystem, read in place (no mount, no extraction), shaped like
+   * `node:fs/promises`: `stat`, `readdir`, `readFile`, `createReadStream`, `entries({ match })`...
+   */
+  get fs(): ImageFs {
+    return new ImageFs(this.#backend, { image: this.id })
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

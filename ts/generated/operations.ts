@@ -176,6 +176,52 @@ path?: string | null, message: string, };
 
 export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-metadata-unchecked" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
 
+export type FsDirent = { name: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', };
+
+export type FsEntries = { match?: Array<string>, image?: string, layer?: string, };
+
+export type FsOpen = { path: string, image?: string, layer?: string, };
+
+export type FsOpened = { 
+/**
+ * Content bytes; the fd comes when this is not 0.
+ */
+size: number, };
+
+export type FsReaddir = { path: string, image?: string, layer?: string, };
+
+export type FsReadlink = { path: string, image?: string, layer?: string, };
+
+export type FsStat = { path: string, follow?: boolean, image?: string, layer?: string, };
+
+export type FsStats = { 
+/**
+ * The entry's path from the image root, `/` first: `realpath` when symlinks were followed.
+ */
+path: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', mode: number, uid: number, gid: number, 
+/**
+ * Content bytes of a file, target bytes of a symlink, 0 for the rest.
+ */
+size: number, 
+/**
+ * Seconds since the epoch.
+ */
+mtime: number, nlink: number, 
+/**
+ * Equal for the names of one hardlink group.
+ */
+ino: number, rdev: number, linkTarget?: string, 
+/**
+ * The ID of the layer that provides the entry.
+ */
+layer: string, };
+
+export type FsXattrs = { path: string, follow?: boolean, 
+/**
+ * Only this one: `ENODATA` when the entry lacks it.
+ */
+name?: string, image?: string, layer?: string, };
+
 export type GetImage = { image: string, };
 
 export type GetLayer = { layer: string, };
@@ -509,6 +555,12 @@ export interface Operations {
   GetLayerSplitfdstream: { params: GetLayerSplitfdstream; result: SplitfdstreamInfo }
   LayerToc: { params: LayerToc; result: Toc }
   ImageToc: { params: ImageToc; result: Toc }
+  FsStat: { params: FsStat; result: FsStats }
+  FsReaddir: { params: FsReaddir; result: Array<FsDirent> }
+  FsReadlink: { params: FsReadlink; result: string }
+  FsOpen: { params: FsOpen; result: FsOpened }
+  FsXattrs: { params: FsXattrs; result: { [key in string]: Base64 } }
+  FsEntries: { params: FsEntries; result: Array<FsStats> }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }
   CopyTo: { params: CopyTo; result: CopyResult }
