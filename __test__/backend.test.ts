@@ -80,6 +80,7 @@ const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
     copyTo: (i: Image) => i.copyTo(`oci:${out('oci')}`),
     bigData: (i: Image) => i.bigData('manifest'),
     fs: (i: Image) => i.fs.stat('/'),
+    diff: (i: Image) => i.diff(),
   },
   Layer: {
     exportToFd: (l: Layer) => l.exportToFd(process.stdout.fd),

@@ -1,13 +1,16 @@
 import type { Backend } from './backend.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
 import type { CopyOptions, CopyResult } from './copy.js'
-import type { ImageInfo, PlatformInfo } from './generated/operations.js'
+import type { Change, ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
 import { ImageFs } from './fs.js'
 import { Layer } from './layer.js'
 import type { ImageTocOptions, Toc } from './toc.js'
 
 export type Platform = PlatformInfo
+
+/** One line of `image.diff()`: a path added (`A`), changed (`C`) or deleted (`D`). */
+export type ImageChange = Change
 
 /** What `Image.inspect()` returns: the image with its manifest, config, platform and layers. */
 export interface ImageDetails {
@@ -134,6 +137,15 @@ export class Image {
    */
   get fs(): ImageFs {
     return new ImageFs(this.#backend, { image: this.id })
+  }
+
+  /**
+   * What `podman image diff` prints for this image against `base` (an `Image` or a reference),
+   * or against its top layer's parent: `{ kind: 'A' | 'C' | 'D', path }`, sorted by path.
+   */
+  async diff(base?: Image | string): Promise<ImageChange[]> {
+    const other = base instanceof Image ? base.id : base
+    return this.#backend.call('ImageDiff', { image: this.id, base: other })
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

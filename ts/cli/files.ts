@@ -1,4 +1,4 @@
-/** `cstor image cat|ls|find` and `cstor layer ls LAYER`: an image's files, read in place. */
+/** `cstor image cat|ls|find|diff` and `cstor layer ls LAYER`: an image's files, read in place. */
 import { pipeline } from 'node:stream/promises'
 import type { ImageFs, Stats, Storage } from '../index.js'
 import { printJson } from './output.js'
@@ -79,4 +79,15 @@ export async function layerLs(tree: ImageFs, flags: Flags): Promise<void> {
   if (flags.json) return printJson(found.map(record))
   const lines = found.map((e) => (e.type === 'whiteout' ? `${e.path} (deleted)` : flags.long ? longLine(e, e.path) : e.path))
   if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n')
+}
+
+/** `image diff A [B]`: `podman image diff`'s lines, or its `--format json` object. */
+export async function diff(storage: Storage, reference: string, base: string | undefined, flags: Flags): Promise<void> {
+  const changes = await (await storage.image(reference)).diff(base)
+  if (flags.json) {
+    const of = (kind: string) => changes.filter((c) => c.kind === kind).map((c) => c.path)
+    const report = { changed: of('C'), added: of('A'), deleted: of('D') }
+    return printJson(Object.fromEntries(Object.entries(report).filter(([, paths]) => paths.length > 0)))
+  }
+  if (changes.length > 0) process.stdout.write(changes.map((c) => `${c.kind} ${c.path}`).join('\n') + '\n')
 }

@@ -62,6 +62,11 @@ const COMMANDS: Record<string, Command> = {
     options: ['--name GLOB    match the last component, as find -name', '--type f|d|l   regular files, directories or symlinks only', '--json         one record per entry'].join('\n'),
     examples: ["cstor image find alpine --name '*.so*' --type f", 'cstor image find debian --name status --json'],
   },
+  'image diff': {
+    usage: 'image diff <ref> [<base>] [--json]',
+    about: "Print what podman image diff prints: each path <ref> adds (A), changes (C) or deletes (D)\nagainst <base>, or against its top layer's parent; the paths every container gets\n(/etc/hosts, /proc, ...) left out, as podman leaves them. --json: podman's\n{ changed, added, deleted }.",
+    examples: ['cstor image diff localhost/app:1', 'cstor image diff localhost/app:2 localhost/app:1 --json'],
+  },
   'layer ls': {
     usage: 'layer ls <id> [-l] [--json]',
     about: "List one layer's own entries, from its tar-split headers; deleted paths (whiteouts) are\nmarked (deleted). Without <id>, list the layers.",

@@ -85,6 +85,8 @@ Commands:
                              List a directory of the image (without <ref>: the images)
   image find <ref> [--name GLOB] [--type f|d|l]
                              List the image's paths whose name matches GLOB
+  image diff <ref> [<base>]  What podman image diff prints: A/C/D paths against <base>,
+                             or against the image's parent layer
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
   layer export <id> [-o FILE] [--no-verify]

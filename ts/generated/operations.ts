@@ -30,6 +30,16 @@ export type Base64 = string;
 
 export type BigDataItem = { key: string, data: Base64, };
 
+export type Change = { 
+/**
+ * The path, `/` first.
+ */
+path: string, 
+/**
+ * `A` added, `C` changed, `D` deleted.
+ */
+kind: 'A' | 'C' | 'D', };
+
 export type CopyResult = { manifestDigest: string, manifestSize: number, layers: number, 
 /**
  * Bytes of layer blobs written (not those the destination had).
@@ -192,7 +202,7 @@ export type FsReaddir = { path: string, image?: string, layer?: string, };
 
 export type FsReadlink = { path: string, image?: string, layer?: string, };
 
-export type FsStat = { path: string, follow?: boolean, image?: string, layer?: string, };
+export type FsStat = { follow?: boolean, path: string, image?: string, layer?: string, };
 
 export type FsStats = { 
 /**
@@ -216,11 +226,11 @@ ino: number, rdev: number, linkTarget?: string,
  */
 layer: string, };
 
-export type FsXattrs = { path: string, follow?: boolean, 
+export type FsXattrs = { follow?: boolean, 
 /**
  * Only this one: `ENODATA` when the entry lacks it.
  */
-name?: string, image?: string, layer?: string, };
+name?: string, path: string, image?: string, layer?: string, };
 
 export type GetImage = { image: string, };
 
@@ -235,6 +245,8 @@ export type ImageDetailsInfo = { image: ImageInfo, manifest: Record<string, unkn
  * Top first, base last.
  */
 layers: Array<LayerInfo>, size: number, };
+
+export type ImageDiff = { image: string, base?: string, };
 
 export type ImageInfo = { id: string, names: Array<string>, namesHistory: Array<string>, 
 /**
@@ -561,6 +573,7 @@ export interface Operations {
   FsOpen: { params: FsOpen; result: FsOpened }
   FsXattrs: { params: FsXattrs; result: { [key in string]: Base64 } }
   FsEntries: { params: FsEntries; result: Array<FsStats> }
+  ImageDiff: { params: ImageDiff; result: Array<Change> }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }
   CopyTo: { params: CopyTo; result: CopyResult }

@@ -1,6 +1,7 @@
 //! Reading files of an image's merged view or of one layer, in place: the operations behind
 //! `image.fs` and `layer.fs`, shaped after `node:fs` (`stat`, `readdir`, `readlink`, the content
-//! of a file as an open fd, xattrs, and a walk of the tree with glob patterns).
+//! of a file as an open fd, xattrs, and a walk of the tree with glob patterns), and comparing
+//! two images' trees as `podman image diff` does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::content::toc::EntryKind;
 use crate::error::{Error, FsCode, Result};
 use crate::ops::{Base64, Call, Operation};
 use crate::store::Store;
+use crate::tree::diff::Change;
 use crate::tree::glob::Glob;
 use crate::tree::resolve::Follow;
 use crate::tree::{FsTree, Node};
@@ -306,5 +308,26 @@ impl Operation for FsEntries {
             .entries(&globs)
             .map(|n| FsStats::new(&tree, n))
             .collect())
+    }
+}
+
+/// What `podman image diff image [base]` prints: `A`, `C` and `D` paths, sorted; without `base`,
+/// against the image's top layer's parent, as podman compares.
+#[derive(Debug, Deserialize, TS)]
+#[ts(optional_fields)]
+pub struct ImageDiff {
+    pub image: String,
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+impl Operation for ImageDiff {
+    const METHOD: &'static str = "ImageDiff";
+    type Output = Vec<Change>;
+
+    fn run(self, store: &Arc<Store>, _: &mut Call) -> Result<Vec<Change>> {
+        let image = store.image(&self.image)?;
+        let base = self.base.map(|b| store.image(&b)).transpose()?;
+        store.image_diff(&image, base.as_ref())
     }
 }

@@ -40,7 +40,7 @@ use crate::store::Store;
 
 pub use content::{ExportLayer, GetLayerSplitfdstream, ImageToc, LayerToc, StreamLayer};
 pub use extract::{ExtractImage, ExtractLayer};
-pub use files::{FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs};
+pub use files::{FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs, ImageDiff};
 pub use metadata::{
     Describe, GetImage, GetLayer, ImageBigData, InspectImage, LayerChain, ListImages, ListLayers,
     LowerChain, ResolveLink,
@@ -310,6 +310,7 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<FsOpen>(),
     entry::<FsXattrs>(),
     entry::<FsEntries>(),
+    entry::<ImageDiff>(),
     entry::<ExtractImage>(),
     entry::<ExtractLayer>(),
     entry::<CopyTo>(),

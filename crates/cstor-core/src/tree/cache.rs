@@ -72,15 +72,7 @@ impl Store {
                 return Ok(tree);
             }
         }
-        let mut stack = if single {
-            Stack::keeping_whiteouts()
-        } else {
-            Stack::merged()
-        };
-        for layer in layers {
-            stack.push(layer.id(), layer.store_index, self.layer_source(layer)?);
-        }
-        let tree = Arc::new(stack.finish());
+        let tree = Arc::new(self.build_tree(layers, single)?);
         drop(guards);
         let mut trees = TREES.lock().unwrap_or_else(|p| p.into_inner());
         trees.retain(|(k, _)| *k != key);
@@ -89,5 +81,20 @@ impl Store {
         }
         trees.push((key, tree.clone()));
         Ok(tree)
+    }
+}
+
+impl Store {
+    /// A tree built now, not cached: `layers` base first, `single` keeping whiteouts.
+    pub(crate) fn build_tree(&self, layers: &[Layer], single: bool) -> Result<FsTree> {
+        let mut stack = if single {
+            Stack::keeping_whiteouts()
+        } else {
+            Stack::merged()
+        };
+        for layer in layers {
+            stack.push(layer.id(), layer.store_index, self.layer_source(layer)?);
+        }
+        Ok(stack.finish())
     }
 }

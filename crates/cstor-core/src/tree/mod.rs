@@ -8,10 +8,12 @@
 //! entries replacing lower ones, hardlink groups); [`node`] is the resulting [`FsTree`];
 //! [`resolve`] walks a path in it as a chroot would; [`body`] opens a file's content in the
 //! owning layer's `diff/`; [`glob`] matches paths for [`FsTree::entries`]; [`cache`] keeps built
-//! trees while the store is unchanged; [`toc`] lists an image's merged entries as a TOC.
+//! trees while the store is unchanged; [`toc`] lists an image's merged entries as a TOC; [`diff`] compares
+//! images as `podman image diff` does.
 
 pub mod body;
 pub mod cache;
+pub mod diff;
 pub mod glob;
 pub mod merge;
 pub mod node;
