@@ -81,6 +81,7 @@ const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
     bigData: (i: Image) => i.bigData('manifest'),
     fs: (i: Image) => i.fs.stat('/'),
     diff: (i: Image) => i.diff(),
+    analyze: (i: Image) => i.analyze(),
   },
   Layer: {
     exportToFd: (l: Layer) => l.exportToFd(process.stdout.fd),

@@ -12,7 +12,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage, type ImageFs } from '../ts/index'
-import { cliOn, podmanFixtures, storageConf } from './helpers'
+import { cliOn, podmanFixtures, repo, storageConf, type PodmanFixture } from './helpers'
+import { inPodman5 } from './podman5'
 import { snapshot, type Tree } from './tree'
 
 const images = ['localhost/base:1', 'localhost/app:1', 'localhost/sibling:latest', 'quay.io/cstor/formats:1', 'localhost/chain:55']
@@ -118,6 +119,46 @@ describe.each(podmanFixtures)('image diff equals podman image diff on the store 
       const cli = JSON.parse(cliOn(store, ['image', 'diff', image, ...(base ? [base] : []), '--json']).stdout || '{}') as Record<string, string[]>
       const cliKept = Object.fromEntries(Object.entries(cli).map(([k, v]) => [k, v.filter((p) => !missing.has(p))]))
       expect(cliKept).toEqual(Object.fromEntries(Object.entries(theirs).map(([k, v]) => [k, [...v].sort()])))
+    } finally {
+      storage.close()
+    }
+  })
+})
+
+/** `podman save` (a docker-archive) of `ref` by the podman that wrote the fixture's store. */
+function podmanSave({ name, store }: PodmanFixture, ref: string, file: string): void {
+  const args = ['--root', store.root, '--runroot', store.runroot, '--storage-driver', 'overlay', 'save', '-q', '-o', file, ref]
+  if (name === 'podman 4.3') execFileSync('podman', args, { env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf } })
+  else {
+    const result = inPodman5([store.root, store.runroot, path.dirname(file)], ['podman', ...args])
+    if (result.status !== 0) throw new Error(`podman 5 save ${ref}: ${result.stderr}`)
+  }
+}
+
+interface DiveExport {
+  layer: { sizeBytes: number }[]
+  image: { sizeBytes: number; inefficientBytes: number; efficiencyScore: number; fileReference: { count: number; sizeBytes: number; file: string }[] }
+}
+
+describe.each(podmanFixtures)('image.analyze() equals dive on the store $name wrote', (fixture) => {
+  let dive: string
+  beforeAll(() => {
+    dive = execFileSync('bash', [path.join(repo, '__test__', 'fixtures', 'build-dive.sh')], { encoding: 'utf8' }).trim()
+  })
+  it.each([...images, ...(fixture.chunked ? ['localhost/chunked:1'] : [])])('%s', async (ref) => {
+    const archive = path.join(top, `dive-${fixture.name.replace(/\W/g, '')}-${ref.replace(/\W/g, '_')}.tar`)
+    podmanSave(fixture, ref, archive)
+    execFileSync(dive, ['--source', 'docker-archive', archive, '--json', `${archive}.json`], { stdio: 'ignore' })
+    const theirs = JSON.parse(fs.readFileSync(`${archive}.json`, 'utf8')) as DiveExport
+    const storage = await Storage.open(fixture.store)
+    try {
+      const ours = await (await storage.image(ref)).analyze()
+      expect(ours.layers.map((l) => l.sizeBytes)).toEqual(theirs.layer.map((l) => l.sizeBytes))
+      expect(ours.sizeBytes).toBe(theirs.image.sizeBytes)
+      expect(ours.wastedBytes).toBe(theirs.image.inefficientBytes)
+      expect(ours.efficiency).toBeCloseTo(theirs.image.efficiencyScore, 12)
+      const files = (list: { path?: string; file?: string; count: number; sizeBytes: number }[]) => list.map((f) => `${f.path ?? f.file} ${f.count} ${f.sizeBytes}`).sort()
+      expect(files(ours.inefficientFiles)).toEqual(files(theirs.image.fileReference))
     } finally {
       storage.close()
     }
@@ -238,7 +279,7 @@ describe('symlinks resolve inside the image as in a chroot', () => {
   })
 })
 
-describe('cstor image cat|ls|find, layer ls', () => {
+describe('cstor image cat|ls|find|analyze, layer ls', () => {
   const { store } = podmanFixtures[0]
 
   it('cat prints the files one after another; a bad path exits 1 with its code', () => {
@@ -265,6 +306,17 @@ describe('cstor image cat|ls|find, layer ls', () => {
     expect(cliOn(store, ['image', 'find', 'localhost/app:1', '--name', '*.conf', '--type', 'd']).stdout).toBe('')
     expect(cliOn(store, ['image', 'find', 'localhost/app:1', '--type', 'l', '--name', 'b-*']).stdout).toBe('/app/bin/b-symlink\n')
     expect(cliOn(store, ['image', 'ls']).stdout).toContain('localhost/app')
+  })
+
+  it('analyze prints each layer and dive --ci\'s figures', () => {
+    const shown = cliOn(store, ['image', 'analyze', 'localhost/app:1'])
+    expect(shown.status, shown.stderr).toBe(0)
+    expect(shown.stdout).toMatch(/^efficiency: 99\.9987 %$/m)
+    expect(shown.stdout).toMatch(/^wastedBytes: 26 bytes/m)
+    expect(shown.stdout).toMatch(/^userWastedPercent: 144\.4444 %$/m)
+    const json = JSON.parse(cliOn(store, ['image', 'analyze', 'localhost/app:1', '--json']).stdout)
+    expect(json.layers[2].removed).toContainEqual({ path: '/etc/motd', size: 19 })
+    expect(json.layers[2].added).toEqual([{ path: '/app/conf/new.conf', size: 6 }])
   })
 
   it('layer ls shows one layer, deletions marked', async () => {

@@ -1,7 +1,7 @@
 import type { Backend } from './backend.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
 import type { CopyOptions, CopyResult } from './copy.js'
-import type { Change, ImageInfo, PlatformInfo } from './generated/operations.js'
+import type { Analysis, Change, ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
 import { ImageFs } from './fs.js'
 import { Layer } from './layer.js'
@@ -11,6 +11,9 @@ export type Platform = PlatformInfo
 
 /** One line of `image.diff()`: a path added (`A`), changed (`C`) or deleted (`D`). */
 export type ImageChange = Change
+
+/** What `image.analyze()` returns: per layer its files, for the image dive's figures. */
+export type ImageAnalysis = Analysis
 
 /** What `Image.inspect()` returns: the image with its manifest, config, platform and layers. */
 export interface ImageDetails {
@@ -146,6 +149,14 @@ export class Image {
   async diff(base?: Image | string): Promise<ImageChange[]> {
     const other = base instanceof Image ? base.id : base
     return this.#backend.call('ImageDiff', { image: this.id, base: other })
+  }
+
+  /**
+   * Each layer's added, changed and removed files with their sizes, and the image's wasted bytes
+   * and efficiency score as dive computes them (`dive --ci`), from the layers' headers.
+   */
+  async analyze(): Promise<ImageAnalysis> {
+    return this.#backend.call('AnalyzeImage', { image: this.id })
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

@@ -3,7 +3,7 @@
  * @packageDocumentation
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
-export { Image, type ImageChange, type ImageDetails, type Platform } from './image.js'
+export { Image, type ImageAnalysis, type ImageChange, type ImageDetails, type Platform } from './image.js'
 export { Layer } from './layer.js'
 export { Dirent, EntryType, ImageFs, Stats, type EntriesOptions, type FsEntry, type ReadStreamOptions } from './fs.js'
 export type { ExportOptions, ExportStats } from './export.js'

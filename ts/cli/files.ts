@@ -1,7 +1,7 @@
-/** `cstor image cat|ls|find|diff` and `cstor layer ls LAYER`: an image's files, read in place. */
+/** `cstor image cat|ls|find|diff|analyze` and `cstor layer ls LAYER`: an image's files, read in place. */
 import { pipeline } from 'node:stream/promises'
 import type { ImageFs, Stats, Storage } from '../index.js'
-import { printJson } from './output.js'
+import { humanSize, printJson, printTable } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
 /** `cat`: the files one after another on stdout. */
@@ -90,4 +90,27 @@ export async function diff(storage: Storage, reference: string, base: string | u
     return printJson(Object.fromEntries(Object.entries(report).filter(([, paths]) => paths.length > 0)))
   }
   if (changes.length > 0) process.stdout.write(changes.map((c) => `${c.kind} ${c.path}`).join('\n') + '\n')
+}
+
+/** `image analyze`: per layer its files, then dive's figures (as `dive --ci` prints them). */
+export async function analyze(storage: Storage, reference: string, flags: Flags): Promise<void> {
+  const analysis = await (await storage.image(reference)).analyze()
+  if (flags.json) return printJson(analysis)
+  printTable(
+    ['LAYER', 'SIZE', 'ADDED', 'CHANGED', 'REMOVED'],
+    analysis.layers.map((l) => {
+      const files = (list: { size: number }[]) => `${list.length} (${humanSize(list.reduce((sum, f) => sum + f.size, 0))})`
+      return [l.id.slice(0, 12), humanSize(l.sizeBytes), files(l.added), files(l.changed), files(l.removed)]
+    }),
+  )
+  const lines = [
+    '',
+    `efficiency: ${(analysis.efficiency * 100).toFixed(4)} %`,
+    `wastedBytes: ${analysis.wastedBytes} bytes (${humanSize(analysis.wastedBytes)})`,
+    `userWastedPercent: ${(analysis.wastedUserFraction * 100).toFixed(4)} %`,
+  ]
+  if (analysis.inefficientFiles.length > 0) {
+    lines.push('', 'Count  Wasted Space  File Path', ...analysis.inefficientFiles.map((f) => `${String(f.count).padStart(5)}  ${humanSize(f.sizeBytes).padStart(12)}  ${f.path}`))
+  }
+  process.stdout.write(lines.join('\n') + '\n')
 }

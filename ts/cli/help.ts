@@ -67,6 +67,11 @@ const COMMANDS: Record<string, Command> = {
     about: "Print what podman image diff prints: each path <ref> adds (A), changes (C) or deletes (D)\nagainst <base>, or against its top layer's parent; the paths every container gets\n(/etc/hosts, /proc, ...) left out, as podman leaves them. --json: podman's\n{ changed, added, deleted }.",
     examples: ['cstor image diff localhost/app:1', 'cstor image diff localhost/app:2 localhost/app:1 --json'],
   },
+  'image analyze': {
+    usage: 'image analyze <ref> [--json]',
+    about: "Print each layer's size and the files it adds, changes and removes, then the image's\nefficiency, wasted bytes and wasted share of the user's bytes as dive --ci computes them\n(from the layers' headers: no podman save). --json: every file, and each wasted path.",
+    examples: ['cstor image analyze localhost/app:1', "cstor image analyze alpine --json | jq '.efficiency'"],
+  },
   'layer ls': {
     usage: 'layer ls <id> [-l] [--json]',
     about: "List one layer's own entries, from its tar-split headers; deleted paths (whiteouts) are\nmarked (deleted). Without <id>, list the layers.",

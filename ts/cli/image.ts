@@ -1,7 +1,7 @@
 /** `cstor image …`: list, inspect, layers, toc, extract, and the files: cat, ls, find. */
 import type { Image, Storage } from '../index.js'
 import { runExtraction } from './extract.js'
-import { cat, diff, find, ls } from './files.js'
+import { analyze, cat, diff, find, ls } from './files.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
@@ -65,6 +65,8 @@ export async function imageCommand(storage: Storage, args: string[], flags: Flag
       return cat(storage, rest[0], rest.slice(1))
     case 'find':
       return find((await storage.image(reference())).fs, flags)
+    case 'analyze':
+      return analyze(storage, reference(), flags)
     case 'diff':
       if (rest.length < 1 || rest.length > 2) throw new UsageError('cstor image diff takes one or two image references')
       return diff(storage, rest[0], rest[1], flags)

@@ -87,6 +87,8 @@ Commands:
                              List the image's paths whose name matches GLOB
   image diff <ref> [<base>]  What podman image diff prints: A/C/D paths against <base>,
                              or against the image's parent layer
+  image analyze <ref>        Each layer's added/changed/removed files; wasted bytes and
+                             efficiency as dive --ci computes them
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
   layer export <id> [-o FILE] [--no-verify]

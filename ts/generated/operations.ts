@@ -26,6 +26,30 @@ bytes: number, seconds: number, userAgent?: string | null,
  */
 error?: string | null, };
 
+export type Analysis = { 
+/**
+ * Base first.
+ */
+layers: Array<LayerAnalysis>, sizeBytes: number, 
+/**
+ * All layers' bytes but the first's.
+ */
+userSizeBytes: number, wastedBytes: number, 
+/**
+ * `wastedBytes / userSizeBytes` (dive's `userWastedPercent`, a fraction); 0 without user bytes.
+ */
+wastedUserFraction: number, 
+/**
+ * dive's efficiency score, 0 to 1.
+ */
+efficiency: number, 
+/**
+ * Most wasted bytes first.
+ */
+inefficientFiles: Array<InefficientFile>, };
+
+export type AnalyzeImage = { image: string, };
+
 export type Base64 = string;
 
 export type BigDataItem = { key: string, data: Base64, };
@@ -174,6 +198,16 @@ skipped: number,
  */
 bytes: number, reflinkedFiles: number, kernelCopiedFiles: number, userCopiedFiles: number, };
 
+export type FileSize = { 
+/**
+ * `/` first.
+ */
+path: string, 
+/**
+ * Header bytes; for a removal, what the path held in the layers below.
+ */
+size: number, };
+
 export type Finding = { severity: Severity, kind: FindingKind, 
 /**
  * What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
@@ -278,7 +312,35 @@ export type Import = { path: string, name?: string,
  */
 signaturePolicy?: string, };
 
+export type InefficientFile = { path: string, 
+/**
+ * In how many layers.
+ */
+count: number, 
+/**
+ * All it counts, in every layer (dive's wasted bytes of the path).
+ */
+sizeBytes: number, };
+
 export type InspectImage = { image: string, };
+
+export type LayerAnalysis = { id: string, 
+/**
+ * The sum of its headers' sizes (dive's layer size).
+ */
+sizeBytes: number, 
+/**
+ * Files (not directories) new to the image.
+ */
+added: Array<FileSize>, 
+/**
+ * Files a lower layer had, written again.
+ */
+changed: Array<FileSize>, 
+/**
+ * Paths deleted (whiteouts; an opaque directory's former contents).
+ */
+removed: Array<FileSize>, };
 
 export type LayerChain = { layer: string, };
 
@@ -574,6 +636,7 @@ export interface Operations {
   FsXattrs: { params: FsXattrs; result: { [key in string]: Base64 } }
   FsEntries: { params: FsEntries; result: Array<FsStats> }
   ImageDiff: { params: ImageDiff; result: Array<Change> }
+  AnalyzeImage: { params: AnalyzeImage; result: Analysis }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }
   CopyTo: { params: CopyTo; result: CopyResult }

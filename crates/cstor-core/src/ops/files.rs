@@ -1,7 +1,7 @@
 //! Reading files of an image's merged view or of one layer, in place: the operations behind
 //! `image.fs` and `layer.fs`, shaped after `node:fs` (`stat`, `readdir`, `readlink`, the content
 //! of a file as an open fd, xattrs, and a walk of the tree with glob patterns), and comparing
-//! two images' trees as `podman image diff` does.
+//! two images' trees as `podman image diff` does, and analyzing an image's layers as dive does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use crate::content::toc::EntryKind;
 use crate::error::{Error, FsCode, Result};
 use crate::ops::{Base64, Call, Operation};
 use crate::store::Store;
+use crate::tree::analyze::Analysis;
 use crate::tree::diff::Change;
 use crate::tree::glob::Glob;
 use crate::tree::resolve::Follow;
@@ -329,5 +330,21 @@ impl Operation for ImageDiff {
         let image = store.image(&self.image)?;
         let base = self.base.map(|b| store.image(&b)).transpose()?;
         store.image_diff(&image, base.as_ref())
+    }
+}
+
+/// What each layer adds, changes and removes, and the image's wasted bytes and efficiency as
+/// dive computes them.
+#[derive(Debug, Deserialize, TS)]
+pub struct AnalyzeImage {
+    pub image: String,
+}
+
+impl Operation for AnalyzeImage {
+    const METHOD: &'static str = "AnalyzeImage";
+    type Output = Analysis;
+
+    fn run(self, store: &Arc<Store>, _: &mut Call) -> Result<Analysis> {
+        store.analyze_image(&store.image(&self.image)?)
     }
 }

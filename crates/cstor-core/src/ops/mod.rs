@@ -40,7 +40,9 @@ use crate::store::Store;
 
 pub use content::{ExportLayer, GetLayerSplitfdstream, ImageToc, LayerToc, StreamLayer};
 pub use extract::{ExtractImage, ExtractLayer};
-pub use files::{FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs, ImageDiff};
+pub use files::{
+    AnalyzeImage, FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs, ImageDiff,
+};
 pub use metadata::{
     Describe, GetImage, GetLayer, ImageBigData, InspectImage, LayerChain, ListImages, ListLayers,
     LowerChain, ResolveLink,
@@ -311,6 +313,7 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<FsXattrs>(),
     entry::<FsEntries>(),
     entry::<ImageDiff>(),
+    entry::<AnalyzeImage>(),
     entry::<ExtractImage>(),
     entry::<ExtractLayer>(),
     entry::<CopyTo>(),

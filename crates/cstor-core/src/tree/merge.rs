@@ -190,20 +190,28 @@ impl Stack {
         }
     }
 
-    /// Removes every entry beneath `dir` (`""`: the root).
-    fn remove_below(&mut self, dir: &str) {
+    /// The entry at `path` in the layers stacked so far.
+    pub(crate) fn entry(&self, path: &str) -> Option<&TocEntry> {
+        self.items.get(path).map(|item| &item.entry)
+    }
+
+    /// The entries beneath `dir` (`""`: the root) in the layers stacked so far.
+    pub(crate) fn beneath<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a TocEntry> + 'a {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
-        let doomed: Vec<String> = self
-            .items
+        self.items
             .range(prefix.clone()..)
-            .take_while(|(name, _)| name.starts_with(&prefix))
+            .take_while(move |(name, _)| name.starts_with(&prefix))
             .filter(|(name, _)| !name.is_empty())
-            .map(|(name, _)| name.clone())
-            .collect();
+            .map(|(_, item)| &item.entry)
+    }
+
+    /// Removes every entry beneath `dir` (`""`: the root).
+    fn remove_below(&mut self, dir: &str) {
+        let doomed: Vec<String> = self.beneath(dir).map(|e| e.name.clone()).collect();
         for name in doomed {
             self.items.remove(&name);
         }

@@ -9,8 +9,10 @@
 //! [`resolve`] walks a path in it as a chroot would; [`body`] opens a file's content in the
 //! owning layer's `diff/`; [`glob`] matches paths for [`FsTree::entries`]; [`cache`] keeps built
 //! trees while the store is unchanged; [`toc`] lists an image's merged entries as a TOC; [`diff`] compares
-//! images as `podman image diff` does.
+//! images as `podman image diff` does; [`analyze`] counts each layer's files and the waste as
+//! dive does.
 
+pub mod analyze;
 pub mod body;
 pub mod cache;
 pub mod diff;
