@@ -14,6 +14,7 @@
 
 mod content;
 mod extract;
+mod files;
 mod metadata;
 pub mod records;
 mod registries;
@@ -39,6 +40,9 @@ use crate::store::Store;
 
 pub use content::{ExportLayer, GetLayerSplitfdstream, ImageToc, LayerToc, StreamLayer};
 pub use extract::{ExtractImage, ExtractLayer};
+pub use files::{
+    AnalyzeImage, FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs, ImageDiff,
+};
 pub use metadata::{
     Describe, GetImage, GetLayer, ImageBigData, InspectImage, LayerChain, ListImages, ListLayers,
     LowerChain, ResolveLink,
@@ -302,6 +306,14 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<GetLayerSplitfdstream>(),
     entry::<LayerToc>(),
     entry::<ImageToc>(),
+    entry::<FsStat>(),
+    entry::<FsReaddir>(),
+    entry::<FsReadlink>(),
+    entry::<FsOpen>(),
+    entry::<FsXattrs>(),
+    entry::<FsEntries>(),
+    entry::<ImageDiff>(),
+    entry::<AnalyzeImage>(),
     entry::<ExtractImage>(),
     entry::<ExtractLayer>(),
     entry::<CopyTo>(),
@@ -381,6 +393,8 @@ pub mod typescript {
                 return;
             }
             T::visit_dependencies(&mut Visitor(self));
+            // A result such as `Vec<FsDirent>` names its element only as a generic.
+            T::visit_generics(&mut Visitor(self));
             if T::output_path().is_some() {
                 let declaration = format!("export {}\n\n", T::decl(&self.config));
                 self.declared.insert(T::name(&self.config), declaration);
