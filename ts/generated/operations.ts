@@ -174,7 +174,7 @@ subject: string,
  */
 path?: string | null, message: string, };
 
-export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-metadata-unchecked" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
+export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
 
 export type GetImage = { image: string, };
 

@@ -4,6 +4,7 @@
 
 pub mod composefs;
 pub mod compression;
+pub mod erofs;
 pub mod export;
 pub mod parallel_gzip;
 pub mod reader;

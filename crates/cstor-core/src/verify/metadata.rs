@@ -35,6 +35,8 @@ use cap_fs_ext::DirExt;
 use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Stat};
 
+use crate::content::composefs::stat_of;
+use crate::content::erofs::{Data, Entry};
 use crate::content::export::entry_path;
 use crate::content::reader::LayerReader;
 use crate::content::toc::{entry_kind, pax_xattrs, EntryKind};
@@ -198,17 +200,18 @@ struct Rules<'a> {
 impl Store {
     /// The paths where `layer`'s `diff/` differs from its tar headers, in path order. Reads the
     /// tar-split and every entry's `lstat`, link target and xattrs — never file content.
-    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with) and for
-    /// a composefs layer (whose `diff/` is not its tree).
+    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with). A
+    /// composefs layer's tree is read from its EROFS blob instead of `diff/`.
     pub fn compare_layer_metadata(&self, layer: &Layer) -> Result<Vec<Difference>> {
+        let rules = Rules {
+            in_user_namespace: in_user_namespace(),
+            partial_pull: layer.record.toc_digest.is_some(),
+            uidmap: &layer.record.uidmap,
+            gidmap: &layer.record.gidmap,
+        };
         if self.is_composefs_layer(layer) {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "layer {} is stored for composefs: its tree and metadata are in an EROFS image \
-                     cstor does not read",
-                    layer.id()
-                ),
-            });
+            let walked = walk_composefs(self.composefs_entries(layer)?);
+            return Ok(Comparison::new(self.layer_headers(layer)?, rules).run(walked));
         }
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let diff = self
@@ -229,12 +232,6 @@ impl Store {
             });
             (headers, walked)
         });
-        let rules = Rules {
-            in_user_namespace: in_user_namespace(),
-            partial_pull: layer.record.toc_digest.is_some(),
-            uidmap: &layer.record.uidmap,
-            gidmap: &layer.record.gidmap,
-        };
         Ok(Comparison::new(headers?, rules).run(walked?))
     }
 
@@ -427,6 +424,48 @@ fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
         }
     }
     Ok(walked)
+}
+
+/// What [`walk`] sees of a `diff/`, for a composefs layer's tree read from its blob (see
+/// [`crate::content::composefs`]).
+fn walk_composefs(entries: Vec<Entry>) -> Walked {
+    let mut walked = Walked::default();
+    for entry in entries.into_iter().filter(|e| !e.path.is_empty()) {
+        let stat = stat_of(&entry.inode);
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        let (dir, name) = match entry.path.iter().rposition(|b| *b == b'/') {
+            Some(slash) => (&entry.path[..slash], &entry.path[slash + 1..]),
+            None => (&[][..], &entry.path[..]),
+        };
+        match whiteout::marker(OsStr::from_bytes(name)) {
+            Marker::Opaque if file_type == FileType::RegularFile => {
+                walked.aufs_opaque.insert(dir.to_vec());
+                continue;
+            }
+            Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
+                walked.aufs_whiteouts.insert(join(dir, deleted.as_bytes()));
+                continue;
+            }
+            _ => {}
+        }
+        let target = match entry.inode.data {
+            Data::Inline(target) if file_type == FileType::Symlink => target,
+            _ => Vec::new(),
+        };
+        let xattrs = entry
+            .inode
+            .xattrs
+            .into_iter()
+            .map(|(k, v)| (OsString::from_vec(k), v))
+            .collect();
+        let actual = Actual {
+            stat,
+            xattrs,
+            target,
+        };
+        walked.entries.push((entry.path, actual));
+    }
+    walked
 }
 
 /// The `lstat`, xattrs and symlink target of `name` in `dir` (`dir_path` names it in errors).
