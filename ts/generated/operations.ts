@@ -30,6 +30,32 @@ export type Base64 = string;
 
 export type BigDataItem = { key: string, data: Base64, };
 
+export type ComposefsImage = { image: string, output: string, 
+/**
+ * Write the dumpfile instead of the EROFS image.
+ */
+dumpfile?: boolean, 
+/**
+ * The fs-verity hash naming objects and the image: `sha512` (default, as `cfsctl init`)
+ * or `sha256` (as C `mkcomposefs --digest-store`).
+ */
+algorithm?: 'sha256' | 'sha512', };
+
+export type ComposefsImageInfo = { 
+/**
+ * The image's composefs ID: the fs-verity digest of its EROFS image (hex), what
+ * `cfsctl oci compute-id` prints.
+ */
+id: string, 
+/**
+ * Content objects it names (distinct files).
+ */
+objects: number, 
+/**
+ * Their bytes.
+ */
+objectBytes: number, };
+
 export type CopyResult = { manifestDigest: string, manifestSize: number, layers: number, 
 /**
  * Bytes of layer blobs written (not those the destination had).
@@ -510,6 +536,7 @@ export interface Operations {
   LayerToc: { params: LayerToc; result: Toc }
   ImageToc: { params: ImageToc; result: Toc }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
+  ComposefsImage: { params: ComposefsImage; result: ComposefsImageInfo }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }
   CopyTo: { params: CopyTo; result: CopyResult }
   CopyToOci: { params: CopyToOci; result: CopyResult }

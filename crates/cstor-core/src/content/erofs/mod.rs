@@ -9,9 +9,11 @@
 //! overlayfs finds through the `trusted.overlay.redirect` xattr (a content object's path) —
 //! the "data-only lower layer" composefs mounts beneath the EROFS.
 //!
-//! [`reader`] turns an image into plain per-entry records ([`Entry`]).
+//! [`reader`] turns an image into plain per-entry records ([`Entry`]); [`writer`] writes the
+//! image C `mkcomposefs` writes for such records.
 
 pub mod reader;
+pub mod writer;
 
 /// The composefs header's magic, ahead of the EROFS superblock.
 pub const COMPOSEFS_MAGIC: u32 = 0xd078_629a;
@@ -74,6 +76,9 @@ pub fn xattr_prefix(index: u8) -> Option<&'static [u8]> {
     }
 }
 
+/// An xattr's full name and value.
+pub type Xattr = (Vec<u8>, Vec<u8>);
+
 /// One file of an image, as the reader gives it and the writer takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -98,7 +103,7 @@ pub struct Inode {
     pub mtime_nsec: u32,
     pub nlink: u32,
     pub rdev: u32,
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Vec<Xattr>,
     pub data: Data,
 }
 
@@ -115,8 +120,9 @@ pub enum Data {
     External {
         /// The object's path beneath the object directory (the dumpfile's payload, no `/`).
         payload: Vec<u8>,
-        /// Its fs-verity digest (SHA-256), when the image asks overlayfs to check it.
-        verity: Option<[u8; 32]>,
+        /// Its fs-verity digest (SHA-256, or SHA-512 in composefs-rs's sha512 repositories),
+        /// when the image asks overlayfs to check it.
+        verity: Option<Vec<u8>>,
     },
 }
 

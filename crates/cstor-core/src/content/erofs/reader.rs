@@ -352,9 +352,6 @@ impl<'a> Image<'a> {
     }
 }
 
-/// An xattr's full name and value.
-type Xattr = (Vec<u8>, Vec<u8>);
-
 struct ReadInode {
     inode: Inode,
     dir_data: Vec<u8>,
@@ -376,7 +373,7 @@ fn unescape(inode: &mut Inode, name: Vec<u8>, value: Vec<u8>) {
         }
         METACOPY => {
             if let Data::External { verity, .. } = &mut inode.data {
-                *verity = value.get(4..).and_then(|d| d.try_into().ok());
+                *verity = value.get(4..).filter(|d| !d.is_empty()).map(<[u8]>::to_vec);
             }
         }
         ESCAPED_WHITEOUT if regular => {
