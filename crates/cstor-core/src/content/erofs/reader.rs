@@ -136,7 +136,7 @@ impl<'a> Image<'a> {
             path.extend_from_slice(&name);
             let depth = *depth + 1;
             let read = self.inode(nid)?;
-            if is_real_whiteout(&read.inode) {
+            if read.real_whiteout {
                 continue;
             }
             if read.inode.mode & S_IFMT == S_IFDIR {
@@ -251,10 +251,16 @@ impl<'a> Image<'a> {
             }
             _ => {}
         }
+        // Before the xattrs are read: an escaped whiteout becomes a device too.
+        let real_whiteout = kind == S_IFCHR && inode.rdev == 0;
         for (name, value) in stored {
             unescape(&mut inode, name, value);
         }
-        Ok(ReadInode { inode, dir_data })
+        Ok(ReadInode {
+            inode,
+            dir_data,
+            real_whiteout,
+        })
     }
 
     /// The xattrs of the `size` bytes at `at` (the inode's xattr body), by full name.
@@ -355,11 +361,9 @@ impl<'a> Image<'a> {
 struct ReadInode {
     inode: Inode,
     dir_data: Vec<u8>,
-}
-
-/// An unescaped character device 0:0: one of the whiteouts `mkcomposefs` puts in the root.
-fn is_real_whiteout(inode: &Inode) -> bool {
-    inode.mode & S_IFMT == S_IFCHR && inode.rdev == 0
+    /// A character device 0:0 as stored (not escaped): one of the whiteouts `mkcomposefs`
+    /// puts in the root.
+    real_whiteout: bool,
 }
 
 /// Files one stored xattr under its meaning (see the module documentation).

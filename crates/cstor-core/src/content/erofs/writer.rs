@@ -38,6 +38,11 @@ struct Node {
     parent: usize,
     /// Directories: every name in it, `.` and `..` included, sorted by bytes.
     children: Vec<Dirent>,
+    /// C's running count of the inode's xattr space for what `mkcomposefs` adds. It starts at
+    /// zero (C clones the tree first and the clone does not copy it) and is reduced by the
+    /// escaped name's length when an escaped xattr is replaced, so it can wrap — and then C
+    /// refuses the next xattr with `ERANGE`. Kept so cstor refuses the same trees.
+    xattr_space: usize,
     layout: Layout,
 }
 
@@ -82,10 +87,10 @@ fn is_whiteout(inode: &Inode) -> bool {
     kind(inode) == S_IFCHR && inode.rdev == 0
 }
 
-fn set_xattr(inode: &mut Inode, name: &[u8], value: &[u8]) {
-    inode.xattrs.retain(|(k, _)| k != name);
-    inode.xattrs.push((name.to_vec(), value.to_vec()));
-}
+/// Per-inode xattr space C allows for what it adds (`LCFS_INODE_EXTERNAL_XATTR_MAX`).
+const XATTR_SPACE: usize = (u16::MAX / 2) as usize;
+/// C's per-xattr reckoning: a worst-case entry header and alignment, and the body header.
+const XATTR_ENTRY_RECKONED: usize = 2 * XATTR_ENTRY_HEADER_SIZE - 1;
 
 /// The EROFS prefix index and the rest of an xattr name.
 fn prefix_of(name: &[u8]) -> (u8, &[u8]) {
@@ -134,6 +139,7 @@ impl<'a> Tree<'a> {
             inode: entries[entry].inode.clone(),
             parent,
             children: Vec::new(),
+            xattr_space: 0,
             layout: Layout::default(),
         };
         let mut tree = Tree {
@@ -199,6 +205,34 @@ impl<'a> Tree<'a> {
         Ok(tree)
     }
 
+    /// Sets (or replaces) an xattr `mkcomposefs` adds, reckoning its space as C does.
+    fn set_xattr(&mut self, i: usize, name: &[u8], value: &[u8]) -> Result<()> {
+        let node = &mut self.nodes[i];
+        if let Some(at) = node.inode.xattrs.iter().position(|(k, _)| k == name) {
+            let (_, old) = node.inode.xattrs.swap_remove(at);
+            node.xattr_space = if node.inode.xattrs.is_empty() {
+                0
+            } else {
+                node.xattr_space
+                    .wrapping_sub(XATTR_ENTRY_RECKONED + name.len() + old.len())
+            };
+        }
+        let mut entry = XATTR_ENTRY_RECKONED + name.len() + value.len();
+        if node.inode.xattrs.is_empty() {
+            entry += XATTR_BODY_HEADER_SIZE;
+        }
+        if node.xattr_space.wrapping_add(entry) > XATTR_SPACE {
+            return Err(self.unsupported(
+                i,
+                "C mkcomposefs refuses the xattrs it would add here (ERANGE: a replaced escaped \
+                 overlay xattr)",
+            ));
+        }
+        node.xattr_space = node.xattr_space.wrapping_add(entry);
+        node.inode.xattrs.push((name.to_vec(), value.to_vec()));
+        Ok(())
+    }
+
     /// What `mkcomposefs` adds for overlayfs (see the module documentation).
     fn rewrite_for_overlay(&mut self, version: u32) -> Result<()> {
         for i in 0..self.nodes.len() {
@@ -210,7 +244,7 @@ impl<'a> Tree<'a> {
         }
         for i in 0..self.nodes.len() {
             let parent = self.nodes[i].parent;
-            let inode = &mut self.nodes[i].inode;
+            let inode = &self.nodes[i].inode;
             if let Data::External { payload, verity } = inode.data.clone() {
                 if kind(inode) == S_IFREG && inode.size > 0 {
                     let metacopy = match verity {
@@ -222,28 +256,28 @@ impl<'a> Tree<'a> {
                         }
                         None => Vec::new(),
                     };
-                    set_xattr(inode, METACOPY, &metacopy);
+                    self.set_xattr(i, METACOPY, &metacopy)?;
                     if !payload.is_empty() {
-                        set_xattr(inode, REDIRECT, &[b"/", &payload[..]].concat());
+                        self.set_xattr(i, REDIRECT, &[b"/", &payload[..]].concat())?;
                     }
                 }
             }
-            if is_whiteout(inode) {
+            if is_whiteout(&self.nodes[i].inode) {
+                let inode = &mut self.nodes[i].inode;
                 inode.size = 0;
                 inode.mode = S_IFREG | (inode.mode & !S_IFMT);
                 inode.data = Data::None;
-                set_xattr(inode, ESCAPED_WHITEOUT, b"");
-                set_xattr(inode, USER_WHITEOUT, b"");
-                let parent = &mut self.nodes[parent].inode;
-                set_xattr(parent, ESCAPED_WHITEOUTS, b"");
-                set_xattr(parent, USER_WHITEOUTS, b"");
+                self.set_xattr(i, ESCAPED_WHITEOUT, b"")?;
+                self.set_xattr(i, USER_WHITEOUT, b"")?;
+                self.set_xattr(parent, ESCAPED_WHITEOUTS, b"")?;
+                self.set_xattr(parent, USER_WHITEOUTS, b"")?;
                 if version >= 1 {
-                    set_xattr(parent, ESCAPED_OPAQUE, b"x");
-                    set_xattr(parent, USER_OPAQUE, b"x");
+                    self.set_xattr(parent, ESCAPED_OPAQUE, b"x")?;
+                    self.set_xattr(parent, USER_OPAQUE, b"x")?;
                 }
             }
         }
-        set_xattr(&mut self.nodes[0].inode, OPAQUE, b"y");
+        self.set_xattr(0, OPAQUE, b"y")?;
         let root = self.nodes[0].inode.clone();
         let selinux = root
             .xattrs
@@ -264,14 +298,17 @@ impl<'a> Tree<'a> {
                     mtime: root.mtime,
                     mtime_nsec: root.mtime_nsec,
                     nlink: 1,
-                    xattrs: selinux.iter().cloned().collect(),
                     ..Inode::default()
                 },
                 parent: 0,
                 children: Vec::new(),
+                xattr_space: 0,
                 layout: Layout::default(),
             });
             let node = self.nodes.len() - 1;
+            if let Some((key, value)) = &selinux {
+                self.set_xattr(node, key, value)?;
+            }
             self.nodes[0].children.push(Dirent {
                 name,
                 node,
@@ -284,6 +321,15 @@ impl<'a> Tree<'a> {
                 if name.is_empty() || name.len() > 255 || value.len() > MAX_XATTR_VALUE {
                     return Err(self.unsupported(i, "an xattr too large for EROFS"));
                 }
+            }
+            let reckoned: usize = self.nodes[i]
+                .inode
+                .xattrs
+                .iter()
+                .map(|(k, v)| XATTR_ENTRY_RECKONED + k.len() + v.len())
+                .sum();
+            if reckoned + XATTR_BODY_HEADER_SIZE > XATTR_SPACE {
+                return Err(self.unsupported(i, "more xattrs than composefs takes for one file"));
             }
             let inode = &self.nodes[i].inode;
             if let Data::External {
