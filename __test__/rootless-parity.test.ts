@@ -158,6 +158,7 @@ const tarOf = async (write) => { const f = path.join(scratch, 'out-' + Math.rand
   out.toc = toc.entries
   const extracted = path.join(scratch, 'extracted')
   out.extract = await image.extract(extracted)
+  out.composefs = await image.composefs(path.join(scratch, 'image.cfs'), { algorithm: 'sha256' })
   out.copies = {
     oci: (await image.copyToOci(path.join(scratch, 'oci'), { refName: 'parity' })).manifestDigest,
     ociGzip: (await image.copyTo('oci:' + path.join(scratch, 'oci-gzip') + ':parity')).layers,
