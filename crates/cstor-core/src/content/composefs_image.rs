@@ -49,6 +49,9 @@ pub struct Object {
     pub path: PathBuf,
 }
 
+/// A node's index and its file's fs-verity digest.
+type NodeDigest = (usize, Vec<u8>);
+
 /// Where a file's bytes are.
 #[derive(Clone)]
 enum Content {
@@ -124,7 +127,7 @@ impl Store {
             let digest = fsverity::digest(algorithm, &opened).at(file)?;
             Ok::<_, Error>((index, digest))
         };
-        let results: Vec<Result<Vec<(usize, Vec<u8>)>>> = std::thread::scope(|scope| {
+        let results: Vec<Result<Vec<NodeDigest>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
