@@ -11,7 +11,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Backend, type Method } from '../ts/backend'
 import type { OperationCall } from '../ts/call'
-import { Image, Layer, Storage } from '../ts/index'
+import { Image, ImageFs, Layer, Storage } from '../ts/index'
 import { storageOn } from '../ts/storage'
 
 class Refused extends Error {}
@@ -33,6 +33,11 @@ const LAYER = { id: 'b'.repeat(64), names: [], uidset: [], gidset: [], flags: {}
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-backend-'))
 const out = (name: string) => path.join(scratch, name)
+
+/** The public methods and accessors a class's instances have (its prototype chain's, own). */
+function publicMembers(prototype: object): string[] {
+  return Object.getOwnPropertyNames(prototype).filter((name) => name !== 'constructor')
+}
 
 /** How each public method is called; `null`: it touches no store (a getter's plain value). */
 const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
@@ -75,6 +80,9 @@ const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
     copyToOci: (i: Image) => i.copyToOci(out('oci')),
     copyTo: (i: Image) => i.copyTo(`oci:${out('oci')}`),
     bigData: (i: Image) => i.bigData('manifest'),
+    fs: (i: Image) => i.fs.stat('/'),
+    diff: (i: Image) => i.diff(),
+    analyze: (i: Image) => i.analyze(),
   },
   Layer: {
     exportToFd: (l: Layer) => l.exportToFd(process.stdout.fd),
@@ -86,13 +94,25 @@ const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
     toc: (l: Layer) => l.toc(),
     chain: (l: Layer) => l.chain(),
     lowerChain: (l: Layer) => l.lowerChain(),
+    fs: (l: Layer) => l.fs.stat('/'),
+  },
+  // `image.fs` and `layer.fs`: checked on an image's (the same class serves a layer). The
+  // `Stats` and `Dirent` it returns are plain values, with no way to the store.
+  ImageFs: {
+    stat: (f: ImageFs) => f.stat('/'),
+    lstat: (f: ImageFs) => f.lstat('/'),
+    exists: (f: ImageFs) => f.exists('/'),
+    readdir: (f: ImageFs) => f.readdir('/'),
+    readFile: (f: ImageFs) => f.readFile('/etc/os-release'),
+    createReadStream: (f: ImageFs) => f.createReadStream('/etc/os-release').toArray(),
+    readlink: (f: ImageFs) => f.readlink('/bin/sh'),
+    realpath: (f: ImageFs) => f.realpath('/bin/sh'),
+    getxattr: (f: ImageFs) => f.getxattr('/', 'user.x'),
+    listxattr: (f: ImageFs) => f.listxattr('/'),
+    entries: (f: ImageFs) => f.entries().next(),
   },
 }
 
-/** The public methods and accessors a class's instances have (its prototype chain's, own). */
-function publicMembers(prototype: object): string[] {
-  return Object.getOwnPropertyNames(prototype).filter((name) => name !== 'constructor')
-}
 
 async function storageWith(backend: RecordingBackend): Promise<Storage> {
   const info = { graphRoot: '/r', runRoot: '/rr', storePaths: ['/r'] }
@@ -104,8 +124,8 @@ async function storageWith(backend: RecordingBackend): Promise<Storage> {
 }
 
 describe('every public method goes through the store backend', () => {
-  it('the table names every public method of Storage, Image and Layer', () => {
-    for (const [name, klass] of Object.entries({ Storage, Image, Layer })) {
+  it('the table names every public method of Storage, Image, Layer and ImageFs', () => {
+    for (const [name, klass] of Object.entries({ Storage, Image, Layer, ImageFs })) {
       expect(publicMembers(klass.prototype).sort(), name).toEqual(Object.keys(CALLS[name]).sort())
     }
   })
@@ -114,7 +134,8 @@ describe('every public method goes through the store backend', () => {
     '%s.%s starts an operation on the backend',
     async (klass, _method, how) => {
       const backend = new RecordingBackend()
-      const target = klass === 'Storage' ? await storageWith(backend) : klass === 'Image' ? new Image(backend, IMAGE) : new Layer(backend, LAYER)
+      const target =
+        klass === 'Storage' ? await storageWith(backend) : klass === 'Image' ? new Image(backend, IMAGE) : klass === 'ImageFs' ? new Image(backend, IMAGE).fs : new Layer(backend, LAYER)
       try {
         await (how as (o: unknown) => unknown)(target)
       } catch (err) {

@@ -84,6 +84,18 @@ export async function assembledAndClosed(s: SplitFdStream, dir: string): Promise
 }
 
 /** The metadata files of a store, and plain JSON reading and writing for damaging copies. */
+/** How many fds this process has open. */
+export const openFds = () => fs.readdirSync('/proc/self/fd').length
+
+/**
+ * The open fd count once it is back at `baseline`, or after `ms`: fds are closed late by design
+ * in places (Node's own handles; a cancelled call's producer thread drops the fd it had ready).
+ */
+export async function settledFds(baseline: number, ms = 2000): Promise<number> {
+  for (let waited = 0; waited < ms && openFds() !== baseline; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+  return openFds()
+}
+
 export const layersJson = (root: string) => path.join(root, 'overlay-layers', 'layers.json')
 export const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
 export const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))

@@ -20,6 +20,10 @@ export type ErrorCode =
   | 'ENOSPC'
   | 'EREMOTE'
   | 'EBUSY'
+  | 'EISDIR'
+  | 'ENOTDIR'
+  | 'ELOOP'
+  | 'ENODATA'
   | 'EINTERNAL'
 
 export class CstorError extends Error {
@@ -47,8 +51,17 @@ export class InvalidArgumentError extends CstorError {}
 export class NoStoreError extends CstorError {}
 /** `storage.conf` could not be read or parsed. */
 export class ConfigError extends CstorError {}
-/** The operating system refused or failed an operation (permission, missing file, I/O). */
-export class SystemError extends CstorError {}
+/**
+ * The operating system refused or failed an operation (permission, missing file, I/O), or a path
+ * in an image's filesystem (`image.fs`) cannot be read as asked; those errors also carry the
+ * `path` and `syscall` a `node:fs` error has.
+ */
+export class SystemError extends CstorError {
+  /** For `image.fs` and `layer.fs` errors: the path as the caller gave it. */
+  path?: string
+  /** For `image.fs` and `layer.fs` errors: the `node:fs` call's name (`open`, `stat`, ...). */
+  syscall?: string
+}
 /** A peer (a cstor JSON-RPC server, a registry) failed, or could not be reached. */
 export class RemoteError extends CstorError {}
 /** The image or layer is in use (by a container, another image, a child layer). */
@@ -71,6 +84,10 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
   ENOSPC: SystemError,
   EREMOTE: RemoteError,
   EBUSY: InUseError,
+  EISDIR: SystemError,
+  ENOTDIR: SystemError,
+  ELOOP: SystemError,
+  ENODATA: SystemError,
   EINTERNAL: InternalError,
 }
 

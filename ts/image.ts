@@ -2,12 +2,19 @@ import type { Backend } from './backend.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
 import type { ComposefsImageInfo, ComposefsOptions } from './composefs.js'
 import type { CopyOptions, CopyResult } from './copy.js'
-import type { ImageInfo, PlatformInfo } from './generated/operations.js'
+import type { Analysis, Change, ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
+import { ImageFs } from './fs.js'
 import { Layer } from './layer.js'
 import type { ImageTocOptions, Toc } from './toc.js'
 
 export type Platform = PlatformInfo
+
+/** One line of `image.diff()`: a path added (`A`), changed (`C`) or deleted (`D`). */
+export type ImageChange = Change
+
+/** What `image.analyze()` returns: per layer its files, for the image dive's figures. */
+export type ImageAnalysis = Analysis
 
 /** What `Image.inspect()` returns: the image with its manifest, config, platform and layers. */
 export interface ImageDetails {
@@ -138,6 +145,31 @@ export class Image {
   async copyTo(destination: string, options: CopyOptions = {}): Promise<CopyResult> {
     const { onProgress, ...params } = options
     return this.#backend.call('CopyTo', { image: this.id, destination, ...params }, { onProgress })
+  }
+
+  /**
+   * The image's merged filesystem, read in place (no mount, no extraction), shaped like
+   * `node:fs/promises`: `stat`, `readdir`, `readFile`, `createReadStream`, `entries({ match })`...
+   */
+  get fs(): ImageFs {
+    return new ImageFs(this.#backend, { image: this.id })
+  }
+
+  /**
+   * What `podman image diff` prints for this image against `base` (an `Image` or a reference),
+   * or against its top layer's parent: `{ kind: 'A' | 'C' | 'D', path }`, sorted by path.
+   */
+  async diff(base?: Image | string): Promise<ImageChange[]> {
+    const other = base instanceof Image ? base.id : base
+    return this.#backend.call('ImageDiff', { image: this.id, base: other })
+  }
+
+  /**
+   * Each layer's added, changed and removed files with their sizes, and the image's wasted bytes
+   * and efficiency score as dive computes them (`dive --ci`), from the layers' headers.
+   */
+  async analyze(): Promise<ImageAnalysis> {
+    return this.#backend.call('AnalyzeImage', { image: this.id })
   }
 
   /** One big-data item (manifest, config, signatures, ...) as raw bytes. */

@@ -3,8 +3,9 @@
  * @packageDocumentation
  */
 export { Storage, type OpenOptions, type StoreConfig } from './storage.js'
-export { Image, type ImageDetails, type Platform } from './image.js'
+export { Image, type ImageAnalysis, type ImageChange, type ImageDetails, type Platform } from './image.js'
 export { Layer } from './layer.js'
+export { Dirent, EntryType, ImageFs, Stats, type EntriesOptions, type FsEntry, type ReadStreamOptions } from './fs.js'
 export type { ExportOptions, ExportStats } from './export.js'
 export type { LayerPart } from './parts.js'
 export { RegistryServer, type AccessLogEntry, type RegistryServeOptions } from './registry.js'

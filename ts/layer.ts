@@ -5,6 +5,7 @@ import type { Backend } from './backend.js'
 import { call } from './errors.js'
 import type { ExtractStats, LayerExtractOptions } from './extract.js'
 import type { LayerInfo } from './generated/operations.js'
+import { ImageFs } from './fs.js'
 import { partsOf, type LayerPart } from './parts.js'
 import type { SplitFdStream, SplitFdStreamOptions } from './splitfdstream.js'
 import type { Toc, TocOptions } from './toc.js'
@@ -135,6 +136,14 @@ export class Layer {
   /** The table of contents of this layer's tar, in tar order, whiteout markers included. */
   async toc(options: TocOptions = {}): Promise<Toc> {
     return this.#backend.call('LayerToc', { layer: this.id, digests: options.digests }) as Promise<Toc>
+  }
+
+  /**
+   * This layer's own entries as a read-only filesystem shaped like `node:fs/promises`;
+   * whiteouts are `whiteout` entries (a character device 0:0 to `stat`, as in `diff/`).
+   */
+  get fs(): ImageFs {
+    return new ImageFs(this.#backend, { layer: this.id })
   }
 
   /** This layer and its ancestors by `parent`, top first, base last. */

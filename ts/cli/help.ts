@@ -45,6 +45,38 @@ const COMMANDS: Record<string, Command> = {
     options: ['--pretty          indent the JSON', '--digests         give each regular file its sha256', '--whiteouts list  also list deleted paths and opaque directories'].join('\n'),
     examples: ['cstor image toc alpine --pretty --digests'],
   },
+  'image cat': {
+    usage: 'image cat <ref> <path>...',
+    about: "Print files of the image one after another, as cat: read in place from the layers'\ndiff/ (no mount, no temp file). Paths are absolute or relative to the image root; symlinks\nresolve inside the image. A missing path fails with ENOENT, a directory with EISDIR.",
+    examples: ['cstor image cat alpine /etc/os-release', 'cstor image cat debian etc/os-release var/lib/dpkg/status'],
+  },
+  'image ls': {
+    usage: 'image ls <ref> [<path>] [-l] [-R] [--json]',
+    about: "List a directory of the image's merged filesystem (default /), as ls; without <ref>,\nlist the images (as podman image ls).",
+    options: ['-l       long listing: mode, links, owner, size, time', '-R       list subdirectories too', '--json   one record per entry'].join('\n'),
+    examples: ['cstor image ls alpine /etc -l', 'cstor image ls localhost/app:1 -R --json'],
+  },
+  'image find': {
+    usage: 'image find <ref> [--name GLOB] [--type f|d|l] [--json]',
+    about: "List the paths of the image's merged filesystem, those whose name matches GLOB (*, ?,\n[a-z]) and of the type asked.",
+    options: ['--name GLOB    match the last component, as find -name', '--type f|d|l   regular files, directories or symlinks only', '--json         one record per entry'].join('\n'),
+    examples: ["cstor image find alpine --name '*.so*' --type f", 'cstor image find debian --name status --json'],
+  },
+  'image diff': {
+    usage: 'image diff <ref> [<base>] [--json]',
+    about: "Print what podman image diff prints: each path <ref> adds (A), changes (C) or deletes (D)\nagainst <base>, or against its top layer's parent; the paths every container gets\n(/etc/hosts, /proc, ...) left out, as podman leaves them. --json: podman's\n{ changed, added, deleted }.",
+    examples: ['cstor image diff localhost/app:1', 'cstor image diff localhost/app:2 localhost/app:1 --json'],
+  },
+  'image analyze': {
+    usage: 'image analyze <ref> [--json]',
+    about: "Print each layer's size and the files it adds, changes and removes, then the image's\nefficiency, wasted bytes and wasted share of the user's bytes as dive --ci computes them\n(from the layers' headers: no podman save). --json: every file, and each wasted path.",
+    examples: ['cstor image analyze localhost/app:1', "cstor image analyze alpine --json | jq '.efficiency'"],
+  },
+  'layer ls': {
+    usage: 'layer ls <id> [-l] [--json]',
+    about: "List one layer's own entries, from its tar-split headers; deleted paths (whiteouts) are\nmarked (deleted). Without <id>, list the layers.",
+    examples: ['cstor layer ls 3c03e8f2', 'cstor layer ls 3c03e8f2 --json'],
+  },
   'image composefs': {
     usage: 'image composefs <ref> -o FILE [--dumpfile] [--algorithm sha256|sha512] [--json]',
     about: [
@@ -256,7 +288,7 @@ const COMMANDS: Record<string, Command> = {
   },
 }
 
-const ALIASES: Record<string, string> = { images: 'image list', 'image ls': 'image list', 'layer ls': 'layer list' }
+const ALIASES: Record<string, string> = { images: 'image list' }
 
 function render(c: Command): string {
   const indent = (text: string) => text.replace(/^/gm, '  ')

@@ -1,6 +1,7 @@
-/** `cstor image …`: list, inspect, layers, toc, extract, composefs. */
+/** `cstor image …`: list, inspect, layers, toc, extract, composefs, and the files: cat, ls, find, diff, analyze. */
 import type { Image, Storage } from '../index.js'
 import { runExtraction } from './extract.js'
+import { analyze, cat, diff, find, ls } from './files.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
@@ -51,10 +52,24 @@ export async function imageCommand(storage: Storage, args: string[], flags: Flag
     return rest[0]
   }
   switch (verb) {
-    case 'list':
     case 'ls':
+      // `image ls` alone lists images, as podman's does; with an image, its files.
+      if (rest.length > 2) throw new UsageError('cstor image ls takes an image reference and at most one path')
+      if (rest.length > 0) return ls((await storage.image(rest[0])).fs, rest[1] ?? '/', flags)
+      return list(storage, json)
+    case 'list':
       if (rest.length > 0) throw new UsageError('cstor image list takes no arguments')
       return list(storage, json)
+    case 'cat':
+      if (rest.length < 2) throw new UsageError('cstor image cat takes an image reference and at least one path')
+      return cat(storage, rest[0], rest.slice(1))
+    case 'find':
+      return find((await storage.image(reference())).fs, flags)
+    case 'analyze':
+      return analyze(storage, reference(), flags)
+    case 'diff':
+      if (rest.length < 1 || rest.length > 2) throw new UsageError('cstor image diff takes one or two image references')
+      return diff(storage, rest[0], rest[1], flags)
     case 'inspect':
       return inspect(storage, reference())
     case 'layers':

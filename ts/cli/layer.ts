@@ -1,6 +1,7 @@
 /** `cstor layer …` and `cstor resolve-link`. */
 import type { Layer, Storage } from '../index.js'
 import { runExtraction } from './extract.js'
+import { layerLs } from './files.js'
 import { humanAge, humanSize, printJson, printTable, shortId } from './output.js'
 import { UsageError, type Flags } from './usage.js'
 
@@ -35,8 +36,12 @@ async function exportLayer(storage: Storage, reference: string, { output, verify
 export async function layerCommand(storage: Storage, args: string[], flags: Flags): Promise<void> {
   const [verb, ...rest] = args
   switch (verb) {
-    case 'list':
     case 'ls':
+      // `layer ls` alone lists layers; with a layer, its own entries.
+      if (rest.length > 1) throw new UsageError('cstor layer ls takes at most one layer ID')
+      if (rest.length === 1) return layerLs((await storage.layer(rest[0])).fs, flags)
+      return list(storage, flags.json)
+    case 'list':
       if (rest.length > 0) throw new UsageError('cstor layer list takes no arguments')
       return list(storage, flags.json)
     case 'inspect':

@@ -57,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
       username: { type: 'string', short: 'u' },
       password: { type: 'string', short: 'p' },
       'password-stdin': { type: 'boolean', default: false },
+      long: { type: 'boolean', short: 'l', default: false },
+      recursive: { type: 'boolean', short: 'R', default: false },
+      name: { type: 'string' },
+      type: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -102,6 +106,10 @@ async function main(argv: string[]): Promise<number> {
     username: values.username,
     password: values.password,
     passwordStdin: values['password-stdin'],
+    long: values.long,
+    recursive: values.recursive,
+    name: values.name,
+    type: values.type,
   }
   if (group === 'tar-diff') return tarDiffCommand(rest, flags)
   const commands: Record<string, (storage: Storage, args: string[], flags: Flags) => Promise<void | number>> = {

@@ -52,6 +52,12 @@ export interface Flags {
   username?: string
   password?: string
   passwordStdin: boolean
+  /** `image ls -l` (long listing), `-R` (recursive). */
+  long: boolean
+  recursive: boolean
+  /** `image find --name GLOB --type f|d|l`. */
+  name?: string
+  type?: string
 }
 
 /**
@@ -77,6 +83,15 @@ Commands:
   image toc <ref> [--pretty] [--digests] [--whiteouts list]
                              Print the merged filesystem's table of contents as
                              eStargz-style JSON; list: also deleted paths and opaque dirs
+  image cat <ref> <path>...  Print files of the image (read in place, no mount)
+  image ls <ref> [<path>] [-l] [-R]
+                             List a directory of the image (without <ref>: the images)
+  image find <ref> [--name GLOB] [--type f|d|l]
+                             List the image's paths whose name matches GLOB
+  image diff <ref> [<base>]  What podman image diff prints: A/C/D paths against <base>,
+                             or against the image's parent layer
+  image analyze <ref>        Each layer's added/changed/removed files; wasted bytes and
+                             efficiency as dive --ci computes them
   image composefs <ref> -o FILE [--dumpfile] [--algorithm sha256|sha512]
                              Write the image's composefs (EROFS) image or its dumpfile;
                              print its composefs ID
@@ -85,6 +100,7 @@ Commands:
   layer export <id> [-o FILE] [--no-verify]
                              Write the layer's tar, rebuilt bit for bit from its tar-split
                              (stdout unless -o; refuses a terminal)
+  layer ls <id>              List one layer's own entries, deletions marked
   layer toc <id> [--pretty] [--digests]
                              Print the layer tar's table of contents (eStargz-style JSON)
   layer extract <id> <dir> [--whiteouts overlay|aufs|apply] [--no-reflinks] ...
@@ -162,6 +178,8 @@ Examples:
   cstor layer export 3c03e8f2 -o layer.tar
   cstor image extract alpine ./rootfs
   cstor image toc alpine --pretty --digests
+  cstor image cat alpine /etc/os-release
+  cstor image find alpine --name '*.so*' --type f
   cstor image composefs alpine -o alpine.cfs
   cstor copy alpine oci:./layout:alpine --compress zstd
   cstor copy localhost/app:1 docker://registry.example:5000/app:1

@@ -26,9 +26,43 @@ bytes: number, seconds: number, userAgent?: string | null,
  */
 error?: string | null, };
 
+export type Analysis = { 
+/**
+ * Base first.
+ */
+layers: Array<LayerAnalysis>, sizeBytes: number, 
+/**
+ * All layers' bytes but the first's.
+ */
+userSizeBytes: number, wastedBytes: number, 
+/**
+ * `wastedBytes / userSizeBytes` (dive's `userWastedPercent`, a fraction); 0 without user bytes.
+ */
+wastedUserFraction: number, 
+/**
+ * dive's efficiency score, 0 to 1.
+ */
+efficiency: number, 
+/**
+ * Most wasted bytes first.
+ */
+inefficientFiles: Array<InefficientFile>, };
+
+export type AnalyzeImage = { image: string, };
+
 export type Base64 = string;
 
 export type BigDataItem = { key: string, data: Base64, };
+
+export type Change = { 
+/**
+ * The path, `/` first.
+ */
+path: string, 
+/**
+ * `A` added, `C` changed, `D` deleted.
+ */
+kind: 'A' | 'C' | 'D', };
 
 export type ComposefsImage = { image: string, output: string, 
 /**
@@ -190,6 +224,16 @@ skipped: number,
  */
 bytes: number, reflinkedFiles: number, kernelCopiedFiles: number, userCopiedFiles: number, };
 
+export type FileSize = { 
+/**
+ * `/` first.
+ */
+path: string, 
+/**
+ * Header bytes; for a removal, what the path held in the layers below.
+ */
+size: number, };
+
 export type Finding = { severity: Severity, kind: FindingKind, 
 /**
  * What it is about: a layer ID, an image ID, an `l/` link name or an `overlay/` entry.
@@ -201,6 +245,52 @@ subject: string,
 path?: string | null, message: string, };
 
 export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
+
+export type FsDirent = { name: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', };
+
+export type FsEntries = { match?: Array<string>, image?: string, layer?: string, };
+
+export type FsOpen = { path: string, image?: string, layer?: string, };
+
+export type FsOpened = { 
+/**
+ * Content bytes; the fd comes when this is not 0.
+ */
+size: number, };
+
+export type FsReaddir = { path: string, image?: string, layer?: string, };
+
+export type FsReadlink = { path: string, image?: string, layer?: string, };
+
+export type FsStat = { follow?: boolean, path: string, image?: string, layer?: string, };
+
+export type FsStats = { 
+/**
+ * The entry's path from the image root, `/` first: `realpath` when symlinks were followed.
+ */
+path: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', mode: number, uid: number, gid: number, 
+/**
+ * Content bytes of a file, target bytes of a symlink, 0 for the rest.
+ */
+size: number, 
+/**
+ * Seconds since the epoch.
+ */
+mtime: number, nlink: number, 
+/**
+ * Equal for the names of one hardlink group.
+ */
+ino: number, rdev: number, linkTarget?: string, 
+/**
+ * The ID of the layer that provides the entry.
+ */
+layer: string, };
+
+export type FsXattrs = { follow?: boolean, 
+/**
+ * Only this one: `ENODATA` when the entry lacks it.
+ */
+name?: string, path: string, image?: string, layer?: string, };
 
 export type GetImage = { image: string, };
 
@@ -215,6 +305,8 @@ export type ImageDetailsInfo = { image: ImageInfo, manifest: Record<string, unkn
  * Top first, base last.
  */
 layers: Array<LayerInfo>, size: number, };
+
+export type ImageDiff = { image: string, base?: string, };
 
 export type ImageInfo = { id: string, names: Array<string>, namesHistory: Array<string>, 
 /**
@@ -246,7 +338,35 @@ export type Import = { path: string, name?: string,
  */
 signaturePolicy?: string, };
 
+export type InefficientFile = { path: string, 
+/**
+ * In how many layers.
+ */
+count: number, 
+/**
+ * All it counts, in every layer (dive's wasted bytes of the path).
+ */
+sizeBytes: number, };
+
 export type InspectImage = { image: string, };
+
+export type LayerAnalysis = { id: string, 
+/**
+ * The sum of its headers' sizes (dive's layer size).
+ */
+sizeBytes: number, 
+/**
+ * Files (not directories) new to the image.
+ */
+added: Array<FileSize>, 
+/**
+ * Files a lower layer had, written again.
+ */
+changed: Array<FileSize>, 
+/**
+ * Paths deleted (whiteouts; an opaque directory's former contents).
+ */
+removed: Array<FileSize>, };
 
 export type LayerChain = { layer: string, };
 
@@ -535,6 +655,14 @@ export interface Operations {
   GetLayerSplitfdstream: { params: GetLayerSplitfdstream; result: SplitfdstreamInfo }
   LayerToc: { params: LayerToc; result: Toc }
   ImageToc: { params: ImageToc; result: Toc }
+  FsStat: { params: FsStat; result: FsStats }
+  FsReaddir: { params: FsReaddir; result: Array<FsDirent> }
+  FsReadlink: { params: FsReadlink; result: string }
+  FsOpen: { params: FsOpen; result: FsOpened }
+  FsXattrs: { params: FsXattrs; result: { [key in string]: Base64 } }
+  FsEntries: { params: FsEntries; result: Array<FsStats> }
+  ImageDiff: { params: ImageDiff; result: Array<Change> }
+  AnalyzeImage: { params: AnalyzeImage; result: Analysis }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
   ComposefsImage: { params: ComposefsImage; result: ComposefsImageInfo }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }

@@ -66,6 +66,12 @@ pub enum Error {
     #[error("{message}")]
     Remote { code: &'static str, message: String },
 
+    /// A path inside an image's or a layer's filesystem that cannot be read as asked: the
+    /// errors `node:fs` gives for the same path on a mounted image (`ENOENT`, `EISDIR`,
+    /// `ENOTDIR`, `ELOOP`, `EINVAL`, `ENODATA`), with the path as the caller gave it.
+    #[error("{}: {path}", code.describe())]
+    Fs { code: FsCode, path: String },
+
     /// An operating-system error while touching `path` (relative to the store root).
     #[error("{path}: {source}")]
     Io {
@@ -92,6 +98,7 @@ impl Error {
             Error::Config { .. } => "ECONFIG",
             Error::InUse { .. } => "EBUSY",
             Error::Remote { code, .. } => code,
+            Error::Fs { code, .. } => code.as_str(),
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::PermissionDenied => "EACCES",
                 io::ErrorKind::NotFound => "ENOENT",
@@ -103,7 +110,7 @@ impl Error {
 
     /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
     pub fn known_code(code: &str) -> &'static str {
-        const CODES: [&str; 14] = [
+        const CODES: [&str; 18] = [
             "ENOIMAGE",
             "ENOLAYER",
             "EAMBIGUOUS",
@@ -118,6 +125,10 @@ impl Error {
             "ENOSPC",
             "EREMOTE",
             "EBUSY",
+            "EISDIR",
+            "ENOTDIR",
+            "ELOOP",
+            "ENODATA",
         ];
         CODES.into_iter().find(|c| *c == code).unwrap_or("EREMOTE")
     }
@@ -133,6 +144,48 @@ impl Error {
         Error::Corrupt {
             path: path.into(),
             detail: detail.into(),
+        }
+    }
+}
+
+/// Why a path in an image's filesystem cannot be read, as the kernel would say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsCode {
+    /// No such entry, or one deleted by an upper layer's whiteout.
+    NoEntry,
+    /// A directory where a file's content was asked for.
+    IsDir,
+    /// A path goes through something that is not a directory.
+    NotDir,
+    /// More than [`crate::tree::resolve::MAX_SYMLINKS`] symlinks on the way.
+    Loop,
+    /// A malformed path (a NUL byte), or `readlink` of something not a symlink.
+    Invalid,
+    /// No extended attribute of that name.
+    NoData,
+}
+
+impl FsCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsCode::NoEntry => "ENOENT",
+            FsCode::IsDir => "EISDIR",
+            FsCode::NotDir => "ENOTDIR",
+            FsCode::Loop => "ELOOP",
+            FsCode::Invalid => "EINVAL",
+            FsCode::NoData => "ENODATA",
+        }
+    }
+
+    /// The kernel's words for it (`strerror`), as `node:fs` messages start.
+    fn describe(self) -> &'static str {
+        match self {
+            FsCode::NoEntry => "no such file or directory",
+            FsCode::IsDir => "illegal operation on a directory",
+            FsCode::NotDir => "not a directory",
+            FsCode::Loop => "too many symbolic links encountered",
+            FsCode::Invalid => "invalid argument",
+            FsCode::NoData => "no data available",
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod serve;
 pub mod store;
 pub mod time;
 pub mod transport;
+pub mod tree;
 pub mod verify;
 pub mod write;
 

@@ -3,20 +3,16 @@
 //!
 //! A layer's TOC is read from its tar as exported (headers from the tar-split; `diff/` is only
 //! read when content digests are asked for), so it lists exactly the tar's entries, whiteout
-//! markers (`.wh.*`) included. An image's TOC applies its layers base to top as overlayfs would:
-//! a whiteout deletes below, an opaque marker empties the directory below, an upper entry
-//! replaces a lower one (and a non-directory replacing a directory takes its subtree).
+//! markers (`.wh.*`) included. An image's TOC is its layers stacked as overlayfs stacks them, by
+//! the one merge every merged view uses ([`crate::tree::toc`]).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::content::export::entry_path;
 use crate::content::reader::{ContentReads, LayerReader};
-use crate::content::whiteout::{self, Marker};
 use crate::error::{into_core_error, Error, Result};
-use crate::store::images::Image;
 use crate::store::layers::Layer;
 use crate::store::Store;
 
@@ -94,7 +90,14 @@ impl Store {
             detail: format!("the layer's tar does not parse: {e}"),
         };
         let failed = |e: std::io::Error| into_core_error(e, corrupt);
-        let (reader, content) = LayerReader::for_parser(self.layer_parts(layer)?);
+        // Without digests no body is read: the tar-split alone has every header.
+        let (reader, content) = if options.digests {
+            LayerReader::for_parser(self.layer_parts(layer)?)
+        } else {
+            let (decoder, _) = self.tar_split(layer)?;
+            let reader = LayerReader::headers_only(decoder, layer.id());
+            (reader, ContentReads::default())
+        };
         let mut archive = tar::Archive::new(reader);
         let mut entries = Vec::new();
         for entry in archive.entries_with_seek().map_err(failed)? {
@@ -111,21 +114,6 @@ impl Store {
             entries.push(toc.map_err(failed)?);
         }
         Ok(entries)
-    }
-
-    /// The merged filesystem of `image`, parents before children.
-    pub fn image_toc(&self, image: &Image, options: TocOptions) -> Result<Vec<TocEntry>> {
-        let mut layers = self.image_layers(image)?;
-        layers.reverse();
-        let mut merged = Merged::default();
-        for (index, layer) in layers.iter().enumerate() {
-            merged.apply(
-                index,
-                self.layer_toc(layer, options)?,
-                options.list_whiteouts,
-            );
-        }
-        Ok(merged.finish())
     }
 }
 
@@ -228,121 +216,6 @@ fn toc_entry<R: std::io::Read>(
         digest,
         opaque: false,
     })
-}
-
-/// The merged view being built: path → entry and the layer it came from.
-#[derive(Default)]
-struct Merged {
-    entries: BTreeMap<String, (TocEntry, usize)>,
-}
-
-impl Merged {
-    fn apply(&mut self, layer: usize, entries: Vec<TocEntry>, list_whiteouts: bool) {
-        // A layer's markers act on the layers below, so they go first.
-        let mut kept = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let (parent, base) = match entry.name.rsplit_once('/') {
-                Some((parent, base)) => (Some(parent), base),
-                None => (None, entry.name.as_str()),
-            };
-            let join = |name: &str| parent.map_or(name.to_owned(), |p| format!("{p}/{name}"));
-            match whiteout::marker(base.as_ref()) {
-                Marker::Opaque => {
-                    let dir = parent.unwrap_or_default().to_owned();
-                    self.remove_below(&dir);
-                    if list_whiteouts {
-                        if let Some((dir_entry, _)) = self.entries.get_mut(&dir) {
-                            dir_entry.opaque = true;
-                        }
-                    }
-                }
-                Marker::Whiteout(deleted) => {
-                    let path = join(&deleted.to_string_lossy());
-                    self.remove_below(&path);
-                    self.entries.remove(&path);
-                    if list_whiteouts {
-                        let deleted = TocEntry {
-                            name: path.clone(),
-                            kind: EntryKind::Whiteout,
-                            size: 0,
-                            xattrs: Vec::new(),
-                            digest: None,
-                            link_name: String::new(),
-                            ..entry
-                        };
-                        self.entries.insert(path, (deleted, layer));
-                    }
-                }
-                Marker::None => kept.push(entry),
-            }
-        }
-        // Hardlinks carry their target's content, in case the target is replaced later.
-        let targets: HashMap<String, (u64, Option<String>)> = kept
-            .iter()
-            .filter(|e| e.kind == EntryKind::Reg)
-            .map(|e| (e.name.clone(), (e.size, e.digest.clone())))
-            .collect();
-        for mut entry in kept {
-            if entry.kind == EntryKind::Hardlink {
-                if let Some((size, digest)) = targets.get(&entry.link_name) {
-                    entry.size = *size;
-                    entry.digest = digest.clone();
-                }
-            }
-            let replaced_dir = self
-                .entries
-                .get(&entry.name)
-                .is_some_and(|(old, _)| old.kind == EntryKind::Dir);
-            if replaced_dir && entry.kind != EntryKind::Dir {
-                self.remove_below(&entry.name);
-            }
-            let opaque = self
-                .entries
-                .get(&entry.name)
-                .is_some_and(|(old, _)| old.opaque && entry.kind == EntryKind::Dir);
-            entry.opaque |= opaque;
-            self.entries.insert(entry.name.clone(), (entry, layer));
-        }
-    }
-
-    /// Removes every entry beneath `dir` (`""`: the root).
-    fn remove_below(&mut self, dir: &str) {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        let doomed: Vec<String> = self
-            .entries
-            .range(prefix.clone()..)
-            .take_while(|(name, _)| name.starts_with(&prefix))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in doomed {
-            self.entries.remove(&name);
-        }
-    }
-
-    /// The entries in path order; a hardlink whose target an upper layer replaced or deleted
-    /// becomes the regular file it still is.
-    fn finish(mut self) -> Vec<TocEntry> {
-        let stale: Vec<String> = self
-            .entries
-            .iter()
-            .filter(|(_, (entry, layer))| {
-                entry.kind == EntryKind::Hardlink
-                    && self.entries.get(&entry.link_name).map(|(_, l)| l) != Some(layer)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some((entry, _)) = self.entries.get_mut(&name) {
-                entry.kind = EntryKind::Reg;
-                entry.link_name.clear();
-            }
-        }
-        self.entries.into_values().map(|(entry, _)| entry).collect()
-    }
 }
 
 #[cfg(test)]

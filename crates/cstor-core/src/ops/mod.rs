@@ -15,6 +15,7 @@
 mod composefs;
 mod content;
 mod extract;
+mod files;
 mod metadata;
 pub mod records;
 mod registries;
@@ -41,6 +42,9 @@ use crate::store::Store;
 pub use composefs::ComposefsImage;
 pub use content::{ExportLayer, GetLayerSplitfdstream, ImageToc, LayerToc, StreamLayer};
 pub use extract::{ExtractImage, ExtractLayer};
+pub use files::{
+    AnalyzeImage, FsEntries, FsOpen, FsReaddir, FsReadlink, FsStat, FsXattrs, ImageDiff,
+};
 pub use metadata::{
     Describe, GetImage, GetLayer, ImageBigData, InspectImage, LayerChain, ListImages, ListLayers,
     LowerChain, ResolveLink,
@@ -304,6 +308,14 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<GetLayerSplitfdstream>(),
     entry::<LayerToc>(),
     entry::<ImageToc>(),
+    entry::<FsStat>(),
+    entry::<FsReaddir>(),
+    entry::<FsReadlink>(),
+    entry::<FsOpen>(),
+    entry::<FsXattrs>(),
+    entry::<FsEntries>(),
+    entry::<ImageDiff>(),
+    entry::<AnalyzeImage>(),
     entry::<ExtractImage>(),
     entry::<ComposefsImage>(),
     entry::<ExtractLayer>(),
@@ -384,6 +396,8 @@ pub mod typescript {
                 return;
             }
             T::visit_dependencies(&mut Visitor(self));
+            // A result such as `Vec<FsDirent>` names its element only as a generic.
+            T::visit_generics(&mut Visitor(self));
             if T::output_path().is_some() {
                 let declaration = format!("export {}\n\n", T::decl(&self.config));
                 self.declared.insert(T::name(&self.config), declaration);
