@@ -4,8 +4,10 @@
  * 1.0.8 (Debian sid's, in the podman 5.8 userland): `mkcomposefs --min-version=1` run on cstor's
  * dumpfile writes the same bytes cstor wrote, and `composefs-info measure-file` of those bytes is
  * the ID cstor printed. The image mounts (EROFS + overlayfs, where the kernel has them) and shows
- * what `podman image mount` shows but for what composefs-rs's OCI transform changes.
+ * what cstor's extraction (equal to `podman image mount`) shows but for what composefs-rs's OCI
+ * transform changes.
  */
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -13,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage } from '../ts/index'
 import { cliOn, composefsStore, fixtures, main, podman5Store, type FixtureStore } from './helpers'
 import { inPodman5 } from './podman5'
+import { snapshot } from './tree'
 
 let dir: string
 beforeAll(() => {
@@ -53,6 +56,45 @@ describe.each(stores)('the composefs image of every image podman wrote (%s)', (n
     // Every object the dumpfile names is one of the image's files.
     const objects = new Set(fs.readFileSync(`${base}.dump`, 'utf8').split('\n').map((l) => l.split(' ')[8]).filter((p) => p && /^[0-9a-f]{2}\//.test(p)))
     expect(objects.size).toBe(info.objects)
+  })
+})
+
+describe('the kernel mounts it (EROFS + overlayfs with a data-only lower layer of the objects)', () => {
+  it('localhost/app:1 mounted shows the extraction but for the OCI transform (root from /usr, /run emptied)', async () => {
+    const storage = await Storage.open(main)
+    const image = await storage.image('localhost/app:1')
+    const base = path.join(dir, 'mount')
+    fs.mkdirSync(path.join(base, 'objects'), { recursive: true })
+    await image.composefs(path.join(base, 'app.cfs'), { algorithm: 'sha256' })
+    await image.composefs(path.join(base, 'app.dump'), { algorithm: 'sha256', dumpfile: true })
+    await image.extract(path.join(base, 'rootfs'))
+    storage.close()
+    // The objects, named as the image names them, from the extraction.
+    for (const line of fs.readFileSync(path.join(base, 'app.dump'), 'utf8').trim().split('\n')) {
+      const [file, , , , , , , , payload] = line.split(' ')
+      if (!/^[0-9a-f]{2}\//.test(payload)) continue
+      fs.mkdirSync(path.join(base, 'objects', path.dirname(payload)), { recursive: true })
+      fs.copyFileSync(path.join(base, 'rootfs', file), path.join(base, 'objects', payload))
+    }
+    const script = [
+      'set -e; cd "$1"; mkdir meta merged',
+      'mount -t erofs -o loop,ro app.cfs meta',
+      'mount -t overlay overlay -o ro,metacopy=on,redirect_dir=on,lowerdir=meta::objects merged',
+      'cp -a merged copy',
+    ].join('\n')
+    const mounted = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', base], { encoding: 'utf8' })
+    if (mounted.status !== 0 && /unknown filesystem|wrong fs type|Invalid argument/.test(mounted.stderr)) {
+      console.log(`this kernel cannot mount the image: ${mounted.stderr.trim()}`)
+      return
+    }
+    expect(mounted.status, mounted.stderr).toBe(0)
+    const shown = snapshot(path.join(base, 'copy'))
+    const extracted = snapshot(path.join(base, 'rootfs'))
+    for (const tree of [shown, extracted]) {
+      delete tree['.']
+      delete tree['run']
+    }
+    expect(shown).toEqual(extracted)
   })
 })
 

@@ -116,6 +116,14 @@ describe('a composefs store podman 5.8 wrote', () => {
       const damaged = await Storage.open(copy)
       const report = await damaged.verify({ quick: true })
       expect(report.findings.filter((f) => f.severity !== 'info').map((f) => [f.kind, f.subject, f.path])).toEqual([['layer-metadata-modified', layer.id, 'gnu/flavor']])
+      // A payload leading out of diff/ is corrupt, never followed.
+      const big = dumped.stdout.split('\n').find((l) => l.startsWith('/gnu/big.bin '))!
+      const fields = big.split(' ')
+      fields[8] = '../../../../../etc/hostname'
+      fs.writeFileSync(path.join(copy.root, 'escape.dump'), dumped.stdout.replace(big, fields.join(' ')))
+      const escaped = inPodman5([copy.root], ['mkcomposefs', '--from-file', path.join(copy.root, 'escape.dump'), blob])
+      expect(escaped.status, escaped.stderr).toBe(0)
+      await expect((await damaged.image('localhost/chunked:1')).extract(path.join(dir, 'never'))).rejects.toMatchObject({ code: 'ECORRUPT', message: expect.stringMatching(/not beneath diff/) })
       fs.truncateSync(blob, 3000)
       const truncated = await damaged.verify({ quick: true })
       expect(truncated.clean).toBe(false)

@@ -13,7 +13,9 @@
 #                    platform tests' Debian userlands),
 #                    qemu-user-static, binutils (objdump) and gcc (the platform tests: arm64
 #                    under qemu-user, glibc symbol versions), python3-pip if python3 has no pip
-#                    (zig comes from PyPI), nodejs/npm if absent
+#                    (zig comes from PyPI), nodejs/npm if absent, pkg-config and libssl-dev
+#                    (cfsctl, composefs-rs's CLI, which the composefs tests build from crates.io:
+#                    __test__/fixtures/build-cfsctl.sh)
 #   Rust:            cargo >= 1.88 must be on PATH (rustup); Debian's cargo is too old for napi-rs 3;
 #                    the release build's toolchain (zig, cargo-zigbuild, the std of every napi
 #                    target) comes with the first `npm run build` (scripts/toolchain.sh, cached);
@@ -29,10 +31,12 @@ need=()
 for pair in podman:podman skopeo:skopeo buildah:buildah tar-split:tar-split busybox:busybox-static \
   setfattr:attr python3:python3 mkfs.xfs:xfsprogs filefrag:e2fsprogs docker-registry:docker-registry \
   htpasswd:apache2-utils openssl:openssl curl:curl mmdebstrap:mmdebstrap \
-  qemu-aarch64-static:qemu-user-static objdump:binutils cc:gcc node:nodejs npm:npm; do
+  qemu-aarch64-static:qemu-user-static objdump:binutils cc:gcc node:nodejs npm:npm \
+  pkg-config:pkg-config; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 if [[ ${#need[@]} -gt 0 ]]; then
   if [[ $(id -u) -ne 0 ]]; then
     echo "bootstrap: missing ${need[*]}; run as root or install them: apt-get install ${need[*]}" >&2

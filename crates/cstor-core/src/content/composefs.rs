@@ -11,13 +11,14 @@
 //! tree as overlayfs would, each regular file's content being the object its redirect names.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::Stat;
 use serde::Deserialize;
 
 use crate::content::erofs::reader::Image;
-use crate::content::erofs::{Entry, Inode};
+use crate::content::erofs::{Data, Entry, Inode};
 use crate::content::export::entry_path;
 use crate::error::{Error, Result};
 use crate::store::images::big_data_file_name;
@@ -55,11 +56,31 @@ impl Store {
     /// whiteouts as character devices 0:0 and opaque directories marked `trusted.overlay.opaque`
     /// as in any overlay layer's `diff/`; a regular file's content is the object beneath `diff/`
     /// its payload names (or inline in the blob).
+    /// A payload naming anything but a file beneath `diff/` (`..`, an absolute path) is corrupt.
     pub fn composefs_entries(&self, layer: &Layer) -> Result<Vec<Entry>> {
         let path = overlay_file(layer.id(), "composefs-data/composefs.blob");
         let bytes = read_metadata_file(&self.dir(layer.store_index).dir, &path)?
             .ok_or_else(|| Error::corrupt(&path, "the composefs blob is gone"))?;
-        Image::new(&bytes, &path)?.entries()
+        let entries = Image::new(&bytes, &path)?.entries()?;
+        for entry in &entries {
+            if let Data::External { payload, .. } = &entry.inode.data {
+                let object = Path::new(std::ffi::OsStr::from_bytes(payload));
+                let beneath = object
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)));
+                if !beneath || payload.is_empty() {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!(
+                            "{} names object {:?}, which is not beneath diff/",
+                            String::from_utf8_lossy(&entry.path),
+                            String::from_utf8_lossy(payload)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// For a composefs layer: each regular file's path in the tar → its content object beneath

@@ -49,6 +49,9 @@ pub struct Object {
     pub path: PathBuf,
 }
 
+/// A node's index and its file's fs-verity digest.
+type NodeDigest = (usize, Vec<u8>);
+
 /// Where a file's bytes are.
 #[derive(Clone)]
 enum Content {
@@ -101,6 +104,63 @@ impl Store {
         self.finish(&tree, algorithm)
     }
 
+    /// The fs-verity digest of every stored file too large to be inline, by node, on as many
+    /// threads as there are cores (each file is read once, whatever its links).
+    fn digests(&self, tree: &Tree, algorithm: Algorithm) -> Result<HashMap<usize, Vec<u8>>> {
+        let jobs: Vec<(usize, usize, &PathBuf)> = tree
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, node)| match &node.content {
+                Content::Stored(store_index, file)
+                    if node.inode.mode & S_IFMT == S_IFREG && node.inode.size > INLINE_MAX =>
+                {
+                    Some((index, *store_index, file))
+                }
+                _ => None,
+            })
+            .collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let digest_one = |(index, store_index, file): (usize, usize, &PathBuf)| {
+            let opened = self.dir(store_index).dir.open(file).at(file)?.into_std();
+            let digest = fsverity::digest(algorithm, &opened).at(file)?;
+            Ok::<_, Error>((index, digest))
+        };
+        let results: Vec<Result<Vec<NodeDigest>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&job) = jobs.get(i) else {
+                                return Ok(done);
+                            };
+                            done.push(digest_one(job)?);
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::io(
+                            "",
+                            std::io::Error::other("a digesting thread panicked"),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        let mut digests = HashMap::new();
+        for result in results {
+            digests.extend(result?);
+        }
+        Ok(digests)
+    }
+
     /// Records in dumpfile order; regular files inline or named by digest.
     fn finish(&self, tree: &Tree, algorithm: Algorithm) -> Result<ComposefsImage> {
         let mut links = vec![0u32; tree.nodes.len()];
@@ -109,7 +169,7 @@ impl Store {
                 links[child] += 1;
             }
         }
-        let mut digests: HashMap<usize, Vec<u8>> = HashMap::new();
+        let digests = self.digests(tree, algorithm)?;
         let mut objects = Vec::new();
         let mut seen_objects = std::collections::HashSet::new();
         let mut entries = Vec::new();
@@ -149,15 +209,7 @@ impl Store {
                             inode.data = Data::Inline(bytes);
                         }
                     } else {
-                        let digest = match digests.get(&index) {
-                            Some(digest) => digest.clone(),
-                            None => {
-                                let opened = dir.open(file).at(file)?.into_std();
-                                let digest = fsverity::digest(algorithm, &opened).at(file)?;
-                                digests.insert(index, digest.clone());
-                                digest
-                            }
-                        };
+                        let digest = digests[&index].clone();
                         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
                         if seen_objects.insert(digest.clone()) {
                             objects.push(Object {
