@@ -13,6 +13,7 @@ pub mod parallel_gzip;
 pub mod reader;
 pub mod sparse;
 pub mod splitfdstream;
+pub mod splitstream;
 pub mod tardiff;
 pub mod tarsplit;
 pub mod toc;
