@@ -98,9 +98,19 @@ bytesWritten: number,
 /**
  * Layer blobs the destination had already, or mounted.
  */
-blobsReused: number, };
+blobsReused: number, 
+/**
+ * A composefs repository destination: the image's composefs ID (what
+ * `cfsctl oci compute-id` prints).
+ */
+composefsId?: string, };
 
 export type CopyTo = { image: string, destination: string, compression?: 'gzip' | 'zstd' | 'none', platform?: string, 
+/**
+ * A `composefs:` destination made anew: the fs-verity hash naming its objects, `sha512`
+ * (default, as `cfsctl init`) or `sha256` (an existing repository's `meta.json` decides).
+ */
+algorithm?: 'sha256' | 'sha512', 
 /**
  * The registries.conf to read instead of the user's or the system's (`--registries-conf`,
  * `$CONTAINERS_REGISTRIES_CONF`); its drop-in directories are read as well.

@@ -1,7 +1,5 @@
 //! An image as a composefs image: its EROFS image, or the dumpfile it is made from.
 
-use std::io::Write;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +7,7 @@ use ts_rs::TS;
 
 use crate::content::{dumpfile, erofs};
 use crate::digest::fsverity::{self, Algorithm};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::ops::{Call, Operation};
 use crate::store::Store;
 
@@ -80,32 +78,11 @@ impl Operation for ComposefsImage {
         } else {
             erofs
         };
-        write_whole(&output, &bytes)?;
+        crate::transport::composefs_repo::write_whole(&output, &bytes)?;
         Ok(ComposefsImageInfo {
             id,
             objects: tree.objects.len() as u32,
             object_bytes: tree.objects.iter().map(|o| o.size as f64).sum(),
         })
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it, renamed into place.
-fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file name", path.display())))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".cstor-{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let written = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    written.at(path)
 }

@@ -1,6 +1,7 @@
 //! Moving images between the store and other places: copies out (registries, archives, OCI
 //! layouts) and pulls in.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -9,17 +10,18 @@ use ts_rs::TS;
 use crate::content::compression::Compression;
 use crate::error::Result;
 use crate::ops::registries::RegistryOptions;
-use crate::ops::{Access, Call, Operation};
+use crate::ops::{composefs, Access, Call, Operation};
 use crate::store::Store;
 use crate::transport::copy::{Copied, CopyOptions};
 use crate::transport::oci_layout::OciLayoutDestination;
-use crate::transport::open_destination;
 use crate::transport::pull::{PullOptions, Pulled};
+use crate::transport::{open_destination, path_and_name};
 
 /// Copies an image to `destination`, named as skopeo names it: `docker://HOST/REPO[:TAG]`
 /// (push, to the registry's own location as registries.conf gives it, with the user's
 /// credentials and certificates), `docker-archive:FILE[:NAME]`, `oci-archive:FILE[:NAME]`,
-/// `oci:DIR[:NAME]`. Layers compressed as `compression` says (`gzip`, the default, `zstd` or
+/// `oci:DIR[:NAME]`, `composefs:REPO[:NAME]` (a composefs-rs 0.9.4 repository, made when
+/// missing: `cfsctl oci` finds the image by NAME). Layers compressed as `compression` says (`gzip`, the default, `zstd` or
 /// `none`); `platform` (`os/arch[/variant]`) is checked.
 #[derive(Debug, Deserialize, TS)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +34,11 @@ pub struct CopyTo {
     pub compression: Option<String>,
     #[serde(default)]
     pub platform: Option<String>,
+    /// A `composefs:` destination made anew: the fs-verity hash naming its objects, `sha512`
+    /// (default, as `cfsctl init`) or `sha256` (an existing repository's `meta.json` decides).
+    #[serde(default)]
+    #[ts(optional, type = "'sha256' | 'sha512'")]
+    pub algorithm: Option<String>,
     #[serde(flatten)]
     pub registry: RegistryOptions,
 }
@@ -47,6 +54,11 @@ impl Operation for CopyTo {
         };
         let image = store.image(&self.image)?;
         let destination = call.image_reference(&self.destination);
+        if let Some(rest) = destination.strip_prefix("composefs:") {
+            let (repo, name) = path_and_name(rest);
+            let algorithm = composefs::algorithm(self.algorithm.as_deref())?;
+            return store.copy_to_composefs(&image, Path::new(repo), name, algorithm);
+        }
         let ctx = self.registry.context(call, None);
         let open = || open_destination(&destination, &ctx);
         store.copy_to(&image, open, &options, &mut call.progress())

@@ -49,6 +49,11 @@ pub struct Copied {
     pub bytes_written: u64,
     /// Layer blobs the destination had already, or mounted.
     pub blobs_reused: usize,
+    /// A composefs repository destination: the image's composefs ID (what
+    /// `cfsctl oci compute-id` prints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub composefs_id: Option<String>,
 }
 
 impl Store {
@@ -107,6 +112,7 @@ pub fn copy_image(
         layers: layers.len(),
         bytes_written: 0,
         blobs_reused: 0,
+        composefs_id: None,
     };
     let mut blobs = Vec::new();
     for (index, layer) in layers.iter().enumerate() {

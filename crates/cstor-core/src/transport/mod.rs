@@ -9,6 +9,7 @@
 
 mod archive_file;
 pub mod blob_info_cache;
+pub mod composefs_repo;
 pub mod copy;
 pub mod docker_archive;
 pub mod oci_archive;
@@ -238,7 +239,7 @@ pub fn absolute_reference(reference: &str, cwd: &Path) -> String {
 }
 
 /// The transports whose reference starts with a path (`oci:DIR`, `docker-archive:FILE`, …).
-const PATH_TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive"];
+const PATH_TRANSPORTS: &[&str] = &["oci", "oci-archive", "docker-archive", "composefs"];
 
 /// `transport:rest` → (`transport`, `rest`); `docker://REF` → (`docker`, `REF`).
 fn split_spec(spec: &str) -> (&str, &str) {
@@ -253,7 +254,7 @@ fn split_spec(spec: &str) -> (&str, &str) {
 }
 
 /// `PATH[:NAME]`, split at the first colon as skopeo splits it (a path cannot hold a colon).
-fn path_and_name(rest: &str) -> (&str, Option<&str>) {
+pub(crate) fn path_and_name(rest: &str) -> (&str, Option<&str>) {
     match rest.split_once(':') {
         Some((path, name)) if !name.is_empty() => (path, Some(name)),
         _ => (rest.strip_suffix(':').unwrap_or(rest), None),

@@ -1,0 +1,312 @@
+//! An image written into a composefs repository as composefs-rs 0.9.4 lays one out
+//! (`repository.rs`, `repository_format.rs`; `cfsctl oci pull` writes the same): content objects
+//! under `objects/XX/REST` by fs-verity digest, each layer's tar as a split stream, the config
+//! and manifest as split streams naming their layers (and the config its EROFS image), the
+//! EROFS image itself, symlinks naming them (`streams/oci-layer-DIFFID`,
+//! `streams/oci-config-DIGEST`, `streams/oci-manifest-DIGEST`, `images/ID`) and the name
+//! (`streams/refs/oci/NAME`), so `cfsctl oci …` finds the image by name.
+//!
+//! Crash-safe as composefs-rs is: every file is written under a temporary name and renamed
+//! into place; objects first (content-addressed, harmless if nothing names them), then the
+//! streams' symlinks, the image's, and the name last. Layer files are reflinked from `diff/`
+//! where the filesystem allows, copied otherwise.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use ring::digest::{digest as ring_digest, SHA256};
+
+use crate::content::export::LayerPart;
+use crate::content::splitstream::{ContentType, SplitStream};
+use crate::content::{composefs_image::INLINE_MAX, erofs};
+use crate::digest::fsverity::{self, Algorithm};
+use crate::error::{Error, IoContext, Result};
+use crate::extract::clone::Cloner;
+use crate::store::images::Image;
+use crate::store::layers::Layer;
+use crate::store::Store;
+use crate::transport::copy::Copied;
+
+/// The `meta.json` `cfsctl init` writes (format version 1, EROFS format 1).
+fn meta_json(algorithm: Algorithm) -> String {
+    format!(
+        "{{\n  \"version\": 1,\n  \"algorithm\": \"{}\",\n  \"features\": {{\n    \"compatible\": [],\n    \"read-only-compatible\": [\n      \"v1_erofs\"\n    ],\n    \"incompatible\": []\n  }},\n  \"erofs_formats\": {{\n    \"default\": 1\n  }}\n}}\n",
+        algorithm.repository_name()
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A composefs repository being written.
+struct Repository {
+    root: PathBuf,
+    algorithm: Algorithm,
+    cloner: Cloner,
+    /// Bytes of objects the repository did not have before.
+    written: u64,
+}
+
+impl Repository {
+    /// Opens the repository at `root`, made by `cfsctl init` (its `meta.json` names the
+    /// algorithm), or creates it as `cfsctl init` does with `algorithm`.
+    fn open_or_create(root: &Path, algorithm: Algorithm) -> Result<Repository> {
+        let meta = root.join("meta.json");
+        let algorithm = match std::fs::read(&meta) {
+            Ok(bytes) => {
+                let value: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::corrupt(&meta, e.to_string()))?;
+                let name = value["algorithm"].as_str().unwrap_or_default();
+                Algorithm::from_repository_name(name).ok_or_else(|| Error::Unsupported {
+                    what: format!("{}: fs-verity algorithm {name:?}", meta.display()),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(root).at(root)?;
+                write_whole(&meta, meta_json(algorithm).as_bytes())?;
+                algorithm
+            }
+            Err(e) => return Err(Error::io(&meta, e)),
+        };
+        for dir in ["objects", "streams/refs/oci", "images"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).at(&path)?;
+        }
+        Ok(Repository {
+            root: root.to_owned(),
+            algorithm,
+            cloner: Cloner::new(true),
+            written: 0,
+        })
+    }
+
+    /// `objects/XX/REST` for `digest`, relative to the root.
+    fn object_path(digest: &[u8]) -> PathBuf {
+        let name = hex(digest);
+        Path::new("objects").join(&name[..2]).join(&name[2..])
+    }
+
+    /// The object's final path, and whether it must still be written (absent).
+    fn object_slot(&self, digest: &[u8]) -> Result<(PathBuf, bool)> {
+        let path = self.root.join(Self::object_path(digest));
+        if path.exists() {
+            return Ok((path, false));
+        }
+        let dir = path.parent().expect("an object path has a directory");
+        std::fs::create_dir_all(dir).at(dir)?;
+        Ok((path, true))
+    }
+
+    /// Stores `bytes` as an object; its digest.
+    fn store_bytes(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let mut hasher = fsverity::Hasher::new(self.algorithm);
+        hasher.update(bytes);
+        let digest = hasher.finish();
+        let (path, absent) = self.object_slot(&digest)?;
+        if absent {
+            write_whole(&path, bytes)?;
+            self.written += bytes.len() as u64;
+        }
+        Ok(digest)
+    }
+
+    /// Stores the `size` bytes of `file` (a layer's file, `name` in errors) as an object:
+    /// reflinked where the filesystem allows; its digest.
+    fn store_file(&mut self, file: &mut File, size: u64, name: &Path) -> Result<Vec<u8>> {
+        let digest = fsverity::digest(self.algorithm, &*file).at(name)?;
+        file.rewind().at(name)?;
+        let (path, absent) = self.object_slot(&digest)?;
+        if absent {
+            let temp = temp_path(&path);
+            let copied = (|| {
+                let mut out = File::create(&temp)?;
+                self.cloner.copy(file, &mut out, size)?;
+                out.sync_all()?;
+                std::fs::rename(&temp, &path)
+            })();
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&temp);
+                return Err(Error::io(&path, e));
+            }
+            self.written += size;
+        }
+        Ok(digest)
+    }
+
+    /// Stores a finished split stream; its digest.
+    fn store_stream(&mut self, stream: SplitStream) -> Result<Vec<u8>> {
+        self.store_bytes(&stream.finish())
+    }
+
+    /// Points `link` (relative to the root) at the object `digest`, replacing what it named.
+    fn link(&self, link: &Path, target: &Path) -> Result<()> {
+        let path = self.root.join(link);
+        let temp = temp_path(&path);
+        let _ = std::fs::remove_file(&temp);
+        std::os::unix::fs::symlink(target, &temp).at(&temp)?;
+        std::fs::rename(&temp, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            Error::io(&path, e)
+        })
+    }
+
+    fn link_object(&self, link: &Path, digest: &[u8]) -> Result<()> {
+        let depth = link.components().count() - 1;
+        let mut target = PathBuf::new();
+        for _ in 0..depth {
+            target.push("..");
+        }
+        self.link(link, &target.join(Self::object_path(digest)))
+    }
+
+    /// A layer's tar as a split stream: the tar-split's headers and padding inline, file bodies
+    /// up to 64 bytes inline too, larger ones as objects (what `cfsctl oci pull
+    /// containers-storage:` stores).
+    fn store_layer(&mut self, store: &Store, layer: &Layer) -> Result<Vec<u8>> {
+        let mut stream = SplitStream::new(self.algorithm, ContentType::OciLayer);
+        let parts = store.layer_parts(layer)?;
+        let diff = parts.diff_path().to_owned();
+        for part in parts {
+            match part? {
+                LayerPart::Segment(bytes) => stream.write_inline(&bytes),
+                LayerPart::Body {
+                    name,
+                    size,
+                    mut file,
+                    ..
+                } => {
+                    let path = diff.join(&name);
+                    if size <= INLINE_MAX {
+                        let mut bytes = Vec::with_capacity(size as usize);
+                        (&mut file).take(size).read_to_end(&mut bytes).at(&path)?;
+                        if bytes.len() as u64 != size {
+                            return Err(Error::corrupt(&path, "shorter than its tar header says"));
+                        }
+                        stream.write_inline(&bytes);
+                    } else {
+                        let digest = self.store_file(&mut file, size, &path)?;
+                        stream.write_object(&digest, size);
+                    }
+                }
+            }
+        }
+        self.store_stream(stream)
+    }
+}
+
+/// A temporary name beside `path`, as composefs-rs's own are hidden (a dot first).
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".cstor-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed into place: the file
+/// appears whole or not at all.
+pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = temp_path(path);
+    let written = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written.at(path)
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(ring_digest(&SHA256, bytes).as_ref()))
+}
+
+impl Store {
+    /// Writes `image` into the composefs repository at `root` (created when missing, with
+    /// `algorithm`; an existing one's `meta.json` decides), named `name` when given.
+    pub fn copy_to_composefs(
+        &self,
+        image: &Image,
+        root: &Path,
+        name: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<Copied> {
+        if let Some(name) = name {
+            if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                return Err(Error::InvalidArgument(format!(
+                    "composefs image name {name:?}: no '/', not empty, no leading '.'"
+                )));
+            }
+        }
+        let mut layers = self.image_layers(image)?;
+        layers.reverse();
+        let (config_key, config) = self.image_config_bytes(image)?;
+        let manifest = self.image_big_data(image, "manifest")?;
+        let mut repo = Repository::open_or_create(root, algorithm)?;
+        let tree = self.composefs_image(image, repo.algorithm)?;
+        let erofs = erofs::writer::write(&tree.entries, 1)?;
+
+        let mut layer_streams = Vec::new();
+        for layer in &layers {
+            let diff_id = layer
+                .record
+                .diff_digest
+                .clone()
+                .ok_or_else(|| Error::Unsupported {
+                    what: format!("layer {} has no uncompressed digest", layer.id()),
+                })?;
+            let digest = repo.store_layer(self, layer)?;
+            layer_streams.push((diff_id, digest));
+        }
+        let image_digest = repo.store_bytes(&erofs)?;
+
+        let config_object = repo.store_bytes(&config)?;
+        let mut config_stream = SplitStream::new(repo.algorithm, ContentType::OciConfig);
+        for (diff_id, digest) in &layer_streams {
+            config_stream.add_named_stream(diff_id, digest);
+        }
+        config_stream.add_named_stream("composefs.image.v1", &image_digest);
+        config_stream.write_object(&config_object, config.len() as u64);
+        let config_stream = repo.store_stream(config_stream)?;
+
+        let manifest_digest = sha256(&manifest);
+        let manifest_object = repo.store_bytes(&manifest)?;
+        let mut manifest_stream = SplitStream::new(repo.algorithm, ContentType::OciManifest);
+        manifest_stream.add_named_stream(&format!("config:{config_key}"), &config_stream);
+        for (diff_id, digest) in &layer_streams {
+            manifest_stream.add_named_stream(diff_id, digest);
+        }
+        manifest_stream.write_object(&manifest_object, manifest.len() as u64);
+        let manifest_stream = repo.store_stream(manifest_stream)?;
+
+        for (diff_id, digest) in &layer_streams {
+            repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
+        }
+        repo.link_object(
+            Path::new(&format!("streams/oci-config-{config_key}")),
+            &config_stream,
+        )?;
+        let manifest_link = format!("oci-manifest-{manifest_digest}");
+        repo.link_object(
+            Path::new("streams").join(&manifest_link).as_path(),
+            &manifest_stream,
+        )?;
+        let id = hex(&image_digest);
+        repo.link_object(Path::new("images").join(&id).as_path(), &image_digest)?;
+        if let Some(name) = name {
+            let link = Path::new("streams/refs/oci").join(name);
+            repo.link(&link, &Path::new("../..").join(&manifest_link))?;
+        }
+        Ok(Copied {
+            manifest_digest,
+            manifest_size: manifest.len() as u64,
+            layers: layers.len(),
+            bytes_written: repo.written,
+            blobs_reused: 0,
+            composefs_id: Some(id),
+        })
+    }
+}
