@@ -8,6 +8,11 @@
  * composefs-rs refuses an image without /usr (it takes the root's metadata from /usr); the test
  * says so for those images, whose bytes are compared with C mkcomposefs in
  * composefs-image.test.ts instead.
+ *
+ * `image.copyTo('composefs:REPO:NAME')` writes the image into a repository of its own; cfsctl
+ * finds it by NAME (the same ID and dump) and it holds the very objects cfsctl's import wrote,
+ * byte for byte, streams and images linked alike — all but the config and manifest streams
+ * cfsctl wrote first and superseded when it added the image's reference (nothing names them).
  */
 import { execFileSync, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -15,7 +20,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage } from '../ts/index'
-import { copyStore, fixtures, main, repo } from './helpers'
+import { cliOn, copyStore, fixtures, main, repo } from './helpers'
 
 let dir: string
 let cfsctl: string
@@ -67,6 +72,31 @@ describe('cfsctl reads the image cstor computes', () => {
     const dumped = cfsctlIn(repoDir, ['oci', 'dump', 'pulled'])
     expect(dumped.status, dumped.stderr).toBe(0)
     expect(fs.readFileSync(path.join(repoDir, 'cstor.dump'), 'utf8')).toBe(dumped.stdout)
+
+    const cstorRepo = `${repoDir}-cstor`
+    const copied = await image.copyTo(`composefs:${cstorRepo}:named`)
+    expect(copied.composefsId).toBe(cstorId.id)
+    expect(cfsctlIn(cstorRepo, ['oci', 'compute-id', 'named']).stdout.trim()).toBe(cstorId.id)
+    expect(cfsctlIn(cstorRepo, ['oci', 'dump', 'named']).stdout).toBe(dumped.stdout)
+    // Every object is the one cfsctl wrote, byte for byte, but the manifest stream: cfsctl names
+    // its layers in HashMap order (a different file each run), cstor in diff_id order.
+    const ours = objects(cstorRepo)
+    const theirs = objects(repoDir)
+    const ourLinks = links(cstorRepo)
+    const theirLinks = links(repoDir)
+    const manifestLink = [...theirLinks.keys()].find((l) => l.startsWith('streams/oci-manifest-'))!
+    const manifestObject = (target: string) => path.normalize(path.join('streams', target))
+    const ourManifest = manifestObject(ourLinks.get(manifestLink)!)
+    const theirManifest = manifestObject(theirLinks.get(manifestLink)!)
+    expect(streamRefs(path.join(cstorRepo, ourManifest))).toEqual(streamRefs(path.join(repoDir, theirManifest)))
+    for (const object of ours) {
+      if (object === ourManifest) continue
+      expect(fs.readFileSync(path.join(cstorRepo, object)).equals(fs.readFileSync(path.join(repoDir, object))), object).toBe(true)
+    }
+    const superseded = [...theirs].filter((o) => !ours.has(o) && o !== theirManifest).map((o) => streamRefs(path.join(repoDir, o)).contentType).sort()
+    expect(superseded, ref).toEqual(['ociconfg', 'ocimanif'])
+    theirLinks.set(manifestLink, ourLinks.get(manifestLink)!)
+    expect(ourLinks).toEqual(new Map([...theirLinks].map(([link, target]) => [link.replace('/oci/pulled', '/oci/named'), target])))
     compared.push(ref)
   })
 
@@ -76,3 +106,73 @@ describe('cfsctl reads the image cstor computes', () => {
 })
 
 const compared: string[] = []
+
+/** A repository's objects, as paths relative to it. */
+function objects(repoDir: string): Set<string> {
+  const found = new Set<string>()
+  for (const prefix of fs.readdirSync(path.join(repoDir, 'objects'))) {
+    for (const name of fs.readdirSync(path.join(repoDir, 'objects', prefix))) found.add(`objects/${prefix}/${name}`)
+  }
+  return found
+}
+
+/** What a split stream names, whatever the order: its content type, streams and objects. */
+function streamRefs(file: string): { contentType: string; streams: string[]; objects: string[] } {
+  const bytes = fs.readFileSync(file)
+  const info = Number(bytes.readBigUInt64LE(16))
+  const size = bytes[14] === 1 ? 32 : 64
+  const range = (at: number) => {
+    const [start, end] = [Number(bytes.readBigUInt64LE(info + at)), Number(bytes.readBigUInt64LE(info + at + 8))]
+    const digests: string[] = []
+    for (let i = start; i < end; i += size) digests.push(bytes.subarray(i, i + size).toString('hex'))
+    return digests
+  }
+  return { contentType: bytes.subarray(info + 64, info + 72).toString(), streams: range(0).sort(), objects: range(16) }
+}
+
+/** A repository's symlinks under streams/ and images/, each to its target. */
+function links(repoDir: string): Map<string, string> {
+  const found = new Map<string, string>()
+  for (const top of ['streams', 'images']) {
+    for (const entry of fs.readdirSync(path.join(repoDir, top), { recursive: true, withFileTypes: true })) {
+      const full = path.join(entry.parentPath, entry.name)
+      if (entry.isSymbolicLink()) found.set(path.relative(repoDir, full), fs.readlinkSync(full))
+    }
+  }
+  return found
+}
+
+describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
+  it('writes into a repository cfsctl init made (sha256), by the CLI, and again idempotently', () => {
+    const repoDir = path.join(dir, 'init-sha256')
+    execFileSync(cfsctl, ['init', '--insecure', '--algorithm', 'fsverity-sha256-12', repoDir])
+    const meta = fs.readFileSync(path.join(repoDir, 'meta.json'))
+    const first = cliOn(store, ['copy', 'localhost/app:1', `composefs:${repoDir}:app`, '--json'])
+    expect(first.status, first.stderr).toBe(0)
+    const id: string = JSON.parse(first.stdout).composefsId
+    expect(id).toMatch(/^[0-9a-f]{64}$/)
+    expect(fs.readFileSync(path.join(repoDir, 'meta.json')).equals(meta)).toBe(true)
+    expect(cfsctlIn(repoDir, ['oci', 'compute-id', 'app']).stdout.trim()).toBe(id)
+    const before = objects(repoDir)
+    const again = cliOn(store, ['copy', 'localhost/app:1', `composefs:${repoDir}:app`, '--json'])
+    expect(again.status, again.stderr).toBe(0)
+    expect(JSON.parse(again.stdout)).toMatchObject({ composefsId: id, bytesWritten: 0 })
+    expect(objects(repoDir)).toEqual(before)
+    const human = cliOn(store, ['copy', 'localhost/app:1', `composefs:${repoDir}`])
+    expect(human.stdout).toContain(`composefs ID ${id}`)
+  })
+
+  it('a new repository gets the meta.json cfsctl init writes', async () => {
+    const made = path.join(dir, 'init-made')
+    execFileSync(cfsctl, ['init', '--insecure', made])
+    const ours = path.join(dir, 'cstor-made')
+    await (await storage.image('localhost/base:1')).copyTo(`composefs:${ours}`)
+    expect(fs.readFileSync(path.join(ours, 'meta.json'), 'utf8')).toBe(fs.readFileSync(path.join(made, 'meta.json'), 'utf8'))
+  })
+
+  it('refuses a bad name before writing anything', async () => {
+    const target = path.join(dir, 'bad-name')
+    await expect((await storage.image('localhost/base:1')).copyTo(`composefs:${target}:../x`)).rejects.toMatchObject({ code: 'EINVAL' })
+    expect(fs.existsSync(target)).toBe(false)
+  })
+})

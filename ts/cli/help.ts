@@ -122,7 +122,7 @@ const COMMANDS: Record<string, Command> = {
     examples: ['cstor layer extract 3c03e8f2 ./layer --whiteouts aufs'],
   },
   copy: {
-    usage: 'copy <ref> <destination> [--compress gzip|zstd|none] [--platform OS/ARCH[/VARIANT]] [--registries-conf FILE] [--authfile FILE] [--cert-dir DIR] [--tls-verify=BOOL] [--json] [--quiet]',
+    usage: 'copy <ref> <destination> [--compress gzip|zstd|none] [--platform OS/ARCH[/VARIANT]] [--algorithm sha256|sha512] [--registries-conf FILE] [--authfile FILE] [--cert-dir DIR] [--tls-verify=BOOL] [--json] [--quiet]',
     about: [
       'Copy an image to a destination named as skopeo names it:',
       '  docker://HOST/REPO[:TAG]     push to a registry (podman push): blobs it has are skipped,',
@@ -134,12 +134,17 @@ const COMMANDS: Record<string, Command> = {
       '  oci-archive:FILE[:NAME]      an OCI layout in a tar',
       '  oci:DIR[:NAME]               an OCI layout, created or appended to (an entry of the same',
       '                               NAME is replaced)',
+      '  composefs:REPO[:NAME]        a composefs-rs 0.9.4 repository (made as cfsctl init makes one',
+      '                               when missing): objects reflinked or copied from the store,',
+      '                               split streams, the EROFS image; cfsctl oci finds it by NAME',
       'Layers are rebuilt bit for bit and checked against their diff digests on the way; the config',
-      'goes byte for byte, so the image ID stays. Archives are renamed into place when complete.',
+      'goes byte for byte, so the image ID stays. Archives are renamed into place when complete;',
+      'a composefs repository gets its objects first and the NAME last.',
     ].join('\n'),
     options: [
       '--compress ALGO         layer blobs: gzip (default, on every core), zstd (multithreaded) or none',
       '--platform OS/ARCH      fail unless the image is of this platform',
+      '--algorithm ALGO        a new composefs repository\'s fs-verity hash: sha512 (default) or sha256',
       '--registries-conf FILE  registries.conf to read instead of the user\'s or the system\'s',
       '--authfile FILE         the one auth file to read credentials from',
       '--cert-dir DIR          *.crt CAs and *.cert/*.key client certificates for every registry',
@@ -150,6 +155,7 @@ const COMMANDS: Record<string, Command> = {
       'cstor copy localhost/app:1 docker://registry.example:5000/team/app:1',
       'cstor copy alpine docker-archive:alpine.tar:alpine:latest && podman load -i alpine.tar',
       'cstor copy alpine oci:./layout:alpine --compress zstd',
+      'cstor copy localhost/app:1 composefs:./repo:app && cfsctl --repo ./repo oci mount app /mnt',
     ],
   },
   serve: {

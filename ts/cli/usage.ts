@@ -19,7 +19,7 @@ export interface Flags {
   /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
   pretty: boolean
   digests: boolean
-  /** `image composefs --dumpfile` (the dumpfile, not the EROFS) and `--algorithm sha256|sha512`. */
+  /** `image composefs --dumpfile` (the dumpfile, not the EROFS) and `--algorithm sha256|sha512` (also `copy` to a new composefs repository). */
   dumpfile: boolean
   algorithm?: string
   /** `copy --compress gzip|zstd|none`. */
@@ -107,10 +107,11 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=BOOL]
+  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=BOOL] [--algorithm sha256|sha512]
                              Copy an image to a registry (docker://HOST/REPO:TAG), a
                              docker-archive:FILE[:NAME] (podman save), an
-                             oci-archive:FILE[:NAME] or an OCI layout (oci:DIR[:NAME])
+                             oci-archive:FILE[:NAME], an OCI layout (oci:DIR[:NAME]) or a
+                             composefs repository (composefs:REPO[:NAME])
   serve --socket PATH [--socket-group GROUP] [--writable]
                              Serve the store over JSON-RPC 2.0 on a Unix socket (mode 0600,
                              or 0660 for GROUP): every operation by name, layers as fds
