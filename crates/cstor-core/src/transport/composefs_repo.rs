@@ -56,6 +56,7 @@ impl Repository {
         let meta = root.join("meta.json");
         let algorithm = match std::fs::read(&meta) {
             Ok(bytes) => {
+                refuse_secure(&meta)?;
                 let value: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::corrupt(&meta, e.to_string()))?;
                 let name = value["algorithm"].as_str().unwrap_or_default();
@@ -194,6 +195,24 @@ impl Repository {
         }
         self.store_stream(stream)
     }
+}
+
+/// A repository whose `meta.json` has fs-verity on (what `cfsctl init` does without
+/// `--insecure`) requires fs-verity on every object; cstor does not enable it yet, so it refuses
+/// before writing anything rather than leave objects cfsctl would reject.
+fn refuse_secure(meta: &Path) -> Result<()> {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags, CWD};
+    let stat = statx(CWD, meta, AtFlags::empty(), StatxFlags::BASIC_STATS)
+        .map_err(|e| Error::io(meta, e.into()))?;
+    if stat.stx_attributes.contains(StatxAttributes::VERITY) {
+        return Err(Error::Unsupported {
+            what: format!(
+                "{}: a secure composefs repository (fs-verity on meta.json): cstor writes insecure ones only",
+                meta.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A temporary name beside `path`, as composefs-rs's own are hidden (a dot first).
