@@ -20,7 +20,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage } from '../ts/index'
-import { cliOn, copyStore, fixtures, main, repo } from './helpers'
+import { cliOn, copyStore, fixtures, main, mountXfs, repo } from './helpers'
 
 let dir: string
 let cfsctl: string
@@ -78,6 +78,9 @@ describe('cfsctl reads the image cstor computes', () => {
     expect(copied.composefsId).toBe(cstorId.id)
     expect(cfsctlIn(cstorRepo, ['oci', 'compute-id', 'named']).stdout.trim()).toBe(cstorId.id)
     expect(cfsctlIn(cstorRepo, ['oci', 'dump', 'named']).stdout).toBe(dumped.stdout)
+    const fsck = cfsctlIn(cstorRepo, ['oci', 'fsck'])
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0)
+    expect(fsck.stdout).toMatch(/status: ok/)
     // Every object is the one cfsctl wrote, byte for byte, but the manifest stream: cfsctl names
     // its layers in HashMap order (a different file each run), cstor in diff_id order.
     const ours = objects(cstorRepo)
@@ -168,6 +171,45 @@ describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
     const ours = path.join(dir, 'cstor-made')
     await (await storage.image('localhost/base:1')).copyTo(`composefs:${ours}`)
     expect(fs.readFileSync(path.join(ours, 'meta.json'), 'utf8')).toBe(fs.readFileSync(path.join(made, 'meta.json'), 'utf8'))
+  })
+
+  it('on XFS with reflink=1, layer files are reflinked into objects/ (filefrag: shared extents)', async () => {
+    const { mnt, cleanup } = mountXfs()
+    try {
+      execFileSync('cp', ['-a', store.root, path.join(mnt, 'root')])
+      const onXfs = await Storage.open({ root: path.join(mnt, 'root'), runroot: path.join(mnt, 'run') })
+      try {
+        const repoDir = path.join(mnt, 'repo')
+        const copied = await (await onXfs.image('localhost/base:1')).copyTo(`composefs:${repoDir}:base`)
+        const imageLink = fs.readlinkSync(path.join(repoDir, 'images', copied.composefsId!))
+        expect(imageLink).toMatch(/^\.\.\/objects\//)
+        const large = [...objects(repoDir)].find((o) => fs.statSync(path.join(repoDir, o)).size > 1_000_000)!
+        expect(execFileSync('filefrag', ['-v', path.join(repoDir, large)]).toString()).toMatch(/shared/)
+        expect(cfsctlIn(repoDir, ['oci', 'compute-id', 'base']).stdout.trim()).toBe(copied.composefsId)
+      } finally {
+        onXfs.close()
+      }
+    } finally {
+      cleanup()
+    }
+  })
+
+  it('a full filesystem: ENOSPC, no temp file, no name, and cfsctl still opens the repository', async () => {
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-full-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])
+    try {
+      const repoDir = path.join(mnt, 'repo')
+      await expect((await storage.image('localhost/base:1')).copyTo(`composefs:${repoDir}:base`)).rejects.toMatchObject({ code: 'ENOSPC' })
+      const left = execFileSync('find', [repoDir, '-name', '.*']).toString().trim().split('\n').filter((p) => p !== repoDir && p !== '')
+      expect(left).toEqual([])
+      expect(fs.readdirSync(path.join(repoDir, 'streams', 'refs', 'oci'))).toEqual([])
+      const listed = cfsctlIn(repoDir, ['oci', 'images'])
+      expect(listed.status, listed.stderr).toBe(0)
+      expect(cfsctlIn(repoDir, ['fsck']).stdout).toMatch(/status: ok/)
+    } finally {
+      execFileSync('umount', [mnt])
+      fs.rmSync(mnt, { recursive: true, force: true })
+    }
   })
 
   it('refuses a bad name before writing anything', async () => {

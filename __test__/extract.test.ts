@@ -11,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { InvalidArgumentError, Storage, type Progress } from '../ts/index'
-import { cliOn, copyStore, podmanFixtures, storageConf } from './helpers'
+import { cliOn, copyStore, mountXfs, podmanFixtures, storageConf } from './helpers'
 import { snapshot, type Tree } from './tree'
 
 let top: string
@@ -149,17 +149,8 @@ describe.each(podmanFixtures)('on the store $name wrote', ({ store, chunked, mer
 
   describe('reflinks', () => {
     it('on XFS with reflink=1, content shares extents with the store (filefrag), --no-reflinks copies', async () => {
-      const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-xfs-'))
-      const img = `${mnt}.img`
-      fs.writeFileSync(img, '')
-      fs.truncateSync(img, 1 << 30)
-      execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', img])
-      execFileSync('mount', ['-o', 'loop', img, mnt])
-      cleanups.push(() => {
-        execFileSync('umount', [mnt])
-        fs.rmSync(mnt, { recursive: true, force: true })
-        fs.rmSync(img, { force: true })
-      })
+      const { mnt, cleanup } = mountXfs()
+      cleanups.push(cleanup)
       execFileSync('cp', ['-a', store.root, path.join(mnt, 'root')])
       const onXfs = await Storage.open({ root: path.join(mnt, 'root'), runroot: path.join(mnt, 'run') })
       cleanups.push(() => onXfs.close())

@@ -164,3 +164,21 @@ export function unprivilegedUser(name: string, groups: string[] = []): (script: 
   }
   return (script) => execFileSync('su', ['-', name, '-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 })
 }
+
+/** A 1 GiB XFS with reflink=1, loop-mounted on a fresh directory; `cleanup` unmounts and removes it. */
+export function mountXfs(): { mnt: string; cleanup: () => void } {
+  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-xfs-'))
+  const img = `${mnt}.img`
+  fs.writeFileSync(img, '')
+  fs.truncateSync(img, 1 << 30)
+  execFileSync('mkfs.xfs', ['-q', '-m', 'reflink=1', img])
+  execFileSync('mount', ['-o', 'loop', img, mnt])
+  return {
+    mnt,
+    cleanup: () => {
+      execFileSync('umount', [mnt])
+      fs.rmSync(mnt, { recursive: true, force: true })
+      fs.rmSync(img, { force: true })
+    },
+  }
+}
