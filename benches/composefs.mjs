@@ -6,9 +6,10 @@
 //     digest (sha512), the EROFS image and its ID — objects are named, not stored;
 //   - `cfsctl compute-id DIR` of the same image extracted (untimed) to a directory: the same
 //     work from a plain tree, nothing stored;
-//   - `cfsctl oci pull containers-storage:IMAGE --local-fetch auto` into an empty insecure
-//     repository on the store's filesystem (objects copied or linked, streams, the image): the
-//     import the issue names as the reference, which also stores what cstor only names.
+//   - `cstor copy IMAGE composefs:REPO:bench` into an empty insecure repository on the store's
+//     filesystem: objects reflinked or copied, the split streams, the image, the name;
+//   - `cfsctl oci pull containers-storage:IMAGE --local-fetch auto` into the same kind of
+//     repository: the same work by composefs-rs, the import the issue names as the reference.
 // cfsctl reads only /var/lib/containers/storage, so it runs in a private mount namespace with the
 // benchmark store there. The IDs are compared (untimed). Peak RSS by GNU time.
 //
@@ -59,6 +60,7 @@ const pull = () => {
 const cases = [
   ['cstor image composefs', () => shell(`${cstorCli} image composefs ${q(image)} -o ${q(path.join(work, 'image.cfs'))} > ${q(path.join(work, 'cstor.id'))}`)],
   ['cfsctl compute-id DIR', () => shell(`${cfsctl} --repo ${q(repoDir)} compute-id ${q(rootfs)} > ${q(path.join(work, 'dir.id'))}`)],
+  ['cstor copy composefs:REPO', () => shell(`${cstorCli} copy ${q(image)} ${q(`composefs:${repoDir}:bench`)} --quiet > /dev/null`)],
   ['cfsctl oci pull --local-fetch auto', pull],
 ]
 // Warm-up: the store's files read once, untimed (the extraction above wrote the tree cfsctl
@@ -71,5 +73,5 @@ const pulledNote =
   pulled.status === 0 ? `cfsctl oci compute-id after the pull ${pulled.stdout.trim() === ids.cstor ? 'equal' : 'DIFFERENT'}` : `cfsctl oci pull failed: ${pullFailure}`
 report('composefs.md', `composefs image of ${image} (${(bytes / 1e9).toFixed(2)} GB), median of ${runs}`, results.filter((r) => !Number.isNaN(r.seconds)), 'cstor image composefs', bytes / 1e9, [
   `- IDs: cstor ${ids.cstor.slice(0, 16)}…; cfsctl compute-id DIR ${ids.dir === ids.cstor ? 'equal' : 'DIFFERENT'}; ${pulledNote}`,
-  '- cfsctl oci pull also stores every object and the layer stream; cstor image composefs names them only (writing a repository is not implemented yet).',
+  '- cfsctl oci pull and cstor copy composefs: store every object, the streams and the image; cstor image composefs names them only.',
 ])

@@ -11,6 +11,7 @@
 //! streams' symlinks, the image's, and the name last. Layer files are reflinked from `diff/`
 //! where the filesystem allows, copied otherwise.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -113,12 +114,11 @@ impl Repository {
         Ok(digest)
     }
 
-    /// Stores the `size` bytes of `file` (a layer's file, `name` in errors) as an object:
-    /// reflinked where the filesystem allows; its digest.
-    fn store_file(&mut self, file: &mut File, size: u64, name: &Path) -> Result<Vec<u8>> {
-        let digest = fsverity::digest(self.algorithm, &*file).at(name)?;
+    /// Stores the `size` bytes of `file` (a layer's file, `name` in errors), whose fs-verity
+    /// digest is `digest`, as an object: reflinked where the filesystem allows.
+    fn store_file(&mut self, file: &mut File, size: u64, name: &Path, digest: &[u8]) -> Result<()> {
         file.rewind().at(name)?;
-        let (path, absent) = self.object_slot(&digest)?;
+        let (path, absent) = self.object_slot(digest)?;
         if absent {
             let temp = temp_path(&path);
             let copied = (|| {
@@ -133,7 +133,7 @@ impl Repository {
             }
             self.written += size;
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// Stores a finished split stream; its digest.
@@ -165,7 +165,9 @@ impl Repository {
     /// A layer's tar as a split stream: the tar-split's headers and padding inline, file bodies
     /// up to 64 bytes inline too, larger ones as objects (what `cfsctl oci pull
     /// containers-storage:` stores).
-    fn store_layer(&mut self, store: &Store, layer: &Layer) -> Result<Vec<u8>> {
+    /// `known` holds the digests the image's tree already computed, by store file: a file the
+    /// merged view shows is not read twice.
+    fn store_layer(&mut self, store: &Store, layer: &Layer, known: &Digests) -> Result<Vec<u8>> {
         let mut stream = SplitStream::new(self.algorithm, ContentType::OciLayer);
         let parts = store.layer_parts(layer)?;
         let diff = parts.diff_path().to_owned();
@@ -187,7 +189,11 @@ impl Repository {
                         }
                         stream.write_inline(&bytes);
                     } else {
-                        let digest = self.store_file(&mut file, size, &path)?;
+                        let digest = match known.get(&(layer.store_index, path.clone())) {
+                            Some(digest) => digest.clone(),
+                            None => fsverity::digest(self.algorithm, &file).at(&path)?,
+                        };
+                        self.store_file(&mut file, size, &path, &digest)?;
                         stream.write_object(&digest, size);
                     }
                 }
@@ -214,6 +220,9 @@ fn refuse_secure(meta: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// fs-verity digests of store files, by store directory and path beneath it.
+type Digests = HashMap<(usize, PathBuf), Vec<u8>>;
 
 /// A temporary name beside `path`, as composefs-rs's own are hidden (a dot first).
 fn temp_path(path: &Path) -> PathBuf {
@@ -268,6 +277,11 @@ impl Store {
         let tree = self.composefs_image(image, repo.algorithm)?;
         let erofs = erofs::writer::write(&tree.entries, 1)?;
 
+        let known: Digests = tree
+            .objects
+            .iter()
+            .map(|o| ((o.store_index, o.path.clone()), o.digest.clone()))
+            .collect();
         let mut layer_streams = Vec::new();
         for layer in &layers {
             let diff_id = layer
@@ -277,7 +291,7 @@ impl Store {
                 .ok_or_else(|| Error::Unsupported {
                     what: format!("layer {} has no uncompressed digest", layer.id()),
                 })?;
-            let digest = repo.store_layer(self, layer)?;
+            let digest = repo.store_layer(self, layer, &known)?;
             layer_streams.push((diff_id, digest));
         }
         let image_digest = repo.store_bytes(&erofs)?;
