@@ -51,27 +51,34 @@ struct Repository {
 }
 
 impl Repository {
-    /// Opens the repository at `root`, made by `cfsctl init` (its `meta.json` names the
-    /// algorithm), or creates it as `cfsctl init` does with `algorithm`.
-    fn open_or_create(root: &Path, algorithm: Algorithm) -> Result<Repository> {
+    /// The algorithm of the repository at `root` if one is there (made by `cfsctl init`: its
+    /// `meta.json` names it), read before anything is computed or written.
+    fn existing_algorithm(root: &Path) -> Result<Option<Algorithm>> {
         let meta = root.join("meta.json");
-        let algorithm = match std::fs::read(&meta) {
+        match std::fs::read(&meta) {
             Ok(bytes) => {
                 refuse_secure(&meta)?;
                 let value: serde_json::Value = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::corrupt(&meta, e.to_string()))?;
                 let name = value["algorithm"].as_str().unwrap_or_default();
-                Algorithm::from_repository_name(name).ok_or_else(|| Error::Unsupported {
-                    what: format!("{}: fs-verity algorithm {name:?}", meta.display()),
-                })?
+                let algorithm =
+                    Algorithm::from_repository_name(name).ok_or_else(|| Error::Unsupported {
+                        what: format!("{}: fs-verity algorithm {name:?}", meta.display()),
+                    })?;
+                Ok(Some(algorithm))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(root).at(root)?;
-                write_whole(&meta, meta_json(algorithm).as_bytes())?;
-                algorithm
-            }
-            Err(e) => return Err(Error::io(&meta, e)),
-        };
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&meta, e)),
+        }
+    }
+
+    /// Opens the repository at `root`, or creates it as `cfsctl init` does with `algorithm`.
+    fn open_or_create(root: &Path, algorithm: Algorithm) -> Result<Repository> {
+        let meta = root.join("meta.json");
+        if !meta.exists() {
+            std::fs::create_dir_all(root).at(root)?;
+            write_whole(&meta, meta_json(algorithm).as_bytes())?;
+        }
         for dir in ["objects", "streams/refs/oci", "images"] {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).at(&path)?;
@@ -273,9 +280,10 @@ impl Store {
         layers.reverse();
         let (config_key, config) = self.image_config_bytes(image)?;
         let manifest = self.image_big_data(image, "manifest")?;
-        let mut repo = Repository::open_or_create(root, algorithm)?;
-        let tree = self.composefs_image(image, repo.algorithm)?;
+        let algorithm = Repository::existing_algorithm(root)?.unwrap_or(algorithm);
+        let tree = self.composefs_image(image, algorithm)?;
         let erofs = erofs::writer::write(&tree.entries, 1)?;
+        let mut repo = Repository::open_or_create(root, algorithm)?;
 
         let known: Digests = tree
             .objects
