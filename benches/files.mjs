@@ -8,6 +8,8 @@
 //   on top of the image (COPY of a few files: the image has no shell for RUN);
 // - analyze: `cstor image analyze IMAGE` vs `podman save -o` + `dive --ci --source docker-archive`
 //   (dive built by __test__/fixtures/build-dive.sh);
+// - in process: the same two files read through the API, the first time (the index built) and
+//   again (the index reused), without Node's start-up;
 // - index: peak RSS of `cstor image find` (the whole index built) on a 150k-entry image podman
 //   imports from a generated tree of empty files.
 //
@@ -17,7 +19,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { benchStore, cli, measure, out, q, repo, shell } from './lib.mjs'
+import { benchStore, cli, inProcess, measure, out, q, repo, shell } from './lib.mjs'
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' } } })
 const runs = Number(values.runs)
@@ -89,13 +91,32 @@ const sections = [
   ],
 ]
 
+// In process: the first read builds the index (once per process), later ones reuse it.
+const { Storage } = await import(path.join(repo, 'dist', 'index.js'))
+const storage = await Storage.open({ root, runroot })
+const readBoth = async () => {
+  const fs = (await storage.image(image)).fs
+  await fs.readFile('etc/os-release')
+  await fs.readFile('var/lib/dpkg/status')
+}
+sections.push([
+  'cat, in process (API)',
+  'image.fs.readFile ×2, first (index built)',
+  [
+    ['image.fs.readFile ×2, first (index built)', async () => ({ ...(await inProcess(readBoth)), cpu: 0 })],
+    ['image.fs.readFile ×2, again (index reused)', async () => ({ ...(await inProcess(readBoth)), cpu: 0 })],
+  ],
+])
+
 const lines = [`Image ${image} (${podman('image', 'inspect', '--format', '{{.Size}}', image).trim()} bytes), ${runs} runs each (median), whole processes, ${new Date().toISOString()}`, '']
 lines.push('| task | case | seconds | CPU seconds | vs reference | peak RSS MB |', '| --- | --- | ---: | ---: | ---: | ---: |')
 for (const [task, reference, cases] of sections) {
-  const results = await measure(cases, runs)
+  const results = await measure(cases, task.includes('in process') ? 1 : runs)
   const base = results.find((r) => r.name === reference).seconds
   for (const r of results) lines.push(`| ${task} | ${r.name} | ${r.seconds.toFixed(3)} | ${r.cpu.toFixed(2)} | ${(base / r.seconds).toFixed(1)}× | ${r.rss.toFixed(0)} |`)
 }
+storage.close()
+lines.push('', 'In process, CPU seconds are not measured (0.00); peak RSS is the bench process\'s.')
 const table = lines.join('\n')
 fs.writeFileSync(path.join(out, 'files.md'), table + '\n')
 console.log(table)
