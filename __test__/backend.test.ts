@@ -76,6 +76,7 @@ const CALLS: Record<string, Record<string, ((o: never) => unknown) | null>> = {
     layers: (i: Image) => i.layers(),
     extract: (i: Image) => i.extract(out('extracted')),
     toc: (i: Image) => i.toc(),
+    composefs: (i: Image) => i.composefs(out('image.cfs')),
     copyToOci: (i: Image) => i.copyToOci(out('oci')),
     copyTo: (i: Image) => i.copyTo(`oci:${out('oci')}`),
     bigData: (i: Image) => i.bigData('manifest'),

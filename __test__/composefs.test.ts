@@ -3,16 +3,18 @@
  * pulled partially, each layer's `diff/` holding content objects named by digest and its tree in
  * `composefs-data/composefs.blob`. cstor lists and inspects it, exports every layer bit for bit
  * (bodies found through the layer's TOC), gives TOCs, verifies content (metadata noted as not
- * checked), and refuses extraction with a typed error, writing nothing.
+ * checked), and extracts the image — each layer's tree read from its EROFS blob — as podman 5.8's
+ * own mount of the same store shows it.
  */
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Storage, UnsupportedError, type Layer } from '../ts/index'
-import { cliOn, composefsStore, copyStore, podman5Store } from './helpers'
-import { podman5Json } from './podman5'
+import { Storage, type Layer } from '../ts/index'
+import { cliOn, composefsStore, copyStore, podman5MergedCopy, podman5Store } from './helpers'
+import { inPodman5, podman5Json } from './podman5'
+import { snapshot } from './tree'
 
 let storage: Storage
 let layers: Layer[]
@@ -71,12 +73,11 @@ describe('a composefs store podman 5.8 wrote', () => {
     expect(sha256(fs.readFileSync(object))).toBe(big.digest)
   })
 
-  it('verifies clean, full or quick: content checked, metadata noted as not checked', async () => {
+  it('verifies clean, full or quick: content through the TOC, metadata read from the EROFS blobs', async () => {
     for (const quick of [false, true]) {
       const report = await storage.verify({ quick })
       expect(report.clean).toBe(true)
       expect(report.findings.filter((f) => f.severity !== 'info')).toEqual([])
-      expect(report.findings.filter((f) => f.kind === 'layer-metadata-unchecked').map((f) => f.subject).sort()).toEqual(layers.map((l) => l.id).sort())
       expect(report.bytes).toBe(quick ? 0 : layers.reduce((sum, l) => sum + (l.diffSize ?? 0), 0))
     }
   })
@@ -100,10 +101,41 @@ describe('a composefs store podman 5.8 wrote', () => {
     }
   })
 
-  it('refuses extraction with EUNSUPPORTED and writes nothing', async () => {
+  it('a blob rewritten with a changed mode is a metadata finding naming the path; a truncated one is corrupt', async () => {
+    const copy = copyStore(composefsStore)
+    try {
+      const layer = layers.at(-1)!
+      const blob = path.join(copy.root, 'overlay', layer.id, 'composefs-data', 'composefs.blob')
+      const dumped = inPodman5([copy.root], ['composefs-info', 'dump', blob])
+      expect(dumped.status, dumped.stderr).toBe(0)
+      const line = dumped.stdout.split('\n').find((l) => l.startsWith('/gnu/flavor '))!
+      const edited = dumped.stdout.replace(line, line.replace(' 100644 ', ' 100600 '))
+      fs.writeFileSync(path.join(copy.root, 'edited.dump'), edited)
+      const made = inPodman5([copy.root], ['mkcomposefs', '--from-file', path.join(copy.root, 'edited.dump'), blob])
+      expect(made.status, made.stderr).toBe(0)
+      const damaged = await Storage.open(copy)
+      const report = await damaged.verify({ quick: true })
+      expect(report.findings.filter((f) => f.severity !== 'info').map((f) => [f.kind, f.subject, f.path])).toEqual([['layer-metadata-modified', layer.id, 'gnu/flavor']])
+      fs.truncateSync(blob, 3000)
+      const truncated = await damaged.verify({ quick: true })
+      expect(truncated.clean).toBe(false)
+      expect(truncated.findings.find((f) => f.subject === layer.id)?.message).toMatch(/composefs\.blob/)
+      await expect((await damaged.image('localhost/chunked:1')).extract(path.join(dir, 'never'))).rejects.toMatchObject({ code: 'ECORRUPT' })
+      expect(fs.existsSync(path.join(dir, 'never'))).toBe(false)
+      damaged.close()
+    } finally {
+      copy.cleanup()
+    }
+  })
+
+  it('extracts the image as podman 5.8 mounts it: the trees read from the EROFS blobs, contents from the objects', async () => {
     const target = path.join(dir, 'rootfs')
-    await expect((await storage.image('localhost/chunked:1')).extract(target)).rejects.toBeInstanceOf(UnsupportedError)
-    await expect(layers[0].extract(target)).rejects.toThrow(/composefs/)
-    expect(fs.readdirSync(dir)).toEqual([])
+    const stats = await (await storage.image('localhost/chunked:1')).extract(target)
+    const merged = path.join(dir, 'merged')
+    podman5MergedCopy(composefsStore, 'localhost/chunked:1', merged)
+    expect(snapshot(target)).toEqual(snapshot(merged))
+    expect(stats.files).toBeGreaterThan(0)
+    fs.rmSync(target, { recursive: true })
+    fs.rmSync(merged, { recursive: true })
   })
 })

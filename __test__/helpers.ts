@@ -84,6 +84,18 @@ export async function assembledAndClosed(s: SplitFdStream, dir: string): Promise
 }
 
 /** The metadata files of a store, and plain JSON reading and writing for damaging copies. */
+/** How many fds this process has open. */
+export const openFds = () => fs.readdirSync('/proc/self/fd').length
+
+/**
+ * The open fd count once it is back at `baseline`, or after `ms`: fds are closed late by design
+ * in places (Node's own handles; a cancelled call's producer thread drops the fd it had ready).
+ */
+export async function settledFds(baseline: number, ms = 2000): Promise<number> {
+  for (let waited = 0; waited < ms && openFds() !== baseline; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+  return openFds()
+}
+
 export const layersJson = (root: string) => path.join(root, 'overlay-layers', 'layers.json')
 export const imagesJson = (root: string) => path.join(root, 'overlay-images', 'images.json')
 export const readJson = (file: string) => JSON.parse(fs.readFileSync(file, 'utf8'))
@@ -112,6 +124,12 @@ function podmanArgs(store: FixtureStore): string[] {
   return ['--root', path.resolve(store.root), '--runroot', path.resolve(store.runroot), '--storage-driver', 'overlay']
 }
 
+/** Copies the merged view podman 5.8's `image mount` shows of `ref` in `store` to `dest` (see {@link PodmanFixture.mergedCopy}). */
+export function podman5MergedCopy(store: FixtureStore, ref: string, dest: string): void {
+  const result = inPodman5([store.root, store.runroot, path.dirname(dest)], ['sh', '-c', MERGED_COPY, 'sh', ref, dest, 'podman', ...podmanArgs(store)])
+  if (result.status !== 0) throw new Error(`podman 5 image mount ${ref}: ${result.stderr}`)
+}
+
 /** The stores podman 4.3 (Debian bookworm, on this machine) and podman 5.8 (Debian sid, in a chroot) wrote. */
 export const podmanFixtures: PodmanFixture[] = [
   {
@@ -128,10 +146,7 @@ export const podmanFixtures: PodmanFixture[] = [
     store: podman5Store,
     podmanJson: (args) => podman5Json(podman5Store, args),
     chunked: true,
-    mergedCopy: (ref, dest) => {
-      const result = inPodman5([podman5Store.root, podman5Store.runroot, path.dirname(dest)], ['sh', '-c', MERGED_COPY, 'sh', ref, dest, 'podman', ...podmanArgs(podman5Store)])
-      if (result.status !== 0) throw new Error(`podman 5 image mount ${ref}: ${result.stderr}`)
-    },
+    mergedCopy: (ref, dest) => podman5MergedCopy(podman5Store, ref, dest),
   },
 ]
 

@@ -14,7 +14,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { assembleSplitFdStream, CstorError, RpcClient, Storage, type AccessLogEntry, type Image, type ImageFs, type Layer, type LayerPart, type SplitFdStream } from '../ts/index'
 import { CASES, crc64GoIso, sandbox, snapshot, victimOf, type HostileCase, type Sandbox } from './hostile-stores'
-import { cliOn } from './helpers'
+import { cliOn, openFds, settledFds } from './helpers'
 
 /** Far above any of these calls on a fixture store (they take milliseconds): reaching it is a hang. */
 const CALL_LIMIT_MS = 20_000
@@ -22,13 +22,7 @@ const CALL_LIMIT_MS = 20_000
 type Outcome = { call: string; code: string | null; text: string }
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-const openFds = () => fs.readdirSync('/proc/self/fd').length
 
-/** The open fd count once it is back at `baseline`, or after a second: Node closes some fds late. */
-async function settledFds(baseline: number): Promise<number> {
-  for (let i = 0; i < 20 && openFds() !== baseline; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  return openFds()
-}
 
 /** A layer's overlay link name as the store has it, whatever it is ('' when unreadable). */
 function linkName(s: Sandbox, id: string): string {

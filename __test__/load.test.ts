@@ -12,22 +12,16 @@ import vm from 'node:vm'
 import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage, type Layer } from '../ts/index'
-import { main } from './helpers'
+import { main, openFds, settledFds } from './helpers'
 import { scratchDir } from './scratch'
 
 const sha256Hex = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex')
-const openFds = () => fs.readdirSync('/proc/self/fd').length
 const rssMiB = () => Math.round(process.memoryUsage().rss / (1 << 20))
 
 /** V8's collector on demand (the flag is off in test workers), so RSS shows what is still held. */
 v8.setFlagsFromString('--expose-gc')
 const collectGarbage = vm.runInNewContext('gc') as () => void
 
-/** The open fd count once it is back at `baseline`, or after a second: Node closes some fds late. */
-async function settledFds(baseline: number): Promise<number> {
-  for (let i = 0; i < 20 && openFds() !== baseline; i++) await new Promise((resolve) => setTimeout(resolve, 50))
-  return openFds()
-}
 
 describe('64 concurrent exports', () => {
   it('all finish with the right digests, through streams and files, and leave no fd open', async () => {

@@ -11,7 +11,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Storage, type RegistryServer } from '../ts/index'
-import { storageConf } from './helpers'
+import { openFds, storageConf } from './helpers'
 
 const env = { ...process.env, CONTAINERS_STORAGE_CONF: storageConf }
 const IMAGE = 'localhost/big:1'
@@ -98,7 +98,6 @@ function pulls(count: number, pace = 0): Promise<{ ok: string[]; bad: string[]; 
   })
 }
 
-const openFds = () => fs.readdirSync('/proc/self/fd').length
 
 /** Whether another process could take the layers lock for writing now (python's lockf is fcntl). */
 const lockFree = () =>

@@ -162,6 +162,7 @@ const tarOf = async (write) => { const f = path.join(scratch, 'out-' + Math.rand
   out.files.missing = await image.fs.stat('/no/such').catch((e) => e.code)
   const extracted = path.join(scratch, 'extracted')
   out.extract = await image.extract(extracted)
+  out.composefs = await image.composefs(path.join(scratch, 'image.cfs'), { algorithm: 'sha256' })
   out.copies = {
     oci: (await image.copyToOci(path.join(scratch, 'oci'), { refName: 'parity' })).manifestDigest,
     ociGzip: (await image.copyTo('oci:' + path.join(scratch, 'oci-gzip') + ':parity')).layers,

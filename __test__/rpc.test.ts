@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { NoLayerError, RpcClient, Storage, type Layer, type RpcServer } from '../ts/index'
-import { assembledAndClosed, copyStore, main, repo, storageConf, unprivilegedUser } from './helpers'
+import { assembledAndClosed, copyStore, main, openFds, repo, storageConf, unprivilegedUser } from './helpers'
 
 let storage: Storage
 let layers: Layer[]
@@ -30,7 +30,6 @@ afterAll(() => {
 })
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-const openFds = () => fs.readdirSync('/proc/self/fd').length
 
 /** A JSON-RPC client written from the protocol's description, in Python. */
 const PYTHON_CLIENT = `

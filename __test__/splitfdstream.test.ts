@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assembleSplitFdStream, CorruptError, Storage, type Layer, type SplitFdStream } from '../ts/index'
-import { assembledAndClosed, podmanFixtures } from './helpers'
+import { assembledAndClosed, openFds, podmanFixtures } from './helpers'
 
 let dir: string
 beforeAll(() => {
@@ -18,7 +18,6 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`
-const openFds = () => fs.readdirSync('/proc/self/fd').length
 const closeAll = (s: SplitFdStream) => [s.stream, ...s.content].forEach((fd) => fs.closeSync(fd))
 
 /** Decodes a splitfdstream by the format's definition; returns the bytes and the fd sizes used. */

@@ -80,20 +80,22 @@ export const q = (s) => `'${s}'`
  * median time of each, with the highest peak RSS seen.
  */
 export async function measure(cases, runs, before = () => {}) {
-  const results = []
-  for (const [name, run] of cases) {
-    const samples = []
-    for (let i = 0; i < runs; i++) {
+  // Round robin, not case after case: a machine whose load drifts during the run then weighs on
+  // every case alike, which keeps the ratios between them honest.
+  const samples = cases.map(() => [])
+  for (let i = 0; i < runs; i++) {
+    for (const [c, [name, run]] of cases.entries()) {
       await before(name)
-      samples.push(await run())
+      samples[c].push(await run())
     }
-    samples.sort((a, b) => a.seconds - b.seconds)
-    const median = samples[Math.floor(samples.length / 2)]
-    const rss = samples.some((s) => s.rss === undefined) ? undefined : Math.max(...samples.map((s) => s.rss))
-    results.push({ name, ...median, rss })
-    console.error(`${name}: ${median.seconds.toFixed(2)} s`)
   }
-  return results
+  return cases.map(([name], c) => {
+    const sorted = samples[c].sort((a, b) => a.seconds - b.seconds)
+    const median = sorted[Math.floor(sorted.length / 2)]
+    const rss = sorted.some((s) => s.rss === undefined) ? undefined : Math.max(...sorted.map((s) => s.rss))
+    console.error(`${name}: ${median.seconds.toFixed(2)} s`)
+    return { name, ...median, rss }
+  })
 }
 
 /**

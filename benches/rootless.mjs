@@ -33,13 +33,15 @@ if (spawnOk('id', user) === false) execFileSync('useradd', ['--create-home', use
 if (!fs.readFileSync('/etc/subuid', 'utf8').includes(`${user}:`)) {
   execFileSync('usermod', ['--add-subuids', '500000-565535', '--add-subgids', '500000-565535', user])
 }
+// Overlay before podman first touches the store: left to choose, rootless podman 4.3 may make it vfs.
+as(user, `mkdir -p ~/.config/containers && printf '[storage]\\ndriver = "overlay"\\n' > ~/.config/containers/storage.conf`)
 const layout = path.join(out, 'rootless-layout')
 if (!as(user, `podman images --format '{{.Repository}}:{{.Tag}}'`).split('\n').includes(image)) {
   console.error(`copying ${image} to the user's rootless store…`)
   fs.rmSync(layout, { recursive: true, force: true })
   execFileSync('node', [cli, '--root', root, '--runroot', runroot, 'copy', '--quiet', '--compress', 'none', image, `oci:${layout}:bench`], { stdio: 'inherit' })
   execFileSync('chmod', ['-R', 'a+rX', out])
-  as(user, `mkdir -p ~/.config/containers && printf '[storage]\\ndriver = "overlay"\\n' > ~/.config/containers/storage.conf && podman pull -q oci:${layout}:bench >/dev/null && podman tag $(podman images -q | head -1) ${image}`)
+  as(user, `podman pull -q oci:${layout}:bench >/dev/null && podman tag $(podman images -q | head -1) ${image}`)
   fs.rmSync(layout, { recursive: true, force: true })
 }
 
@@ -67,6 +69,14 @@ const clean = () => {
 }
 
 const layers = { root: topLayer('root', cstorAs.root), rootless: topLayer(user, cstorAs.rootless) }
+
+// One process, an image list and 50 exports: the per-call cost once the helper runs.
+const fifty = (who, storage) =>
+  `const layer = '${layers[who]}'; const { Storage } = require(${JSON.stringify(path.join(path.dirname(cli), '..', 'index.js'))}); (async () => { const s = await ${storage}; await s.listImages(); const l = await s.layer(layer); const fd = require('node:fs').openSync('/dev/null', 'w'); for (let i = 0; i < 50; i++) await l.exportToFd(fd); await s.close() })()`
+const fiftyScripts = { root: path.join(out, 'rootless-fifty-root.cjs'), rootless: path.join(out, 'rootless-fifty.cjs') }
+fs.writeFileSync(fiftyScripts.root, fifty('root', `Storage.open({ root: ${JSON.stringify(root)}, runroot: ${JSON.stringify(runroot)} })`), { mode: 0o644 })
+fs.writeFileSync(fiftyScripts.rootless, fifty('rootless', 'Storage.discover()'), { mode: 0o644 })
+
 const cases = []
 for (const who of ['root', 'rootless']) {
   const cstor = cstorAs[who]
@@ -74,28 +84,19 @@ for (const who of ['root', 'rootless']) {
   cases.push([`layer export, ${who}`, timed(who, `${cstor} layer export ${layer} | cat > /dev/null`)])
   cases.push([`image extract, ${who}`, timed(who, `${cstor} image extract --quiet ${image} ${scratch}/x`)])
   cases.push([`copy to oci:, ${who}`, timed(who, `${cstor} copy --quiet --compress none ${image} oci:${scratch}/oci:bench`)])
+  cases.push([`50 exports in one process, ${who}`, timed(who, `node ${fiftyScripts[who]}`)])
 }
 clean()
 const results = await measure(cases, runs, clean)
 clean()
 
-// One process: an image list and 50 exports; how many helpers does it start?
+// How many helpers does that process start? Counted by a logging `podman` first on PATH.
 const shim = `${home}/podman-shim`
 as(user, `mkdir -p ${shim} && printf '#!/bin/sh\\necho "$*" >> ${shim}/log\\nexec /usr/bin/podman "$@"\\n' > ${shim}/podman && chmod +x ${shim}/podman && rm -f ${shim}/log`)
-const fifty = (who, storage) =>
-  `const layer = '${layers[who]}'; const { Storage } = require(${JSON.stringify(path.join(path.dirname(cli), '..', 'index.js'))}); (async () => { const s = await ${storage}; await s.listImages(); const l = await s.layer(layer); const fd = require('node:fs').openSync('/dev/null', 'w'); for (let i = 0; i < 50; i++) await l.exportToFd(fd); await s.close() })()`
-const script = path.join(scratch, 'fifty.cjs')
-fs.writeFileSync(script, fifty('rootless', 'Storage.discover()'), { mode: 0o644 })
-const rootScript = path.join(scratch, 'fifty-root.cjs')
-fs.writeFileSync(rootScript, fifty('root', `Storage.open({ root: ${JSON.stringify(root)}, runroot: ${JSON.stringify(runroot)} })`), { mode: 0o644 })
-const fiftyResults = [
-  { name: '50 exports in one process, root', ...shell(`su - root -c 'node ${rootScript}'`) },
-  { name: '50 exports in one process, rootless', ...shell(`su - ${user} -c 'PATH=${shim}:$PATH node ${script}'`) },
-]
+as(user, `PATH=${shim}:$PATH node ${fiftyScripts.rootless}`)
 const starts = as(user, `grep -c '^unshare' ${shim}/log || true`).trim()
-clean()
 
-const rows = [...results, ...fiftyResults]
+const rows = results
 const pairs = rows.filter((r) => r.name.endsWith('rootless')).map((r) => {
   const base = rows.find((b) => b.name === r.name.replace(/rootless$/, 'root'))
   return `| ${r.name.replace(/, rootless$/, '')} | ${base.seconds.toFixed(2)} | ${r.seconds.toFixed(2)} | ${((r.seconds / base.seconds - 1) * 100).toFixed(1)} % | ${base.rss.toFixed(0)} / ${r.rss.toFixed(0)} |`

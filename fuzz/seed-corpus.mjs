@@ -7,6 +7,7 @@
  *   tarsplit       every overlay-layers/<id>.tar-split.gz, as text (form byte 0: the target
  *                  gzips it) and as the gzip file itself (form byte 1)
  *   splitfdstream  the splitfdstream of every layer up to 64 KiB, small bodies inline
+ *   erofs          every composefs-data/composefs.blob podman 5.8 wrote (composefs store)
  *
  * Usage: node fuzz/seed-corpus.mjs [FIXTURES] (default .fixtures; needs `npm run build`).
  */
@@ -31,7 +32,7 @@ function seed(target, bytes) {
   return 1
 }
 
-const counts = { tarsplit: 0, splitfdstream: 0 }
+const counts = { tarsplit: 0, splitfdstream: 0, erofs: 0 }
 for (const store of ['main', 'extra']) {
   const layersDir = path.join(fixtures, store, 'root', 'overlay-layers')
   for (const name of fs.readdirSync(layersDir).filter((n) => n.endsWith('.tar-split.gz'))) {
@@ -52,4 +53,10 @@ for (const layer of await storage.listLayers()) {
   }
 }
 storage.close()
-console.log(`fuzz seeds: ${counts.tarsplit} tarsplit, ${counts.splitfdstream} splitfdstream (in ${path.relative(repo, corpus)}/)`)
+
+const composefsLayers = path.join(fixtures, 'podman5-composefs', 'root', 'overlay')
+for (const id of fs.existsSync(composefsLayers) ? fs.readdirSync(composefsLayers) : []) {
+  const blob = path.join(composefsLayers, id, 'composefs-data', 'composefs.blob')
+  if (fs.existsSync(blob)) counts.erofs += seed('erofs', fs.readFileSync(blob))
+}
+console.log(`fuzz seeds: ${counts.tarsplit} tarsplit, ${counts.splitfdstream} splitfdstream, ${counts.erofs} erofs (in ${path.relative(repo, corpus)}/)`)

@@ -20,7 +20,7 @@ fi
 
 node fuzz/seed-corpus.mjs
 cd fuzz
-for target in tarsplit splitfdstream; do
+for target in tarsplit splitfdstream erofs; do
   log="target/smoke-$target.log"
   mkdir -p target
   # Debug assertions make integer overflow a crash; inputs are capped at 4 KiB for speed (the

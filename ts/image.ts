@@ -1,5 +1,6 @@
 import type { Backend } from './backend.js'
 import type { ExtractOptions, ExtractStats } from './extract.js'
+import type { ComposefsImageInfo, ComposefsOptions } from './composefs.js'
 import type { CopyOptions, CopyResult } from './copy.js'
 import type { Analysis, Change, ImageInfo, PlatformInfo } from './generated/operations.js'
 import type { OciCopyOptions, OciCopyResult } from './oci.js'
@@ -95,6 +96,18 @@ export class Image {
   async extract(dir: string, options: ExtractOptions = {}): Promise<ExtractStats> {
     const { onProgress, ...settings } = options
     return this.#backend.call('ExtractImage', { image: this.id, target: dir, ...settings }, { onProgress })
+  }
+
+  /**
+   * Writes the image's composefs image to `file`: the EROFS image (format 1, byte for byte what
+   * C `mkcomposefs --min-version=1` writes for its dumpfile), or with `dumpfile: true` that
+   * dumpfile. File contents are named by their fs-verity digest (`algorithm`, default `sha512`
+   * as `cfsctl init`); the tree is composefs-rs's for an OCI image (root metadata from `/usr`,
+   * `/run` emptied, only `security.capability` kept). Returns the composefs ID (what
+   * `cfsctl oci compute-id` prints) and the objects named. The file appears whole or not at all.
+   */
+  async composefs(file: string, options: ComposefsOptions = {}): Promise<ComposefsImageInfo> {
+    return this.#backend.call('ComposefsImage', { image: this.id, output: file, ...options })
   }
 
   /**

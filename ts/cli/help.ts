@@ -77,6 +77,23 @@ const COMMANDS: Record<string, Command> = {
     about: "List one layer's own entries, from its tar-split headers; deleted paths (whiteouts) are\nmarked (deleted). Without <id>, list the layers.",
     examples: ['cstor layer ls 3c03e8f2', 'cstor layer ls 3c03e8f2 --json'],
   },
+  'image composefs': {
+    usage: 'image composefs <ref> -o FILE [--dumpfile] [--algorithm sha256|sha512] [--json]',
+    about: [
+      "Write the image's composefs image to FILE and print its composefs ID (the fs-verity digest",
+      'of the image, what cfsctl oci compute-id prints). The image is EROFS format 1, byte for',
+      'byte what C mkcomposefs --min-version=1 writes for its dumpfile; the tree is the one',
+      'composefs-rs makes of an OCI image (root metadata from /usr, /run emptied, only',
+      'security.capability kept); files over 64 bytes are named by their fs-verity digest',
+      '(objects/XX/REST in a repository). FILE appears whole or not at all.',
+    ].join('\n'),
+    options: [
+      '--dumpfile           write the composefs dumpfile instead of the EROFS image',
+      '--algorithm ALG      sha512 (default, as cfsctl init) or sha256 (as mkcomposefs)',
+      '--json               print the ID, object count and bytes as JSON',
+    ].join('\n'),
+    examples: ['cstor image composefs alpine -o alpine.cfs', 'cstor image composefs alpine -o alpine.dump --dumpfile'],
+  },
   'layer list': {
     usage: 'layer list [--json]',
     about: 'List the layers: ID, parent, size, age, names.',

@@ -1,4 +1,4 @@
-/** `cstor image …`: list, inspect, layers, toc, extract, and the files: cat, ls, find. */
+/** `cstor image …`: list, inspect, layers, toc, extract, composefs, and the files: cat, ls, find, diff, analyze. */
 import type { Image, Storage } from '../index.js'
 import { runExtraction } from './extract.js'
 import { analyze, cat, diff, find, ls } from './files.js'
@@ -82,6 +82,14 @@ export async function imageCommand(storage: Storage, args: string[], flags: Flag
       if (rest.length !== 2) throw new UsageError('cstor image extract takes an image reference and a directory')
       const image = await storage.image(rest[0])
       return runExtraction(image.names[0] ?? image.id, rest[1], flags, (options) => image.extract(rest[1], options))
+    }
+    case 'composefs': {
+      if (!flags.output) throw new UsageError('cstor image composefs needs -o FILE')
+      const algorithm = flags.algorithm as 'sha256' | 'sha512' | undefined
+      const info = await (await storage.image(reference())).composefs(flags.output, { dumpfile: flags.dumpfile, algorithm })
+      if (json) return printJson(info)
+      process.stdout.write(`${info.id}\n`)
+      return
     }
     default:
       throw new UsageError(verb ? `unknown image command ${JSON.stringify(verb)}` : 'cstor image needs a command')

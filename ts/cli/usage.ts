@@ -7,7 +7,7 @@ export interface Flags {
   json: boolean
   /** `--quiet`: no progress bars. */
   quiet: boolean
-  /** `-o FILE` of `layer export`. */
+  /** `-o FILE` of `layer export` and `image composefs`. */
   output?: string
   /** Verify CRCs on export (`--no-verify` turns it off). */
   verify: boolean
@@ -19,6 +19,9 @@ export interface Flags {
   /** TOCs: `--pretty` indents the JSON, `--digests` hashes file contents. */
   pretty: boolean
   digests: boolean
+  /** `image composefs --dumpfile` (the dumpfile, not the EROFS) and `--algorithm sha256|sha512`. */
+  dumpfile: boolean
+  algorithm?: string
   /** `copy --compress gzip|zstd|none`. */
   compress?: string
   /** `serve --socket PATH`, and `--writable` to answer write methods too. */
@@ -89,6 +92,9 @@ Commands:
                              or against the image's parent layer
   image analyze <ref>        Each layer's added/changed/removed files; wasted bytes and
                              efficiency as dive --ci computes them
+  image composefs <ref> -o FILE [--dumpfile] [--algorithm sha256|sha512]
+                             Write the image's composefs (EROFS) image or its dumpfile;
+                             print its composefs ID
   layer list                 List layers
   layer inspect <id>         Show a layer's record, overlay link and lower chain
   layer export <id> [-o FILE] [--no-verify]
@@ -174,6 +180,7 @@ Examples:
   cstor image toc alpine --pretty --digests
   cstor image cat alpine /etc/os-release
   cstor image find alpine --name '*.so*' --type f
+  cstor image composefs alpine -o alpine.cfs
   cstor copy alpine oci:./layout:alpine --compress zstd
   cstor copy localhost/app:1 docker://registry.example:5000/app:1
   cstor verify --image alpine

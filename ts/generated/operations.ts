@@ -64,6 +64,32 @@ path: string,
  */
 kind: 'A' | 'C' | 'D', };
 
+export type ComposefsImage = { image: string, output: string, 
+/**
+ * Write the dumpfile instead of the EROFS image.
+ */
+dumpfile?: boolean, 
+/**
+ * The fs-verity hash naming objects and the image: `sha512` (default, as `cfsctl init`)
+ * or `sha256` (as C `mkcomposefs --digest-store`).
+ */
+algorithm?: 'sha256' | 'sha512', };
+
+export type ComposefsImageInfo = { 
+/**
+ * The image's composefs ID: the fs-verity digest of its EROFS image (hex), what
+ * `cfsctl oci compute-id` prints.
+ */
+id: string, 
+/**
+ * Content objects it names (distinct files).
+ */
+objects: number, 
+/**
+ * Their bytes.
+ */
+objectBytes: number, };
+
 export type CopyResult = { manifestDigest: string, manifestSize: number, layers: number, 
 /**
  * Bytes of layer blobs written (not those the destination had).
@@ -218,7 +244,7 @@ subject: string,
  */
 path?: string | null, message: string, };
 
-export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-metadata-unchecked" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
+export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-missing" | "layer-content-modified" | "layer-metadata-modified" | "layer-metadata-unrestored" | "layer-incorrect-content-digest" | "layer-incorrect-content-size" | "layer-content-unverifiable" | "layer-link-missing" | "layer-lower-incorrect" | "link-dangling" | "layer-unaccounted" | "layer-unreferenced" | "image-layer-missing" | "image-data-missing" | "image-data-incorrect-size" | "image-data-incorrect-digest" | "unreadable";
 
 export type FsDirent = { name: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', };
 
@@ -638,6 +664,7 @@ export interface Operations {
   ImageDiff: { params: ImageDiff; result: Array<Change> }
   AnalyzeImage: { params: AnalyzeImage; result: Analysis }
   ExtractImage: { params: ExtractImage; result: ExtractStats }
+  ComposefsImage: { params: ComposefsImage; result: ComposefsImageInfo }
   ExtractLayer: { params: ExtractLayer; result: ExtractStats }
   CopyTo: { params: CopyTo; result: CopyResult }
   CopyToOci: { params: CopyToOci; result: CopyResult }

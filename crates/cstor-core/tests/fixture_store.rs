@@ -243,3 +243,24 @@ fn the_store_serves_an_image_s_blobs_and_manifests() {
         assert_ne!(refused, manifest);
     }
 }
+
+/// Every composefs blob podman 5.8 wrote (through C `mkcomposefs`), read and written again,
+/// gives the same bytes: the writer makes the layout decisions C makes.
+#[test]
+fn every_composefs_blob_podman_wrote_reads_and_rewrites_to_the_same_bytes() {
+    use cstor_core::content::erofs::{reader::Image, writer};
+    let overlay = fixtures().join("podman5-composefs/root/overlay");
+    let mut blobs = 0;
+    for dir in std::fs::read_dir(&overlay).unwrap() {
+        let blob = dir.unwrap().path().join("composefs-data/composefs.blob");
+        let Ok(bytes) = std::fs::read(&blob) else {
+            continue;
+        };
+        let image = Image::new(&bytes, &blob).unwrap();
+        let entries = image.entries().unwrap();
+        let written = writer::write(&entries, image.composefs_version).unwrap();
+        assert!(written == bytes, "{}", blob.display());
+        blobs += 1;
+    }
+    assert_eq!(blobs, 3);
+}

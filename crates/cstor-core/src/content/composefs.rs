@@ -6,14 +6,18 @@
 //! keeps its tar-split and its zstd:chunked TOC (big data `zstd-chunked-manifest`, entries with
 //! `name` and the `digest` of each regular file), so its tar is rebuilt bit for bit by taking
 //! each body from the object its TOC entry names. containers/storage reads the files through a
-//! mount of the blob instead; cstor mounts nothing, and does not read EROFS: what needs the tree
-//! itself (extraction, the metadata check) is refused or skipped for these layers.
+//! mount of the blob instead; cstor mounts nothing: it reads the blob itself
+//! ([`crate::content::erofs::reader`]), so extraction and the metadata check see the layer's
+//! tree as overlayfs would, each regular file's content being the object its redirect names.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use rustix::fs::Stat;
 use serde::Deserialize;
 
+use crate::content::erofs::reader::Image;
+use crate::content::erofs::{Entry, Inode};
 use crate::content::export::entry_path;
 use crate::error::{Error, Result};
 use crate::store::images::big_data_file_name;
@@ -45,6 +49,17 @@ impl Store {
         self.dir(layer.store_index)
             .dir
             .is_file(overlay_file(layer.id(), "composefs-data/composefs.blob"))
+    }
+
+    /// A composefs layer's tree, read from its EROFS blob: a directory before its contents,
+    /// whiteouts as character devices 0:0 and opaque directories marked `trusted.overlay.opaque`
+    /// as in any overlay layer's `diff/`; a regular file's content is the object beneath `diff/`
+    /// its payload names (or inline in the blob).
+    pub fn composefs_entries(&self, layer: &Layer) -> Result<Vec<Entry>> {
+        let path = overlay_file(layer.id(), "composefs-data/composefs.blob");
+        let bytes = read_metadata_file(&self.dir(layer.store_index).dir, &path)?
+            .ok_or_else(|| Error::corrupt(&path, "the composefs blob is gone"))?;
+        Image::new(&bytes, &path)?.entries()
     }
 
     /// For a composefs layer: each regular file's path in the tar → its content object beneath
@@ -86,4 +101,23 @@ impl Store {
         }
         Ok(objects)
     }
+}
+
+/// An entry's metadata as `lstat` would give it on a mount of the blob (the access time is the
+/// modification time; device and inode numbers are not the blob's concern).
+pub(crate) fn stat_of(inode: &Inode) -> Stat {
+    // SAFETY: `struct stat` is plain integers, for which all-zero bytes are a valid value.
+    let mut stat: Stat = unsafe { std::mem::zeroed() };
+    stat.st_mode = inode.mode;
+    stat.st_uid = inode.uid;
+    stat.st_gid = inode.gid;
+    stat.st_size = inode.size as i64;
+    stat.st_nlink = inode.nlink as _;
+    stat.st_rdev = inode.rdev as _;
+    stat.st_ino = inode.nid;
+    stat.st_mtime = inode.mtime;
+    stat.st_mtime_nsec = inode.mtime_nsec as _;
+    stat.st_atime = inode.mtime;
+    stat.st_atime_nsec = inode.mtime_nsec as _;
+    stat
 }

@@ -3,8 +3,12 @@
 //! the splitfdstream form — plus the forms a deletion and a compression take in a layer.
 
 pub mod composefs;
+pub mod composefs_image;
 pub mod compression;
+pub mod dumpfile;
+pub mod erofs;
 pub mod export;
+pub(crate) mod layer_tree;
 pub mod parallel_gzip;
 pub mod reader;
 pub mod sparse;

@@ -2,6 +2,7 @@
 //! and a pass-through that digests and counts a stream, so a blob is hashed while it moves
 //! instead of being read twice.
 
+pub mod fsverity;
 pub mod thread;
 
 use std::io::{self, Read, Write};

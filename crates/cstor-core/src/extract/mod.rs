@@ -18,7 +18,7 @@ pub mod clone;
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cap_fs_ext::DirExt;
@@ -27,6 +27,8 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
+use crate::content::composefs;
+use crate::content::erofs::{Data, Entry};
 use crate::content::whiteout::{self, Marker};
 use crate::content::xattr::{has_flag, proc_path, read_xattrs, Target};
 use crate::error::{Error, IoContext, Result};
@@ -218,15 +220,6 @@ impl Store {
         options: ExtractOptions,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<ExtractStats> {
-        if let Some(layer) = layers.iter().find(|l| self.is_composefs_layer(l)) {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "layer {} is stored for composefs: its diff/ holds content objects and its tree \
-                     is an EROFS image, which cstor does not read (export the layer instead)",
-                    layer.id()
-                ),
-            });
-        }
         let staging = Staging::create(target)?;
         let total_bytes = layers
             .iter()
@@ -255,7 +248,12 @@ impl Store {
             let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
             applier.report.layer = index;
             (applier.progress)(applier.report);
-            applier.apply_layer(&diff, &diff_path, index == 0)?;
+            if self.is_composefs_layer(layer) {
+                let entries = self.composefs_entries(layer)?;
+                applier.apply_composefs_layer(&entries, &diff, &diff_path)?;
+            } else {
+                applier.apply_layer(&diff, &diff_path, index == 0)?;
+            }
         }
         applier.finish()?;
         let stats = applier.stats;
@@ -355,6 +353,17 @@ fn not_empty(target: &Path) -> Error {
     ))
 }
 
+/// What an entry holds besides its metadata.
+enum Content {
+    /// A regular file's content, open.
+    File(File),
+    /// A regular file's content, in memory (a small file inline in a composefs blob).
+    Bytes(Vec<u8>),
+    /// A symlink's target.
+    Symlink(Vec<u8>),
+    None,
+}
+
 /// An entry's recorded metadata: its `lstat` and the xattrs that are the file's own.
 struct Meta {
     stat: Stat,
@@ -428,6 +437,84 @@ impl Applier<'_> {
                 let xattrs = self.options.own_xattrs(dir_xattrs);
                 let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(diff_path, e.into()))?;
                 self.dir_meta.insert(rel, Meta { stat, xattrs });
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one composefs layer, its tree read from the blob ([`Store::composefs_entries`]):
+    /// the same rules as [`Applier::apply_layer`] but for `.wh.` names (see below), each regular
+    /// file's content taken from the object beneath `diff/` its payload names.
+    fn apply_composefs_layer(
+        &mut self,
+        entries: &[Entry],
+        diff: &Dir,
+        diff_path: &Path,
+    ) -> Result<()> {
+        self.fresh = false;
+        let mut links: HashMap<u64, PathBuf> = HashMap::new();
+        for entry in entries {
+            let rel = PathBuf::from(OsStr::from_bytes(&entry.path));
+            let stat = composefs::stat_of(&entry.inode);
+            let xattrs: Vec<(OsString, Vec<u8>)> = entry
+                .inode
+                .xattrs
+                .iter()
+                .map(|(k, v)| (OsString::from_vec(k.clone()), v.clone()))
+                .collect();
+            let file_type = FileType::from_raw_mode(stat.st_mode);
+            let opaque =
+                file_type == FileType::Directory && has_flag(&xattrs, &whiteout::OPAQUE_XATTRS);
+            let (parent, name) = match (rel.parent(), rel.file_name()) {
+                (Some(parent), Some(name)) => (parent, name),
+                _ => {
+                    let xattrs = self.options.own_xattrs(xattrs);
+                    self.dir_meta.insert(PathBuf::new(), Meta { stat, xattrs });
+                    continue;
+                }
+            };
+            let dst = open_beneath(self.root, parent, parent)?;
+            // The blob was made from the layer's TOC, whose whiteouts are already devices 0:0: a
+            // `.wh.` name here is a file of that name, as podman's mount shows it.
+            let placed = match () {
+                _ if file_type == FileType::CharacterDevice && stat.st_rdev == 0 => {
+                    self.whiteout(&dst, parent, name, &stat)?;
+                    None
+                }
+                _ => {
+                    let content = match &entry.inode.data {
+                        Data::External { payload, .. } => {
+                            let object = Path::new(OsStr::from_bytes(payload));
+                            let shown = diff_path.join(object);
+                            Content::File(diff.open(object).at(&shown)?.into_std())
+                        }
+                        Data::Inline(bytes) if file_type == FileType::Symlink => {
+                            Content::Symlink(bytes.clone())
+                        }
+                        Data::Inline(bytes) => Content::Bytes(bytes.clone()),
+                        Data::None if file_type == FileType::RegularFile => {
+                            Content::Bytes(Vec::new())
+                        }
+                        Data::None => Content::None,
+                    };
+                    let meta = Meta {
+                        stat,
+                        xattrs: self.options.own_xattrs(xattrs),
+                    };
+                    self.place(
+                        &dst,
+                        parent,
+                        name,
+                        meta,
+                        content,
+                        entry.inode.nid,
+                        &mut links,
+                    )?
+                }
+            };
+            if placed.is_some() && opaque {
+                let dir = open_beneath(self.root, &rel, &rel)?;
+                self.opaque(&dir, &rel, &stat)?;
             }
         }
         Ok(())
@@ -551,7 +638,6 @@ impl Applier<'_> {
         links: &mut HashMap<u64, PathBuf>,
     ) -> Result<Option<(PathBuf, bool)>> {
         let file_type = FileType::from_raw_mode(stat.st_mode);
-        let path = rel.join(name);
         match whiteout::marker(name) {
             Marker::Opaque if file_type == FileType::RegularFile => return Ok(None),
             Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
@@ -585,10 +671,39 @@ impl Applier<'_> {
         if is_char_whiteout || is_xattr_whiteout {
             return self.whiteout(dst, rel, name, &stat).map(|()| None);
         }
+        let content = match (file_type, from) {
+            (FileType::RegularFile, Some(from)) => Content::File(from),
+            (FileType::Symlink, _) => Content::Symlink(
+                rustix::fs::readlinkat(src, name, Vec::new())
+                    .map_err(|e| Error::io(shown, e.into()))?
+                    .into_bytes(),
+            ),
+            _ => Content::None,
+        };
         let meta = Meta {
             stat,
             xattrs: self.options.own_xattrs(xattrs),
         };
+        self.place(dst, rel, name, meta, content, stat.st_ino, links)
+    }
+
+    /// Writes one entry that is not a whiteout into `dst` (what was there goes), with `meta`;
+    /// `inode` identifies it among the layer's hardlinks. Returns its path when it is a
+    /// directory to walk, with whether this layer created it.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        dst: &Dir,
+        rel: &Path,
+        name: &OsStr,
+        meta: Meta,
+        content: Content,
+        inode: u64,
+        links: &mut HashMap<u64, PathBuf>,
+    ) -> Result<Option<(PathBuf, bool)>> {
+        let stat = meta.stat;
+        let file_type = FileType::from_raw_mode(stat.st_mode);
+        let path = rel.join(name);
         if file_type == FileType::Directory {
             let existing = !self.fresh
                 && rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
@@ -603,17 +718,17 @@ impl Applier<'_> {
             return Ok(Some((path, !existing)));
         }
         self.remove(dst, rel, name)?;
-        if stat.st_nlink > 1 && file_type != FileType::Directory {
-            if let Some(first) = links.get(&stat.st_ino) {
+        if stat.st_nlink > 1 {
+            if let Some(first) = links.get(&inode) {
                 rustix::fs::linkat(self.root, first.as_os_str(), dst, name, AtFlags::empty())
                     .map_err(|e| Error::io(&path, e.into()))?;
                 self.stats.hardlinks += 1;
                 return Ok(None);
             }
-            links.insert(stat.st_ino, path.clone());
+            links.insert(inode, path.clone());
         }
-        match (file_type, from) {
-            (FileType::RegularFile, Some(from)) => {
+        match (file_type, content) {
+            (FileType::RegularFile, Content::File(from)) => {
                 let method = write_regular(
                     &self.options,
                     &mut self.cloner,
@@ -623,15 +738,18 @@ impl Applier<'_> {
                     &meta,
                     &path,
                 )?;
-                let size = stat.st_size as u64;
                 self.stats.count_file(method);
-                self.advance(size);
+                self.advance(stat.st_size as u64);
             }
-            (FileType::Symlink, _) => {
-                let link = rustix::fs::readlinkat(src, name, Vec::new())
-                    .map_err(|e| Error::io(shown, e.into()))?;
-                rustix::fs::symlinkat(link.as_c_str(), dst, name)
-                    .map_err(|e| Error::io(&path, e.into()))?;
+            (FileType::RegularFile, Content::Bytes(bytes)) => {
+                let mut file = create_file(dst, name, &path)?;
+                std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(&path, e))?;
+                self.options.set_meta(Target::Fd(&file), &meta, &path)?;
+                self.stats.count_file(None);
+                self.advance(bytes.len() as u64);
+            }
+            (FileType::Symlink, Content::Symlink(link)) => {
+                rustix::fs::symlinkat(link, dst, name).map_err(|e| Error::io(&path, e.into()))?;
                 self.options.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.symlinks += 1;
             }

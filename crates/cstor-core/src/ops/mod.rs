@@ -12,6 +12,7 @@
 //! streamed layer, a server's access log). Defaults, validation and relative paths are settled
 //! here, where the work runs, never in the front ends.
 
+mod composefs;
 mod content;
 mod extract;
 mod files;
@@ -38,6 +39,7 @@ use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::store::Store;
 
+pub use composefs::ComposefsImage;
 pub use content::{ExportLayer, GetLayerSplitfdstream, ImageToc, LayerToc, StreamLayer};
 pub use extract::{ExtractImage, ExtractLayer};
 pub use files::{
@@ -315,6 +317,7 @@ pub static OPERATIONS: &[Entry] = &[
     entry::<ImageDiff>(),
     entry::<AnalyzeImage>(),
     entry::<ExtractImage>(),
+    entry::<ComposefsImage>(),
     entry::<ExtractLayer>(),
     entry::<CopyTo>(),
     entry::<CopyToOci>(),

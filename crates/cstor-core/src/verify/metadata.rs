@@ -32,14 +32,15 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use cap_fs_ext::DirExt;
-use cap_std::fs::Dir;
-use rustix::fs::{AtFlags, FileType, Stat};
+
+use rustix::fs::FileType;
 
 use crate::content::export::entry_path;
+use crate::content::layer_tree::{as_path, join, split, walk, walk_composefs, Actual, Key, Walked};
 use crate::content::reader::LayerReader;
 use crate::content::toc::{entry_kind, pax_xattrs, EntryKind};
 use crate::content::whiteout::{self, Marker};
-use crate::content::xattr::{has_flag, read_xattrs, Target};
+use crate::content::xattr::has_flag;
 use crate::error::{into_core_error, Error, IoContext, Result};
 use crate::store::layers::{IdMapping, Layer};
 use crate::store::Store;
@@ -149,34 +150,6 @@ struct Attrs {
     mtime: i64,
 }
 
-/// A path beneath the layer root as bytes (`a/b/c`, empty for the root): hashed and compared as
-/// bytes, which for a hundred thousand entries is much cheaper than `Path`'s component-wise
-/// hashing and ordering.
-type Key = Vec<u8>;
-
-/// `parent/name` as a key.
-fn join(parent: &[u8], name: &[u8]) -> Key {
-    let mut key = Vec::with_capacity(parent.len() + 1 + name.len());
-    if !parent.is_empty() {
-        key.extend_from_slice(parent);
-        key.push(b'/');
-    }
-    key.extend_from_slice(name);
-    key
-}
-
-/// A key's parent and last component.
-fn split(key: &[u8]) -> (&[u8], &[u8]) {
-    match key.iter().rposition(|b| *b == b'/') {
-        Some(at) => (&key[..at], &key[at + 1..]),
-        None => (&[], key),
-    }
-}
-
-fn as_path(key: &[u8]) -> &Path {
-    Path::new(OsStr::from_bytes(key))
-}
-
 /// The layer as its headers describe it.
 #[derive(Default)]
 struct Headers {
@@ -198,17 +171,18 @@ struct Rules<'a> {
 impl Store {
     /// The paths where `layer`'s `diff/` differs from its tar headers, in path order. Reads the
     /// tar-split and every entry's `lstat`, link target and xattrs — never file content.
-    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with) and for
-    /// a composefs layer (whose `diff/` is not its tree).
+    /// `EUNSUPPORTED` for a layer without a tar-split (nothing recorded to compare with). A
+    /// composefs layer's tree is read from its EROFS blob instead of `diff/`.
     pub fn compare_layer_metadata(&self, layer: &Layer) -> Result<Vec<Difference>> {
+        let rules = Rules {
+            in_user_namespace: in_user_namespace(),
+            partial_pull: layer.record.toc_digest.is_some(),
+            uidmap: &layer.record.uidmap,
+            gidmap: &layer.record.gidmap,
+        };
         if self.is_composefs_layer(layer) {
-            return Err(Error::Unsupported {
-                what: format!(
-                    "layer {} is stored for composefs: its tree and metadata are in an EROFS image \
-                     cstor does not read",
-                    layer.id()
-                ),
-            });
+            let walked = walk_composefs(self.composefs_entries(layer)?);
+            return Ok(Comparison::new(self.layer_headers(layer)?, rules).run(walked));
         }
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");
         let diff = self
@@ -229,12 +203,6 @@ impl Store {
             });
             (headers, walked)
         });
-        let rules = Rules {
-            in_user_namespace: in_user_namespace(),
-            partial_pull: layer.record.toc_digest.is_some(),
-            uidmap: &layer.record.uidmap,
-            gidmap: &layer.record.gidmap,
-        };
         Ok(Comparison::new(headers?, rules).run(walked?))
     }
 
@@ -383,81 +351,8 @@ struct Comparison<'a> {
     differences: Vec<Difference>,
 }
 
-/// What a walk of `diff/` saw: every entry with its path, parents before children, and the
-/// AUFS-form markers (`.wh.<name>` files, `.wh..wh..opq` files), which are not entries.
-#[derive(Default)]
-struct Walked {
-    entries: Vec<(Key, Actual)>,
-    aufs_whiteouts: HashSet<Key>,
-    aufs_opaque: HashSet<Key>,
-}
-
-/// Reads every entry beneath `diff` (`diff_path` names it in errors): its `lstat`, xattrs and
-/// symlink target, fd-relative and without following a symlink.
-fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
-    let mut walked = Walked::default();
-    let mut pending = vec![Key::new()];
-    while let Some(rel) = pending.pop() {
-        let shown = diff_path.join(as_path(&rel));
-        let dir = if rel.is_empty() {
-            diff.try_clone().at(&shown)?
-        } else {
-            diff.open_dir_nofollow(as_path(&rel)).at(&shown)?
-        };
-        for entry in dir.entries().at(&shown)? {
-            let name = entry.at(&shown)?.file_name();
-            let actual = actual(&dir, &name, &shown)?;
-            let file_type = FileType::from_raw_mode(actual.stat.st_mode);
-            match whiteout::marker(&name) {
-                Marker::Opaque if file_type == FileType::RegularFile => {
-                    walked.aufs_opaque.insert(rel.clone());
-                    continue;
-                }
-                Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
-                    walked.aufs_whiteouts.insert(join(&rel, deleted.as_bytes()));
-                    continue;
-                }
-                _ => {}
-            }
-            let path = join(&rel, name.as_bytes());
-            if file_type == FileType::Directory {
-                pending.push(path.clone());
-            }
-            walked.entries.push((path, actual));
-        }
-    }
-    Ok(walked)
-}
-
-/// The `lstat`, xattrs and symlink target of `name` in `dir` (`dir_path` names it in errors).
-fn actual(dir: &Dir, name: &OsStr, dir_path: &Path) -> Result<Actual> {
-    let shown = || dir_path.join(name);
-    let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| Error::io(shown(), e.into()))?;
-    let xattrs = read_xattrs(Target::At(dir, name), dir_path)?;
-    let target = if FileType::from_raw_mode(stat.st_mode) == FileType::Symlink {
-        rustix::fs::readlinkat(dir, name, Vec::new())
-            .map_err(|e| Error::io(shown(), e.into()))?
-            .into_bytes()
-    } else {
-        Vec::new()
-    };
-    Ok(Actual {
-        stat,
-        xattrs,
-        target,
-    })
-}
-
 /// A hardlink met in the walk: its path, the path it links to, its (device, inode).
 type Link = (Key, Key, (u64, u64));
-
-/// What the walk saw of one `diff/` entry.
-struct Actual {
-    stat: Stat,
-    xattrs: Vec<(OsString, Vec<u8>)>,
-    target: Vec<u8>,
-}
 
 impl<'a> Comparison<'a> {
     fn new(headers: Headers, rules: Rules<'a>) -> Self {

@@ -78,9 +78,6 @@ pub enum Kind {
     /// A difference from the tar headers that podman's own partial (zstd:chunked) pulls leave:
     /// directory and symlink mtimes not restored, fifos not made.
     LayerMetadataUnrestored,
-    /// A composefs layer, whose tree is an EROFS image cstor does not read: its metadata is not
-    /// compared (its content is, through its TOC).
-    LayerMetadataUnchecked,
     /// The rebuilt tar does not hash to `diff-digest`.
     LayerIncorrectContentDigest,
     /// The rebuilt tar is not `diff-size` bytes long.
@@ -119,7 +116,6 @@ impl Kind {
             Kind::LayerContentModified => "layer-content-modified",
             Kind::LayerMetadataModified => "layer-metadata-modified",
             Kind::LayerMetadataUnrestored => "layer-metadata-unrestored",
-            Kind::LayerMetadataUnchecked => "layer-metadata-unchecked",
             Kind::LayerIncorrectContentDigest => "layer-incorrect-content-digest",
             Kind::LayerIncorrectContentSize => "layer-incorrect-content-size",
             Kind::LayerContentUnverifiable => "layer-content-unverifiable",
@@ -141,9 +137,7 @@ impl Kind {
             Kind::LayerContentUnverifiable | Kind::LinkDangling | Kind::LayerUnaccounted => {
                 Severity::Warning
             }
-            Kind::LayerUnreferenced
-            | Kind::LayerMetadataUnrestored
-            | Kind::LayerMetadataUnchecked => Severity::Info,
+            Kind::LayerUnreferenced | Kind::LayerMetadataUnrestored => Severity::Info,
             _ => Severity::Error,
         }
     }
@@ -468,7 +462,8 @@ impl<'a> Checker<'a> {
         let parents: Option<Vec<&str>> =
             matches!(end, ChainEnd::Base).then(|| chain[1..].iter().map(|l| l.id()).collect());
         self.lower(layer, store_dir, parents.as_deref());
-        let compared = self.metadata_compared(layer);
+        // A container's layer has no `diff-digest`, nor headers to compare with.
+        let compared = layer.record.diff_digest.is_some();
         if self.options.quick {
             if compared {
                 let differences = self.store.compare_layer_metadata(layer);
@@ -501,20 +496,6 @@ impl<'a> Checker<'a> {
             self.metadata(layer, differences);
         }
         bytes
-    }
-
-    /// Whether the layer's metadata is compared with its headers: not for a layer without
-    /// `diff-digest` (a container's: no headers), nor for a composefs layer (noted).
-    fn metadata_compared(&mut self, layer: &Layer) -> bool {
-        if layer.record.diff_digest.is_none() {
-            return false;
-        }
-        if self.store.is_composefs_layer(layer) {
-            let message = "stored for composefs: the tree and its metadata are in composefs-data/composefs.blob (EROFS), which cstor does not read";
-            self.report(Kind::LayerMetadataUnchecked, layer.id(), message);
-            return false;
-        }
-        true
     }
 
     /// Reports each path of `diff/` that differs from the layer's tar headers. A layer without
