@@ -12,7 +12,7 @@ import http from 'node:http'
 import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { assembleSplitFdStream, CstorError, RpcClient, Storage, type AccessLogEntry, type Image, type Layer, type LayerPart, type SplitFdStream } from '../ts/index'
+import { assembleSplitFdStream, CstorError, RpcClient, Storage, type AccessLogEntry, type Image, type ImageFs, type Layer, type LayerPart, type SplitFdStream } from '../ts/index'
 import { CASES, crc64GoIso, sandbox, snapshot, victimOf, type HostileCase, type Sandbox } from './hostile-stores'
 import { cliOn, openFds, settledFds } from './helpers'
 
@@ -94,6 +94,13 @@ async function assembled(s: Sandbox, name: string, get: () => Promise<SplitFdStr
   return fs.readFileSync(file)
 }
 
+/** Every regular file's content in an image's (or a layer's) filesystem, read in place. */
+async function filesOf(tree: ImageFs): Promise<Buffer> {
+  const contents: Buffer[] = []
+  for await (const entry of tree.entries()) if (entry.isFile()) contents.push(await tree.readFile(entry.path))
+  return Buffer.concat(contents)
+}
+
 /** Every regular file's content under `dir`, not following symlinks, for the canary search. */
 function contentsUnder(dir: string): string {
   let text = ''
@@ -132,6 +139,12 @@ async function battery(s: Sandbox, c: HostileCase, victim: ReturnType<typeof vic
       }
       for (const layer of details?.layers ?? []) digests.set(layer.id, layer.diffDigest)
       await tried('image.toc', () => image.toc({ digests: true, whiteouts: 'list' }))
+      // Every file of the merged view read in place: what comes back must be the image's, never
+      // the canary outside the store.
+      await tried('image.fs', () => filesOf(image.fs))
+      await tried('image.fs.realpath', () => image.fs.realpath('/../../../outside/canary.txt'))
+      await tried('image.diff', () => image.diff())
+      await tried('image.analyze', () => image.analyze())
       await tried('image.extract', () => image.extract(path.join(s.target, 'image')))
       await tried('image.copyToOci', () => image.copyToOci(path.join(s.target, 'oci'), { refName: 'x' }))
     }
@@ -151,6 +164,7 @@ async function battery(s: Sandbox, c: HostileCase, victim: ReturnType<typeof vic
       await checked(`parts(${i})`, layer, () => partsTar(layer.parts()))
       await checked(`splitFdStream(${i})`, layer, () => assembled(s, `sfd-${i}.tar`, () => layer.splitFdStream({ inlineThreshold: 0 })))
       await tried(`layer.toc(${i})`, () => layer.toc({ digests: true }))
+      await tried(`layer.fs(${i})`, () => filesOf(layer.fs))
       const whiteouts = (['overlay', 'aufs', 'apply'] as const)[i % 3]
       await tried(`layer.extract(${i}, ${whiteouts})`, () => layer.extract(path.join(s.target, `layer-${i}`), { whiteouts }))
     }

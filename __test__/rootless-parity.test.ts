@@ -156,6 +156,10 @@ const tarOf = async (write) => { const f = path.join(scratch, 'out-' + Math.rand
   for await (const l of storage.layers()) out.firstLayer ??= typeof l.id
   const toc = await image.toc({ digests: true, whiteouts: 'list' })
   out.toc = toc.entries
+  // The files in place: subordinate-owned 0600 bodies read through the helper's fds.
+  out.files = { diff: await image.diff(), analyze: await image.analyze(), entries: [], xattrs: await image.fs.listxattr('/') }
+  for await (const e of image.fs.entries()) out.files.entries.push([e.path, e.type, e.mode, e.uid, e.gid, e.size, e.isFile() ? sha(await image.fs.readFile(e.path)) : (e.linkTarget ?? '')])
+  out.files.missing = await image.fs.stat('/no/such').catch((e) => e.code)
   const extracted = path.join(scratch, 'extracted')
   out.extract = await image.extract(extracted)
   out.composefs = await image.composefs(path.join(scratch, 'image.cfs'), { algorithm: 'sha256' })

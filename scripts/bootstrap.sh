@@ -22,7 +22,8 @@
 #                    the nightly toolchain and cargo-fuzz for the fuzz smoke run (installed when
 #                    missing; under CI=true a failed install fails, elsewhere it only warns)
 #   Go:              go >= 1.24 must be on PATH: the registry test builds the OCI distribution-spec
-#                    conformance suite through the Go module proxy (__test__/fixtures/build-conformance.sh)
+#                    conformance suite through the Go module proxy (__test__/fixtures/build-conformance.sh),
+#                    and the files test builds dive the same way (__test__/fixtures/build-dive.sh)
 #   npm packages:    npm ci
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -30,6 +30,11 @@ node scripts/check-imports.mjs
 step "fixture stores"
 bash __test__/fixtures/build-stores.sh
 
+# Built here, not in a test's hook: a first build takes minutes (cfsctl ~10 on 2 cores), cached after.
+step "reference tools: dive, cfsctl"
+bash __test__/fixtures/build-dive.sh >/dev/null
+bash __test__/fixtures/build-cfsctl.sh >/dev/null
+
 step "release binaries of every napi target"
 bash scripts/build-native.sh --all
 

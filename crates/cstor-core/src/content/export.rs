@@ -324,7 +324,7 @@ fn body_path(name: &[u8], split_path: &Path) -> Result<PathBuf> {
 /// where the tar-split names a file, and a blocking open of a FIFO waits for a writer forever
 /// (the type check below then refuses it); `O_NOCTTY` so a terminal device is never adopted.
 /// Neither flag changes how a regular file reads.
-fn open_body(diff: &Dir, diff_path: &Path, name: &Path, size: u64) -> Result<File> {
+pub(crate) fn open_body(diff: &Dir, diff_path: &Path, name: &Path, size: u64) -> Result<File> {
     let full = diff_path.join(name);
     let mut options = OpenOptions::new();
     options

@@ -84,6 +84,18 @@ pub struct TocOptions {
 impl Store {
     /// The entries of `layer`'s tar, in tar order.
     pub fn layer_toc(&self, layer: &Layer, options: TocOptions) -> Result<Vec<TocEntry>> {
+        let mut entries = Vec::new();
+        self.each_layer_entry(layer, options, &mut |entry| entries.push(entry))?;
+        Ok(entries)
+    }
+
+    /// Hands each entry of `layer`'s tar to `each`, in tar order, without keeping them.
+    pub fn each_layer_entry(
+        &self,
+        layer: &Layer,
+        options: TocOptions,
+        each: &mut dyn FnMut(TocEntry),
+    ) -> Result<()> {
         let split_path = Path::new("overlay-layers").join(format!("{}.tar-split.gz", layer.id()));
         let corrupt = |e: std::io::Error| Error::Corrupt {
             path: split_path.clone(),
@@ -99,7 +111,6 @@ impl Store {
             (reader, ContentReads::default())
         };
         let mut archive = tar::Archive::new(reader);
-        let mut entries = Vec::new();
         for entry in archive.entries_with_seek().map_err(failed)? {
             let mut entry = entry.map_err(failed)?;
             let Some(name) = clean_name(&entry.path_bytes(), &split_path)? else {
@@ -111,9 +122,9 @@ impl Store {
                 options.digests.then_some(&content),
                 &split_path,
             );
-            entries.push(toc.map_err(failed)?);
+            each(toc.map_err(failed)?);
         }
-        Ok(entries)
+        Ok(())
     }
 }
 

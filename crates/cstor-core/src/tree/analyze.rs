@@ -114,8 +114,10 @@ fn changes_of(stack: &Stack, entry: &TocEntry, analysis: &mut LayerAnalysis) {
     };
     match whiteout::marker(base.as_ref()) {
         Marker::Opaque => {
-            for gone in stack.beneath(parent).filter(|e| e.kind != EntryKind::Dir) {
-                analysis.removed.push(file(&gone.name, gone.size));
+            for (path, gone) in stack.beneath(parent) {
+                if gone.kind != EntryKind::Dir {
+                    analysis.removed.push(file(path, gone.size));
+                }
             }
         }
         Marker::Whiteout(name) => {
@@ -124,7 +126,7 @@ fn changes_of(stack: &Stack, entry: &TocEntry, analysis: &mut LayerAnalysis) {
                 parent => format!("{parent}/{}", name.to_string_lossy()),
             };
             let size = stack.entry(&path).map_or(0, |e| e.size)
-                + stack.beneath(&path).map(|e| e.size).sum::<u64>();
+                + stack.beneath(&path).map(|(_, e)| e.size).sum::<u64>();
             analysis.removed.push(file(&path, size));
         }
         Marker::None if entry.kind == EntryKind::Dir => {}

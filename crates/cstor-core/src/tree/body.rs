@@ -1,15 +1,14 @@
 //! A file's content, opened where it lies: in the `diff/` of the layer that provides it.
 //!
-//! The file is opened read-only beneath the store root (cap-std), never following a symlink, and
-//! its size is checked against the tar header: a `diff/` changed under the store must not pass
-//! for the image's file.
+//! The file is opened as an export opens a body ([`crate::content::export::open_body`]):
+//! read-only beneath the layer's `diff/` (cap-std), never following a symlink, never blocking on
+//! a FIFO planted there, and refused unless it is a regular file of the size the tar header
+//! records — a `diff/` changed under the store must not pass for the image's file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
-use cap_std::fs::OpenOptions;
-
+use crate::content::export::open_body;
 use crate::content::toc::EntryKind;
 use crate::error::{Error, FsCode, IoContext, Result};
 use crate::store::Store;
@@ -59,28 +58,12 @@ impl FsTree {
                     )
                 })?,
         };
-        let path = Path::new("overlay")
-            .join(&layer.id)
-            .join("diff")
-            .join(beneath);
-        let mut options = OpenOptions::new();
-        options.read(true).follow(FollowSymlinks::No);
-        let file = store
+        let diff_path = Path::new("overlay").join(&layer.id).join("diff");
+        let diff = store
             .dir(layer.store_index)
             .dir
-            .open_with(&path, &options)
-            .at(&path)?
-            .into_std();
-        let size = file.metadata().at(&path)?.len();
-        if size != entry.size {
-            return Err(Error::corrupt(
-                &path,
-                format!(
-                    "{size} bytes in diff/, where the layer's tar has {} for {shown}",
-                    entry.size
-                ),
-            ));
-        }
-        Ok(file)
+            .open_dir(&diff_path)
+            .at(&diff_path)?;
+        open_body(&diff, &diff_path, &beneath, entry.size)
     }
 }

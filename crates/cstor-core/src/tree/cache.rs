@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::content::toc::TocOptions;
 use crate::error::Result;
 use crate::store::images::Image;
 use crate::store::layers::Layer;
@@ -93,7 +94,14 @@ impl Store {
             Stack::merged()
         };
         for layer in layers {
-            stack.push(layer.id(), layer.store_index, self.layer_source(layer)?);
+            stack.begin_layer(layer.id(), layer.store_index, self.layer_bodies(layer)?);
+            // Entries go straight into the stack; a tree has no use for owner names.
+            self.each_layer_entry(layer, TocOptions::default(), &mut |mut entry| {
+                entry.user_name = String::new();
+                entry.group_name = String::new();
+                stack.add(entry);
+            })?;
+            stack.end_layer();
         }
         Ok(stack.finish())
     }

@@ -17,26 +17,27 @@ use std::collections::{BTreeMap, HashMap};
 use crate::content::toc::{EntryKind, TocEntry};
 use crate::content::whiteout::{self, Marker};
 use crate::tree::node::{FsTree, Node, TreeLayer};
-use crate::tree::source::LayerSource;
+use crate::tree::source::{Bodies, LayerSource};
 
 /// Mode of a directory no header describes: containers/storage creates missing parents 0755.
 const IMPLICIT_DIR_MODE: u32 = 0o755;
 
-/// One entry while layers are being stacked.
+/// One entry while layers are being stacked; its path is its key in [`Stack`] (`entry.name` is
+/// left empty, so the path is stored once).
 struct Item {
     entry: TocEntry,
     layer: u32,
     nlink: u32,
     /// A hardlink's group: the tar path of its first name.
-    group: Option<String>,
+    group: Option<Box<str>>,
     opaque: bool,
 }
 
 impl Item {
-    fn implicit_dir(name: String, layer: u32) -> Item {
+    fn implicit_dir(layer: u32) -> Item {
         Item {
             entry: TocEntry {
-                name,
+                name: String::new(),
                 kind: EntryKind::Dir,
                 size: 0,
                 mode: IMPLICIT_DIR_MODE,
@@ -60,12 +61,15 @@ impl Item {
     }
 }
 
-/// Layers being stacked into a tree.
+/// Layers being stacked into a tree, one entry at a time (a layer's entries need not all be in
+/// memory at once).
 pub struct Stack {
-    items: BTreeMap<String, Item>,
+    items: BTreeMap<Box<str>, Item>,
     layers: Vec<TreeLayer>,
     /// Keep deletions and opaque marks as entries (a layer's own tree) instead of applying them.
     keep_whiteouts: bool,
+    /// The layer being added's hardlinks: (name, target), in tar order.
+    links: Vec<(String, String)>,
 }
 
 impl Stack {
@@ -82,95 +86,211 @@ impl Stack {
 
     fn new(keep_whiteouts: bool) -> Stack {
         let mut items = BTreeMap::new();
-        items.insert(String::new(), Item::implicit_dir(String::new(), 0));
+        items.insert(Box::from(""), Item::implicit_dir(0));
         Stack {
             items,
             layers: Vec::new(),
             keep_whiteouts,
+            links: Vec::new(),
         }
     }
 
-    /// Puts the layer `id` (of store `store_index`) on top.
+    /// Puts the layer `id` (of store `store_index`) on top, all its entries at once.
     pub fn push(&mut self, id: &str, store_index: usize, source: LayerSource) {
-        let layer = self.layers.len() as u32;
+        self.begin_layer(id, store_index, source.bodies);
+        for entry in source.entries {
+            self.add(entry);
+        }
+        self.end_layer();
+    }
+
+    /// Starts a layer on top; its entries follow with [`Stack::add`], then [`Stack::end_layer`].
+    pub fn begin_layer(&mut self, id: &str, store_index: usize, bodies: Bodies) {
         self.layers.push(TreeLayer {
             id: id.to_owned(),
             store_index,
-            bodies: source.bodies,
+            bodies,
         });
-        let mut kept = Vec::with_capacity(source.entries.len());
-        let mut deleted = Vec::new();
-        let mut opaque = Vec::new();
-        for mut entry in source.entries {
-            let (parent, base) = split(&entry.name);
-            match whiteout::marker(base.as_ref()) {
-                Marker::Opaque => opaque.push(parent.to_owned()),
-                Marker::Whiteout(name) => {
-                    deleted.push((join(parent, &name.to_string_lossy()), entry))
-                }
-                Marker::None if is_overlay_whiteout(&entry) => {
-                    deleted.push((entry.name.clone(), entry))
-                }
-                Marker::None => {
-                    if entry.kind == EntryKind::Dir && has_flag(&entry, &whiteout::OPAQUE_XATTRS) {
-                        opaque.push(entry.name.clone());
-                    }
-                    entry
-                        .xattrs
-                        .retain(|(k, _)| !whiteout::is_overlay_xattr(k.as_bytes()));
-                    kept.push(entry);
-                }
+    }
+
+    /// Adds one entry of the current layer, in tar order. Its markers act on the layers below
+    /// only, wherever they stand in the tar.
+    pub fn add(&mut self, mut entry: TocEntry) {
+        let layer = self.layers.len().saturating_sub(1) as u32;
+        let (parent, base) = split(&entry.name);
+        match whiteout::marker(base.as_ref()) {
+            Marker::Opaque => {
+                let dir = parent.to_owned();
+                self.opaque(&dir, layer);
             }
-        }
-        for dir in opaque {
-            self.remove_below(&dir);
-            if self.keep_whiteouts {
-                self.ensure_dir(&dir, layer);
-                if let Some(item) = self.items.get_mut(&dir) {
-                    item.opaque = true;
+            Marker::Whiteout(name) => {
+                let path = join(parent, &name.to_string_lossy());
+                self.delete(path, entry, layer);
+            }
+            Marker::None if is_overlay_whiteout(&entry) => {
+                let path = std::mem::take(&mut entry.name);
+                self.delete(path, entry, layer);
+            }
+            Marker::None => {
+                if entry.kind == EntryKind::Dir && has_flag(&entry, &whiteout::OPAQUE_XATTRS) {
+                    let dir = entry.name.clone();
+                    self.opaque(&dir, layer);
                 }
+                entry
+                    .xattrs
+                    .retain(|(k, _)| !whiteout::is_overlay_xattr(k.as_bytes()));
+                if entry.kind == EntryKind::Hardlink {
+                    self.links
+                        .push((entry.name.clone(), entry.link_name.clone()));
+                }
+                self.insert(entry, layer);
             }
-        }
-        for (path, entry) in deleted {
-            self.remove_below(&path);
-            self.items.remove(&path);
-            if self.keep_whiteouts {
-                let marker = TocEntry {
-                    name: path.clone(),
-                    kind: EntryKind::Whiteout,
-                    size: 0,
-                    link_name: String::new(),
-                    xattrs: Vec::new(),
-                    ..entry
-                };
-                self.insert(marker, layer, 1, None);
-            }
-        }
-        for (entry, nlink, group) in hardlink_groups(kept) {
-            self.insert(entry, layer, nlink, group);
         }
     }
 
-    fn insert(&mut self, entry: TocEntry, layer: u32, nlink: u32, group: Option<String>) {
-        if let Some((parent, _)) = entry.name.rsplit_once('/') {
-            self.ensure_dir(parent, layer);
+    /// Ends the current layer: its hardlink groups get their shared metadata.
+    pub fn end_layer(&mut self) {
+        let layer = self.layers.len().saturating_sub(1) as u32;
+        let links = std::mem::take(&mut self.links);
+        let targets: HashMap<&str, &str> = links
+            .iter()
+            .map(|(name, target)| (name.as_str(), target.as_str()))
+            .collect();
+        // Group's first name → the others, in tar order.
+        let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        for (name, target) in &links {
+            let mut root = target.as_str();
+            for _ in 0..links.len() {
+                match targets.get(root) {
+                    Some(next) => root = next,
+                    None => break,
+                }
+            }
+            let is_file_here = self
+                .items
+                .get(root)
+                .is_some_and(|item| item.layer == layer && item.entry.kind == EntryKind::Reg);
+            if !is_file_here {
+                // A link to a name this layer lacks: `diff/` still has the file under its name.
+                if let Some(item) = self.items.get_mut(name.as_str()) {
+                    item.entry.kind = EntryKind::Reg;
+                    item.entry.link_name.clear();
+                }
+                continue;
+            }
+            let at = *group_of.entry(root.to_owned()).or_insert_with(|| {
+                groups.push((root.to_owned(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[at].1.push(name.clone());
         }
-        let old = self.items.get(&entry.name);
+        for (root, members) in groups {
+            self.share(&root, &members);
+        }
+    }
+
+    /// Gives a hardlink group the metadata `diff/` has: one inode, whose owner, mode and time
+    /// are the last header's and whose xattrs are every header's.
+    fn share(&mut self, root: &str, members: &[String]) {
+        let names: Vec<&str> = std::iter::once(root)
+            .chain(members.iter().map(String::as_str))
+            .collect();
+        let Some(last) = names.iter().rev().find_map(|n| self.items.get(*n)) else {
+            return;
+        };
+        let (mode, uid, gid, mtime) = (
+            last.entry.mode,
+            last.entry.uid,
+            last.entry.gid,
+            last.entry.mod_time,
+        );
+        let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
+        for item in names.iter().filter_map(|n| self.items.get(*n)) {
+            for (key, value) in &item.entry.xattrs {
+                match xattrs.iter_mut().find(|(k, _)| k == key) {
+                    Some(slot) => slot.1 = value.clone(),
+                    None => xattrs.push((key.clone(), value.clone())),
+                }
+            }
+        }
+        let (size, digest) = self
+            .items
+            .get(root)
+            .map(|item| (item.entry.size, item.entry.digest.clone()))
+            .unwrap_or_default();
+        for name in &names {
+            if let Some(item) = self.items.get_mut(*name) {
+                let e = &mut item.entry;
+                (e.mode, e.uid, e.gid, e.mod_time) = (mode, uid, gid, mtime);
+                e.xattrs = xattrs.clone();
+                if e.kind == EntryKind::Hardlink {
+                    (e.size, e.digest, e.link_name) = (size, digest.clone(), root.to_owned());
+                }
+                item.nlink = names.len() as u32;
+                item.group = Some(Box::from(root));
+            }
+        }
+    }
+
+    /// An opaque mark on `dir`: what the layers below had in it is gone.
+    fn opaque(&mut self, dir: &str, layer: u32) {
+        self.remove_below(dir, Some(layer));
+        if self.keep_whiteouts {
+            self.ensure_dir(dir, layer);
+            if let Some(item) = self.items.get_mut(dir) {
+                item.opaque = true;
+            }
+        }
+    }
+
+    /// A whiteout of `path`: it is gone from the layers below, with everything beneath it.
+    fn delete(&mut self, path: String, recorded: TocEntry, layer: u32) {
+        self.remove_below(&path, Some(layer));
+        if self
+            .items
+            .get(path.as_str())
+            .is_some_and(|item| item.layer < layer)
+        {
+            self.items.remove(path.as_str());
+        }
+        if self.keep_whiteouts {
+            let marker = TocEntry {
+                name: path,
+                kind: EntryKind::Whiteout,
+                size: 0,
+                link_name: String::new(),
+                xattrs: Vec::new(),
+                ..recorded
+            };
+            self.insert(marker, layer);
+        }
+    }
+
+    fn insert(&mut self, mut entry: TocEntry, layer: u32) {
+        if let Some((parent, _)) = entry.name.rsplit_once('/') {
+            let parent = parent.to_owned();
+            self.ensure_dir(&parent, layer);
+        }
+        let old = self.items.get(entry.name.as_str());
         if old.is_some_and(|o| o.entry.kind == EntryKind::Dir) && entry.kind != EntryKind::Dir {
-            self.remove_below(&entry.name);
+            self.remove_below(&entry.name, None);
         }
         let opaque = self.keep_whiteouts
             && entry.kind == EntryKind::Dir
-            && self.items.get(&entry.name).is_some_and(|o| o.opaque);
-        let name = entry.name.clone();
+            && self
+                .items
+                .get(entry.name.as_str())
+                .is_some_and(|o| o.opaque);
+        let path = std::mem::take(&mut entry.name).into_boxed_str();
         let item = Item {
             entry,
             layer,
-            nlink,
-            group,
+            nlink: 1,
+            group: None,
             opaque,
         };
-        self.items.insert(name, item);
+        self.items.insert(path, item);
     }
 
     /// Makes `dir` and its parents directories, replacing lower non-directories in the way.
@@ -179,12 +299,14 @@ impl Stack {
         while end < dir.len() {
             end = dir[end..].find('/').map_or(dir.len(), |i| end + i);
             let path = &dir[..end];
-            match self.items.get(path) {
-                Some(item) if item.entry.kind == EntryKind::Dir => {}
-                _ => {
-                    self.items
-                        .insert(path.to_owned(), Item::implicit_dir(path.to_owned(), layer));
-                }
+            let is_dir = self
+                .items
+                .get(path)
+                .is_some_and(|item| item.entry.kind == EntryKind::Dir);
+            if !is_dir {
+                self.remove_below(path, None);
+                self.items
+                    .insert(Box::from(path), Item::implicit_dir(layer));
             }
             end += 1;
         }
@@ -195,23 +317,44 @@ impl Stack {
         self.items.get(path).map(|item| &item.entry)
     }
 
-    /// The entries beneath `dir` (`""`: the root) in the layers stacked so far.
-    pub(crate) fn beneath<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a TocEntry> + 'a {
+    /// The entries beneath `dir` (`""`: the root) in the layers stacked so far, with their paths.
+    pub(crate) fn beneath<'a>(
+        &'a self,
+        dir: &str,
+    ) -> impl Iterator<Item = (&'a str, &'a TocEntry)> + 'a {
         let prefix = if dir.is_empty() {
             String::new()
         } else {
             format!("{dir}/")
         };
         self.items
-            .range(prefix.clone()..)
-            .take_while(move |(name, _)| name.starts_with(&prefix))
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(name, _)| name.starts_with(prefix.as_str()))
             .filter(|(name, _)| !name.is_empty())
-            .map(|(_, item)| &item.entry)
+            .map(|(name, item)| (name.as_ref(), &item.entry))
     }
 
-    /// Removes every entry beneath `dir` (`""`: the root).
-    fn remove_below(&mut self, dir: &str) {
-        let doomed: Vec<String> = self.beneath(dir).map(|e| e.name.clone()).collect();
+    /// Removes every entry beneath `dir` (`""`: the root); with `below`, only those of lower
+    /// layers.
+    fn remove_below(&mut self, dir: &str, below: Option<u32>) {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let doomed: Vec<Box<str>> = self
+            .items
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(name, _)| name.starts_with(prefix.as_str()))
+            .filter(|(name, item)| !name.is_empty() && below.is_none_or(|l| item.layer < l))
+            .map(|(name, _)| name.clone())
+            .collect();
         for name in doomed {
             self.items.remove(&name);
         }
@@ -223,7 +366,7 @@ impl Stack {
         let layers: HashMap<&str, u32> = self
             .items
             .iter()
-            .map(|(name, item)| (name.as_str(), item.layer))
+            .map(|(name, item)| (name.as_ref(), item.layer))
             .collect();
         let stale: Vec<bool> = self
             .items
@@ -234,11 +377,12 @@ impl Stack {
             })
             .collect();
         self.items
-            .into_values()
+            .into_iter()
             .zip(stale)
             .skip(1)
-            .map(|(item, stale)| {
+            .map(|((name, item), stale)| {
                 let mut entry = item.entry;
+                entry.name = name.into_string();
                 entry.opaque = item.opaque;
                 if stale {
                     entry.kind = EntryKind::Reg;
@@ -251,7 +395,7 @@ impl Stack {
 
     /// The tree: entries in path order, children listed, hardlink groups numbered.
     pub fn finish(self) -> FsTree {
-        let mut groups: HashMap<(u32, String), u64> = HashMap::new();
+        let mut groups: HashMap<(u32, Box<str>), u64> = HashMap::new();
         let mut nodes: Vec<Node> = Vec::with_capacity(self.items.len());
         for (index, (path, item)) in self.items.into_iter().enumerate() {
             let ino = match item.group {
@@ -270,7 +414,7 @@ impl Stack {
                 _ => e.size,
             };
             nodes.push(Node {
-                path: path.into_boxed_str(),
+                path,
                 kind,
                 mode: e.mode,
                 uid: e.uid,
@@ -351,95 +495,9 @@ fn has_flag(entry: &TocEntry, names: &[&str]) -> bool {
         .any(|(k, v)| names.contains(&k.as_str()) && v.as_slice() == b"y")
 }
 
-/// The layer's entries with each hardlink group's shared metadata (its last header's), the
-/// group's size and its first name; a link to a name the layer does not have stays a file of
-/// its own.
-fn hardlink_groups(entries: Vec<TocEntry>) -> Vec<(TocEntry, u32, Option<String>)> {
-    let index: HashMap<&str, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name.as_str(), i))
-        .collect();
-    // Member → its group's first name (following links to links).
-    let mut root_of: Vec<Option<usize>> = vec![None; entries.len()];
-    for (i, entry) in entries.iter().enumerate() {
-        if entry.kind != EntryKind::Hardlink {
-            continue;
-        }
-        let mut target = index.get(entry.link_name.as_str()).copied();
-        let mut hops = 0;
-        while let Some(t) = target {
-            if entries[t].kind != EntryKind::Hardlink || hops > entries.len() {
-                break;
-            }
-            target = index.get(entries[t].link_name.as_str()).copied();
-            hops += 1;
-        }
-        root_of[i] = target.filter(|&t| entries[t].kind == EntryKind::Reg);
-    }
-    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (i, root) in root_of.iter().enumerate() {
-        if let Some(root) = root {
-            members.entry(*root).or_insert_with(|| vec![*root]).push(i);
-        }
-    }
-    // Each member takes the owner, mode and time of the group's last header, the last one
-    // applied, and the xattrs every header set (a header without them removes none).
-    let mut shared: Vec<Option<(usize, usize, u32)>> = vec![None; entries.len()];
-    let mut group_xattrs: HashMap<usize, Vec<(String, Vec<u8>)>> = HashMap::new();
-    for (&root, group) in &members {
-        let last = group.iter().copied().max().unwrap_or(root);
-        let mut in_order = group.clone();
-        in_order.sort_unstable();
-        let mut xattrs: Vec<(String, Vec<u8>)> = Vec::new();
-        for &m in &in_order {
-            for (key, value) in &entries[m].xattrs {
-                match xattrs.iter_mut().find(|(k, _)| k == key) {
-                    Some(slot) => slot.1 = value.clone(),
-                    None => xattrs.push((key.clone(), value.clone())),
-                }
-            }
-            shared[m] = Some((root, last, group.len() as u32));
-        }
-        group_xattrs.insert(root, xattrs);
-    }
-    let digests: Vec<Option<String>> = entries.iter().map(|e| e.digest.clone()).collect();
-    let templates: Vec<(u32, u64, u64, i64, u64, String)> = entries
-        .iter()
-        .map(|e| (e.mode, e.uid, e.gid, e.mod_time, e.size, e.name.clone()))
-        .collect();
-    entries
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut entry)| match shared[i] {
-            Some((root, last, nlink)) => {
-                let (mode, uid, gid, mtime, _, _) = &templates[last];
-                (entry.mode, entry.uid, entry.gid, entry.mod_time) = (*mode, *uid, *gid, *mtime);
-                entry.xattrs = group_xattrs.get(&root).cloned().unwrap_or_default();
-                let (.., size, root_name) = &templates[root];
-                entry.size = *size;
-                entry.digest = digests[root].clone();
-                if entry.kind == EntryKind::Hardlink {
-                    entry.link_name = root_name.clone();
-                }
-                (entry, nlink, Some(root_name.clone()))
-            }
-            None if entry.kind == EntryKind::Hardlink => {
-                // A link to a name this layer lacks: `diff/` still has the file under this name.
-                entry.kind = EntryKind::Reg;
-                entry.link_name.clear();
-                (entry, 1, None)
-            }
-            None => (entry, 1, None),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::tree::source::Bodies;
-
     /// A layer's tar entries, written `dir/`, `link->target`, `hardlink=>target` or `file`.
     pub(crate) fn layer(spec: &str) -> Vec<TocEntry> {
         spec.split_whitespace()
@@ -453,7 +511,8 @@ pub(crate) mod tests {
                 } else {
                     (word, EntryKind::Reg, "")
                 };
-                let mut entry = Item::implicit_dir(name.to_owned(), 0).entry;
+                let mut entry = Item::implicit_dir(0).entry;
+                entry.name = name.to_owned();
                 entry.kind = kind;
                 entry.link_name = link.to_owned();
                 entry.size = if kind == EntryKind::Reg { 3 } else { 0 };

@@ -71,10 +71,6 @@ pub struct FsTree {
 }
 
 impl FsTree {
-    pub fn root(&self) -> &Node {
-        &self.nodes[0]
-    }
-
     pub fn node(&self, index: u32) -> &Node {
         &self.nodes[index as usize]
     }
@@ -106,10 +102,5 @@ impl FsTree {
         self.nodes[1..]
             .iter()
             .filter(move |n| globs.is_empty() || globs.iter().any(|g| g.matches(&n.path)))
-    }
-
-    /// How many entries the tree has, the root included.
-    pub fn entry_count(&self) -> usize {
-        self.nodes.len()
     }
 }

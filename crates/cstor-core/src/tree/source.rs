@@ -32,12 +32,18 @@ pub struct LayerSource {
 impl Store {
     /// The entries of `layer` from its tar-split headers (no body is read).
     pub fn layer_source(&self, layer: &Layer) -> Result<LayerSource> {
-        let entries = self.layer_toc(layer, TocOptions::default())?;
-        let bodies = if self.is_composefs_layer(layer) {
+        Ok(LayerSource {
+            entries: self.layer_toc(layer, TocOptions::default())?,
+            bodies: self.layer_bodies(layer)?,
+        })
+    }
+
+    /// Where `layer`'s bodies lie.
+    pub fn layer_bodies(&self, layer: &Layer) -> Result<Bodies> {
+        Ok(if self.is_composefs_layer(layer) {
             Bodies::Objects(self.composefs_objects(layer)?)
         } else {
             Bodies::OwnPath
-        };
-        Ok(LayerSource { entries, bodies })
+        })
     }
 }

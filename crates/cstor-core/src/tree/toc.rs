@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::store::images::Image;
 use crate::store::Store;
 use crate::tree::merge::Stack;
-use crate::tree::source::{Bodies, LayerSource};
+use crate::tree::source::Bodies;
 
 impl Store {
     /// The merged filesystem of `image`, parents before children; with `list_whiteouts`, deleted
@@ -21,11 +21,9 @@ impl Store {
             Stack::merged()
         };
         for layer in &layers {
-            let source = LayerSource {
-                entries: self.layer_toc(layer, options)?,
-                bodies: Bodies::OwnPath,
-            };
-            stack.push(layer.id(), layer.store_index, source);
+            stack.begin_layer(layer.id(), layer.store_index, Bodies::OwnPath);
+            self.each_layer_entry(layer, options, &mut |entry| stack.add(entry))?;
+            stack.end_layer();
         }
         Ok(stack.into_toc())
     }
