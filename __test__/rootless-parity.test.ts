@@ -3,11 +3,11 @@
  * subordinate ID range, plain `node` (no `podman unshare` around cstor), on a rootless podman
  * store holding an image whose 0600 and 0640 files and 0700 directory belong to subordinate IDs,
  * runs every public API method — and every CLI verb — and gets what root gets on a root store
- * holding the same image: exports bit for bit, TOC digests, the same copies, the same writes;
- * its extraction equals `podman unshare podman image mount`; what it copies out, rootless podman
- * pulls back with the same IDs; skopeo pulls from the registry it serves; verify is clean, then
- * finds damage. All of it through one helper per opened store: a process that lists images and
- * exports 50 layers starts `podman unshare` once.
+ * holding the same image: exports bit for bit, TOC digests, the same copies (a composefs
+ * repository too), the same writes; its extraction equals `podman unshare podman image mount`;
+ * what it copies out, rootless podman pulls back with the same IDs; skopeo pulls from the
+ * registry it serves; verify is clean, then finds damage. All of it through one helper per opened
+ * store: a process that lists images and exports 50 layers starts `podman unshare` once.
  */
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -168,7 +168,9 @@ const tarOf = async (write) => { const f = path.join(scratch, 'out-' + Math.rand
     ociGzip: (await image.copyTo('oci:' + path.join(scratch, 'oci-gzip') + ':parity')).layers,
     archive: (await image.copyTo('docker-archive:' + path.join(scratch, 'archive.tar') + ':${IMAGE}')).manifestDigest,
     push: (await image.copyTo('docker://' + registry + '/parity/pushed:1', { tlsVerify: false, compression: 'none' })).manifestDigest,
+    composefs: await image.copyTo('composefs:' + path.join(scratch, 'cfs') + ':parity', { algorithm: 'sha256' }),
   }
+  out.copies.composefsFiles = fs.readdirSync(path.join(scratch, 'cfs'), { recursive: true }).sort()
   const report = await storage.verify()
   out.verify = { clean: report.clean, kinds: report.findings.map((f) => f.kind).sort(), layers: report.layers, bytes: report.bytes }
   // Served: over JSON-RPC, and as a registry skopeo pulls from.
