@@ -69,6 +69,25 @@ describe('image extraction equals podman image mount, on a store of its own', ()
   })
 })
 
+describe('a name that is not UTF-8', () => {
+  it('is refused by extraction with EUNSUPPORTED (the merge keys paths as text), nothing written', async () => {
+    const rootfs = fs.mkdtempSync(path.join(top, 'latin1-'))
+    fs.writeFileSync(Buffer.concat([Buffer.from(`${rootfs}/caf`), Buffer.from([0xe9])]), 'latin-1\n')
+    const store = fs.mkdtempSync(path.join(top, 'latin1-store-'))
+    const pod = ['--root', `${store}/root`, '--runroot', `${store}/run`, '--storage-driver', 'overlay']
+    execFileSync('sh', ['-c', `tar -C ${rootfs} -c . | podman ${pod.join(' ')} import -q - localhost/latin1:1`], { env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf } })
+    const storage = await Storage.open({ root: `${store}/root`, runroot: `${store}/run` })
+    cleanups.push(() => {
+      storage.close()
+      spawnSync('umount', [`${store}/root/overlay`], { stdio: 'ignore' })
+    })
+    const target = path.join(top, 'latin1-out')
+    await expect((await storage.image('localhost/latin1:1')).extract(target)).rejects.toMatchObject({ code: 'EUNSUPPORTED', message: expect.stringMatching(/not UTF-8/) })
+    expect(fs.existsSync(target)).toBe(false)
+    expect(fs.readdirSync(top).filter((n) => n.startsWith('.latin1-out'))).toEqual([])
+  })
+})
+
 describe.each(podmanFixtures)('on the store $name wrote', ({ store, chunked, mergedCopy }) => {
   let storage: Storage
   let dir: string

@@ -30,6 +30,7 @@ pub mod progress;
 pub mod random;
 pub mod serve;
 pub mod store;
+pub mod threads;
 pub mod time;
 pub mod transport;
 pub mod tree;

@@ -93,14 +93,20 @@ pub(crate) fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
 }
 
 /// What [`walk`] sees of a `diff/`, for a composefs layer's tree read from its blob (see
-/// [`crate::content::composefs`]).
-pub(crate) fn walk_composefs(entries: Vec<Entry>) -> Walked {
+/// [`crate::content::composefs`]). With `aufs_markers`, regular files named `.wh.*` are the
+/// markers they are in the layer's tar; without, files of those names, as podman 5.8 mounts the
+/// blob.
+pub(crate) fn walk_composefs(entries: Vec<Entry>, aufs_markers: bool) -> Walked {
     let mut walked = Walked::default();
     for entry in entries.into_iter().filter(|e| !e.path.is_empty()) {
         let stat = stat_of(&entry.inode);
         let file_type = FileType::from_raw_mode(stat.st_mode);
         let (dir, name) = split(&entry.path);
-        match whiteout::marker(OsStr::from_bytes(name)) {
+        let marker = match aufs_markers {
+            true => whiteout::marker(OsStr::from_bytes(name)),
+            false => Marker::None,
+        };
+        match marker {
             Marker::Opaque if file_type == FileType::RegularFile => {
                 walked.aufs_opaque.insert(dir.to_vec());
                 continue;

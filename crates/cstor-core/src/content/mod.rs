@@ -3,7 +3,6 @@
 //! the splitfdstream form — plus the forms a deletion and a compression take in a layer.
 
 pub mod composefs;
-pub mod composefs_image;
 pub mod compression;
 pub mod dumpfile;
 pub mod erofs;

@@ -73,6 +73,29 @@ pub struct TocEntry {
     pub opaque: bool,
 }
 
+impl TocEntry {
+    /// An entry with only a name, a type and permission bits: no owner, time, size or xattrs.
+    pub fn new(name: String, kind: EntryKind, mode: u32) -> TocEntry {
+        TocEntry {
+            name,
+            kind,
+            size: 0,
+            mode,
+            uid: 0,
+            gid: 0,
+            user_name: String::new(),
+            group_name: String::new(),
+            mod_time: 0,
+            link_name: String::new(),
+            dev_major: 0,
+            dev_minor: 0,
+            xattrs: Vec::new(),
+            digest: None,
+            opaque: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TocOptions {
     /// Read file contents to give each regular file a digest.

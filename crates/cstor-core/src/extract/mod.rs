@@ -1,24 +1,26 @@
 //! Extracting a layer, or an image's layers base to top, into a directory.
 //!
-//! The source is each layer's `diff/` — exactly what overlayfs stacks for `podman image mount` —
-//! so an image extraction equals the merged view by construction: whiteouts delete, opaque
-//! directories hide what is below, an upper entry replaces a lower one, an upper directory's
-//! metadata wins. File content is reflinked where the filesystems allow it (see [`crate::extract::clone`]).
+//! The layers are read as stored — each `diff/`, exactly what overlayfs stacks for `podman image
+//! mount`, or a composefs layer's blob — and stacked by the one merge every view of an image
+//! uses ([`crate::tree::merge`]): whiteouts delete, opaque directories hide what is below, an
+//! upper entry replaces a lower one, an upper directory's metadata wins. The merged tree is then
+//! written once, each entry where it ends up; nothing is written only to be deleted by an upper
+//! layer. File content is reflinked where the filesystems allow it (see [`crate::extract::clone`]).
 //!
 //! Safety by construction: the tree is built in a private (0700) staging directory beside the
 //! target and renamed into place only when complete (on error it is removed: nothing
 //! half-written). Every operation is relative to an open directory fd and names one component
-//! read from a `diff/` listing, so no name can contain `/` or be `..`; final components are
-//! never followed, and directories are reopened beneath the staging root without following
-//! symlinks — a symlink planted by a lower layer (`a -> /etc`) is replaced, never written through.
-//! Directories are walked with an explicit stack, so a hostile depth cannot overflow the stack.
+//! of the tree, so no name can contain `/` or be `..`; final components are never followed,
+//! and directories are reopened beneath the staging root and beneath each `diff/` without
+//! following symlinks. Directories are walked with an explicit stack, so a hostile depth cannot
+//! overflow the stack.
 
 pub mod clone;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use cap_fs_ext::DirExt;
@@ -27,17 +29,23 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 
-use crate::content::composefs;
-use crate::content::erofs::{Data, Entry};
-use crate::content::whiteout::{self, Marker};
-use crate::content::xattr::{has_flag, proc_path, read_xattrs, Target};
+use crate::content::erofs::Data;
+use crate::content::layer_tree::Actual;
+use crate::content::toc::EntryKind;
+use crate::content::whiteout;
+use crate::content::xattr::{proc_path, Target};
 use crate::error::{Error, IoContext, Result};
 use crate::extract::clone::{Cloner, CopyMethod};
 pub use crate::progress::Progress;
 use crate::store::images::Image;
 use crate::store::layers::Layer;
 use crate::store::lock::read_lock;
+use crate::store::overlay::overlay_file;
 use crate::store::Store;
+use crate::threads;
+use crate::tree::merge::Stack;
+use crate::tree::source::BlobNames;
+use crate::tree::{FsTree, Node};
 
 /// What becomes of the whiteouts a layer holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +221,11 @@ impl Store {
         self.extract_layers(std::slice::from_ref(layer), target, options, progress)
     }
 
+    /// Extracts `layers` (base first) stacked by the one merge ([`crate::tree::merge`]): their
+    /// merged view when whiteouts are applied, else every layer's entries with the deletions
+    /// and opaque directories they record. The tree comes from the layers as stored (each
+    /// `diff/` walked, or a composefs layer's blob), so times keep their nanoseconds and
+    /// hardlinks their inodes; then it is written, each entry once.
     fn extract_layers(
         &self,
         layers: &[Layer],
@@ -225,38 +238,58 @@ impl Store {
             .iter()
             .filter_map(|l| l.record.diff_size)
             .sum::<i64>();
-        let mut applier = Applier {
+        let mut report = Progress {
+            layer: 0,
+            layers: layers.len(),
+            bytes: 0,
+            total_bytes: total_bytes.max(0) as u64,
+        };
+        // The layers stay read-locked until every body is copied.
+        let mut guards = Vec::with_capacity(layers.len());
+        let mut stack = match options.whiteouts {
+            Whiteouts::Apply => Stack::merged(),
+            Whiteouts::Overlay | Whiteouts::Aufs => Stack::keeping_whiteouts(),
+        };
+        let mut seen = Vec::with_capacity(layers.len());
+        let mut diffs = Vec::with_capacity(layers.len());
+        for (index, layer) in layers.iter().enumerate() {
+            report.layer = index;
+            progress(report);
+            let store_dir = &self.dir(layer.store_index).dir;
+            guards.push(read_lock(
+                store_dir,
+                Path::new("overlay-layers/layers.lock"),
+            )?);
+            // podman's own mount is what an extraction equals.
+            let stored = self.stored_layer(layer, BlobNames::Files)?;
+            stack.push(layer.id(), layer.store_index, stored.source);
+            seen.push(stored.seen);
+            let diff_path = overlay_file(layer.id(), "diff");
+            let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
+            diffs.push((diff, diff_path));
+        }
+        let markers = stack.markers();
+        let tree = stack.finish();
+        let mut writer = Writer {
+            tree: &tree,
+            seen: &seen,
+            diffs: &diffs,
             root: &staging.dir,
             options,
             cloner: Cloner::new(options.reflinks),
-            stats: ExtractStats::default(),
-            dir_meta: BTreeMap::new(),
-            progress,
-            report: Progress {
-                layer: 0,
-                layers: layers.len(),
-                bytes: 0,
-                total_bytes: total_bytes.max(0) as u64,
+            stats: ExtractStats {
+                whiteouts: markers,
+                ..ExtractStats::default()
             },
+            dir_meta: Vec::new(),
+            links: HashMap::new(),
+            progress,
+            report,
             reported_bytes: 0,
-            fresh: true,
         };
-        for (index, layer) in layers.iter().enumerate() {
-            let store_dir = &self.dir(layer.store_index).dir;
-            let _guard = read_lock(store_dir, Path::new("overlay-layers/layers.lock"))?;
-            let diff_path = Path::new("overlay").join(layer.id()).join("diff");
-            let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
-            applier.report.layer = index;
-            (applier.progress)(applier.report);
-            if self.is_composefs_layer(layer) {
-                let entries = self.composefs_entries(layer)?;
-                applier.apply_composefs_layer(&entries, &diff, &diff_path)?;
-            } else {
-                applier.apply_layer(&diff, &diff_path, index == 0)?;
-            }
-        }
-        applier.finish()?;
-        let stats = applier.stats;
+        writer.write()?;
+        writer.finish()?;
+        let stats = writer.stats;
         staging.commit()?;
         Ok(stats)
     }
@@ -353,382 +386,182 @@ fn not_empty(target: &Path) -> Error {
     ))
 }
 
-/// What an entry holds besides its metadata.
-enum Content {
-    /// A regular file's content, open.
-    File(File),
-    /// A regular file's content, in memory (a small file inline in a composefs blob).
-    Bytes(Vec<u8>),
-    /// A symlink's target.
-    Symlink(Vec<u8>),
-    None,
-}
-
 /// An entry's recorded metadata: its `lstat` and the xattrs that are the file's own.
+#[derive(Clone)]
 struct Meta {
     stat: Stat,
     xattrs: Vec<(OsString, Vec<u8>)>,
 }
 
-struct Applier<'a> {
+/// Writes a built tree into the staging directory. Everything it creates is new — the tree is
+/// final, so nothing is ever replaced or removed — and every name it writes is one component
+/// of the tree, created beneath a directory it opened without following a symlink.
+struct Writer<'a> {
+    tree: &'a FsTree,
+    /// What each layer's walk saw, by path.
+    seen: &'a [HashMap<Box<str>, Actual>],
+    /// Each layer's `diff/`, and its path for errors.
+    diffs: &'a [(Dir, PathBuf)],
     root: &'a Dir,
     options: ExtractOptions,
     cloner: Cloner,
     stats: ExtractStats,
-    /// Directory metadata, applied at the end, deepest first: a directory's mode may forbid
-    /// writing into it, and every write into it changes its mtime. A later layer's record
-    /// replaces a lower one's, as overlayfs shows the upper directory.
-    dir_meta: BTreeMap<PathBuf, Meta>,
+    /// Directories with their metadata, parents first; applied children first at the end: a
+    /// directory's mode may forbid writing into it, and every write into it changes its mtime.
+    dir_meta: Vec<(PathBuf, Meta)>,
+    /// The first name written of each hardlink group, by the tree's inode number.
+    links: HashMap<u64, PathBuf>,
     progress: &'a mut dyn FnMut(Progress),
     report: Progress,
     reported_bytes: u64,
-    /// The directory being applied was created by this layer (or is the root of the first):
-    /// nothing in it can be in the way, so nothing is looked up before being created.
-    fresh: bool,
 }
 
-impl Applier<'_> {
-    /// Applies one layer; `first` when nothing was extracted before it.
-    fn apply_layer(&mut self, diff: &Dir, diff_path: &Path, first: bool) -> Result<()> {
-        // Inode → first extracted path: hardlinks inside one layer stay hardlinks.
-        let mut links: HashMap<u64, PathBuf> = HashMap::new();
-        let mut pending = vec![(PathBuf::new(), first)];
-        while let Some((rel, fresh)) = pending.pop() {
-            self.fresh = fresh;
-            let src = open_beneath(diff, &rel, &diff_path.join(&rel))?;
+/// A directory's counterpart beneath one layer's `diff/`, and its path for errors.
+type Source = (Dir, PathBuf);
+
+/// A plain regular file of one directory, copied apart (see [`Writer::copy_files`]).
+struct Job<'n> {
+    layer: u32,
+    name: &'n OsStr,
+    meta: Meta,
+}
+
+impl<'a> Writer<'a> {
+    /// Writes every entry, directory by directory, and then the directories' metadata.
+    fn write(&mut self) -> Result<()> {
+        let root_meta = self
+            .seen
+            .last()
+            .and_then(|seen| seen.get(""))
+            .map_or_else(implicit_dir_meta, |actual| self.meta_of(actual));
+        self.dir_meta.push((PathBuf::new(), root_meta));
+        let mut pending = vec![(0u32, PathBuf::new())];
+        while let Some((dir, rel)) = pending.pop() {
             let dst = open_beneath(self.root, &rel, &rel)?;
-            let mut entries = Vec::new();
-            for entry in src.entries().at(diff_path.join(&rel))? {
-                let name = entry.at(diff_path.join(&rel))?.file_name();
-                let shown = diff_path.join(&rel).join(&name);
-                let stat = rustix::fs::statat(&src, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::io(&shown, e.into()))?;
-                entries.push((name, stat));
+            let mut sources: HashMap<u32, Source> = HashMap::new();
+            let mut plain = Vec::new();
+            if self.tree.node(dir).opaque && self.options.whiteouts == Whiteouts::Aufs {
+                self.opaque_marker(&dst, &rel)?;
             }
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let dir_xattrs = read_xattrs(Target::At(&src, OsStr::new(".")), &diff_path.join(&rel))?;
-            let opaque = !rel.as_os_str().is_empty()
-                && (has_flag(&dir_xattrs, &whiteout::OPAQUE_XATTRS)
-                    || entries
-                        .iter()
-                        .any(|(n, _)| whiteout::marker(n) == Marker::Opaque));
-            if opaque {
-                let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(&rel, e.into()))?;
-                self.opaque(&dst, &rel, &stat)?;
-            }
-            // In a directory this layer created nothing is in the way, so its plain files —
-            // not empty (a whiteout may be), not hardlinked, no marker — can be copied apart.
-            let (simple, others): (Vec<_>, Vec<_>) =
-                entries.into_iter().partition(|(name, stat)| {
-                    self.fresh
-                        && FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
-                        && stat.st_nlink == 1
-                        && stat.st_size > 0
-                        && whiteout::marker(name) == Marker::None
-                });
-            for (name, stat) in others {
-                let shown = diff_path.join(&rel).join(&name);
-                if let Some(sub) = self.entry(&src, &dst, &rel, &name, stat, &shown, &mut links)? {
-                    pending.push(sub);
+            let tree: &'a FsTree = self.tree;
+            for &child in &tree.node(dir).children {
+                let node = tree.node(child);
+                let name = OsStr::new(node.name());
+                let path = rel.join(name);
+                match node.kind {
+                    EntryKind::Dir => {
+                        rustix::fs::mkdirat(&dst, name, Mode::from_raw_mode(0o700))
+                            .map_err(|e| Error::io(&path, e.into()))?;
+                        self.stats.dirs += 1;
+                        let mut meta = self
+                            .actual(node)
+                            .map_or_else(implicit_dir_meta, |a| self.meta_of(a));
+                        if node.opaque && self.options.whiteouts == Whiteouts::Overlay {
+                            meta.xattrs
+                                .push((whiteout::OPAQUE_XATTRS[0].into(), b"y".to_vec()));
+                        }
+                        self.dir_meta.push((path.clone(), meta));
+                        pending.push((child, path));
+                    }
+                    EntryKind::Whiteout => self.whiteout(&dst, &rel, node, &mut sources)?,
+                    _ => {
+                        if let Some(first) = self.links.get(&node.ino) {
+                            rustix::fs::linkat(self.root, first, &dst, name, AtFlags::empty())
+                                .map_err(|e| Error::io(&path, e.into()))?;
+                            self.stats.hardlinks += 1;
+                            continue;
+                        }
+                        let actual = self.actual(node).ok_or_else(|| {
+                            Error::corrupt(&path, "an entry the layer's walk did not see")
+                        })?;
+                        let is_plain = FileType::from_raw_mode(actual.stat.st_mode)
+                            == FileType::RegularFile
+                            && node.nlink == 1
+                            && actual.stat.st_size > 0
+                            && matches!(actual.data, Data::None);
+                        if is_plain {
+                            let meta = self.meta_of(actual);
+                            plain.push(Job {
+                                layer: node.layer,
+                                name,
+                                meta,
+                            });
+                            continue;
+                        }
+                        if node.nlink > 1 {
+                            self.links.insert(node.ino, path.clone());
+                        }
+                        self.place(&dst, &rel, node, actual)?;
+                    }
                 }
             }
-            self.copy_files(&src, &dst, &rel, &diff_path.join(&rel), &simple)?;
-            if rel.as_os_str().is_empty() {
-                let xattrs = self.options.own_xattrs(dir_xattrs);
-                let stat = rustix::fs::fstat(&src).map_err(|e| Error::io(diff_path, e.into()))?;
-                self.dir_meta.insert(rel, Meta { stat, xattrs });
+            for job in &plain {
+                self.source(&mut sources, job.layer, &rel)?;
             }
+            self.copy_files(&dst, &rel, &sources, &plain)?;
         }
         Ok(())
     }
 
-    /// Applies one composefs layer, its tree read from the blob ([`Store::composefs_entries`]):
-    /// the same rules as [`Applier::apply_layer`] but for `.wh.` names (see below), each regular
-    /// file's content taken from the object beneath `diff/` its payload names.
-    fn apply_composefs_layer(
-        &mut self,
-        entries: &[Entry],
-        diff: &Dir,
-        diff_path: &Path,
-    ) -> Result<()> {
-        self.fresh = false;
-        let mut links: HashMap<u64, PathBuf> = HashMap::new();
-        for entry in entries {
-            let rel = PathBuf::from(OsStr::from_bytes(&entry.path));
-            let stat = composefs::stat_of(&entry.inode);
-            let xattrs: Vec<(OsString, Vec<u8>)> = entry
-                .inode
-                .xattrs
-                .iter()
-                .map(|(k, v)| (OsString::from_vec(k.clone()), v.clone()))
-                .collect();
-            let file_type = FileType::from_raw_mode(stat.st_mode);
-            let opaque =
-                file_type == FileType::Directory && has_flag(&xattrs, &whiteout::OPAQUE_XATTRS);
-            let (parent, name) = match (rel.parent(), rel.file_name()) {
-                (Some(parent), Some(name)) => (parent, name),
-                _ => {
-                    let xattrs = self.options.own_xattrs(xattrs);
-                    self.dir_meta.insert(PathBuf::new(), Meta { stat, xattrs });
-                    continue;
-                }
-            };
-            let dst = open_beneath(self.root, parent, parent)?;
-            // The blob was made from the layer's TOC, whose whiteouts are already devices 0:0: a
-            // `.wh.` name here is a file of that name, as podman's mount shows it.
-            let placed = match () {
-                _ if file_type == FileType::CharacterDevice && stat.st_rdev == 0 => {
-                    self.whiteout(&dst, parent, name, &stat)?;
-                    None
-                }
-                _ => {
-                    let content = match &entry.inode.data {
-                        Data::External { payload, .. } => {
-                            let object = Path::new(OsStr::from_bytes(payload));
-                            let shown = diff_path.join(object);
-                            Content::File(diff.open(object).at(&shown)?.into_std())
-                        }
-                        Data::Inline(bytes) if file_type == FileType::Symlink => {
-                            Content::Symlink(bytes.clone())
-                        }
-                        Data::Inline(bytes) => Content::Bytes(bytes.clone()),
-                        Data::None if file_type == FileType::RegularFile => {
-                            Content::Bytes(Vec::new())
-                        }
-                        Data::None => Content::None,
-                    };
-                    let meta = Meta {
-                        stat,
-                        xattrs: self.options.own_xattrs(xattrs),
-                    };
-                    self.place(
-                        &dst,
-                        parent,
-                        name,
-                        meta,
-                        content,
-                        entry.inode.nid,
-                        &mut links,
-                    )?
-                }
-            };
-            if placed.is_some() && opaque {
-                let dir = open_beneath(self.root, &rel, &rel)?;
-                self.opaque(&dir, &rel, &stat)?;
-            }
-        }
-        Ok(())
+    /// What the walk of the layer providing `node` saw of it (a hardlink: of its group's body).
+    fn actual(&self, node: &Node) -> Option<&'a Actual> {
+        let key = node.body.as_deref().unwrap_or(&node.path);
+        let seen: &'a [HashMap<Box<str>, Actual>] = self.seen;
+        seen[node.layer as usize].get(key)
     }
 
-    /// Copies plain regular files of one directory, on worker threads when there are enough.
-    fn copy_files(
-        &mut self,
-        src: &Dir,
-        dst: &Dir,
+    /// An entry's metadata, its xattrs filtered as asked.
+    fn meta_of(&self, actual: &Actual) -> Meta {
+        Meta {
+            stat: actual.stat,
+            xattrs: self.options.own_xattrs(actual.xattrs.clone()),
+        }
+    }
+
+    /// The directory `rel` beneath `layer`'s `diff/`, opened once per directory written.
+    fn source<'s>(
+        &self,
+        sources: &'s mut HashMap<u32, Source>,
+        layer: u32,
         rel: &Path,
-        src_path: &Path,
-        jobs: &[(OsString, Stat)],
-    ) -> Result<()> {
-        let place = Place {
-            src,
-            dst,
-            rel,
-            src_path,
-        };
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        if workers == 1 || jobs.len() < PARALLEL_MIN_FILES {
-            for (name, stat) in jobs {
-                let method = copy_plain(&self.options, &mut self.cloner, &place, name, stat)?;
-                self.stats.count_file(method);
-                self.advance(stat.st_size as u64);
-            }
-            return Ok(());
+    ) -> Result<&'s Source> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(layer) {
+            let (diff, diff_path) = &self.diffs[layer as usize];
+            let shown = diff_path.join(rel);
+            slot.insert((open_beneath(diff, rel, &shown)?, shown));
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let (options, cloner) = (self.options, self.cloner);
-        let outcomes: Vec<Result<(ExtractStats, Cloner)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let (mut cloner, mut stats) = (cloner, ExtractStats::default());
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some((name, stat)) = jobs.get(i) else {
-                                return Ok((stats, cloner));
-                            };
-                            let method = copy_plain(&options, &mut cloner, &place, name, stat)?;
-                            stats.count_file(method);
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::io(
-                            rel,
-                            std::io::Error::other("a copying thread panicked"),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        for outcome in outcomes {
-            let (stats, cloner) = outcome?;
-            self.stats.absorb_files(&stats);
-            // A method a worker found refused stays refused for the next files.
-            self.cloner = cloner;
-        }
-        self.advance(jobs.iter().map(|(_, stat)| stat.st_size as u64).sum());
-        Ok(())
+        Ok(&sources[&layer])
     }
 
-    /// Handles an opaque directory (by xattr or marker) whose entries are about to be applied;
-    /// `dir` is its recorded stat.
-    fn opaque(&mut self, dst: &Dir, rel: &Path, dir: &Stat) -> Result<()> {
-        self.stats.whiteouts += 1;
-        match self.options.whiteouts {
-            Whiteouts::Apply => {
-                for entry in dst.entries().at(rel)? {
-                    let name = entry.at(rel)?.file_name();
-                    self.remove(dst, rel, &name)?;
-                }
-            }
-            Whiteouts::Overlay => {
-                if let Some(meta) = self.dir_meta.get_mut(rel) {
-                    meta.xattrs
-                        .push((whiteout::OPAQUE_XATTRS[0].into(), b"y".to_vec()));
-                }
-            }
-            Whiteouts::Aufs => {
-                // As containers/storage writes the marker into a layer tar: the directory's
-                // permissions and owner, time zero.
-                let mut stat = *dir;
-                stat.st_mode = (stat.st_mode & 0o7777) | libc::S_IFREG;
-                (
-                    stat.st_mtime,
-                    stat.st_mtime_nsec,
-                    stat.st_atime,
-                    stat.st_atime_nsec,
-                ) = (0, 0, 0, 0);
-                let path = rel.join(whiteout::OPAQUE_MARKER);
-                let marker = create_file(dst, OsStr::new(whiteout::OPAQUE_MARKER), &path)?;
-                let meta = Meta {
-                    stat,
-                    xattrs: Vec::new(),
-                };
-                self.options.set_meta(Target::Fd(&marker), &meta, &path)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies one entry of a `diff/` directory; returns its path when it is a directory to walk,
-    /// with whether this layer created it.
-    #[allow(clippy::too_many_arguments)]
-    fn entry(
-        &mut self,
-        src: &Dir,
-        dst: &Dir,
-        rel: &Path,
-        name: &OsStr,
-        stat: Stat,
-        shown: &Path,
-        links: &mut HashMap<u64, PathBuf>,
-    ) -> Result<Option<(PathBuf, bool)>> {
-        let file_type = FileType::from_raw_mode(stat.st_mode);
-        match whiteout::marker(name) {
-            Marker::Opaque if file_type == FileType::RegularFile => return Ok(None),
-            Marker::Whiteout(deleted) if file_type == FileType::RegularFile => {
-                return self.whiteout(dst, rel, deleted, &stat).map(|()| None)
-            }
-            _ => {}
-        }
-        let is_char_whiteout = file_type == FileType::CharacterDevice && stat.st_rdev == 0;
-        // A regular file is opened first: its xattrs are then read by fd, not by a path
-        // resolved through /proc.
-        let from = match file_type {
-            FileType::RegularFile => Some(File::from(
-                rustix::fs::openat(
-                    src,
-                    name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| Error::io(shown, e.into()))?,
-            )),
-            _ => None,
-        };
-        let xattrs = match &from {
-            _ if !self.options.xattrs && stat.st_size != 0 => Vec::new(),
-            Some(file) => read_xattrs(Target::Fd(file), shown)?,
-            None => read_xattrs(Target::At(src, name), shown)?,
-        };
-        let is_xattr_whiteout = file_type == FileType::RegularFile
-            && stat.st_size == 0
-            && has_flag(&xattrs, &whiteout::WHITEOUT_XATTRS);
-        if is_char_whiteout || is_xattr_whiteout {
-            return self.whiteout(dst, rel, name, &stat).map(|()| None);
-        }
-        let content = match (file_type, from) {
-            (FileType::RegularFile, Some(from)) => Content::File(from),
-            (FileType::Symlink, _) => Content::Symlink(
-                rustix::fs::readlinkat(src, name, Vec::new())
-                    .map_err(|e| Error::io(shown, e.into()))?
-                    .into_bytes(),
-            ),
-            _ => Content::None,
-        };
-        let meta = Meta {
-            stat,
-            xattrs: self.options.own_xattrs(xattrs),
-        };
-        self.place(dst, rel, name, meta, content, stat.st_ino, links)
-    }
-
-    /// Writes one entry that is not a whiteout into `dst` (what was there goes), with `meta`;
-    /// `inode` identifies it among the layer's hardlinks. Returns its path when it is a
-    /// directory to walk, with whether this layer created it.
-    #[allow(clippy::too_many_arguments)]
-    fn place(
-        &mut self,
-        dst: &Dir,
-        rel: &Path,
-        name: &OsStr,
-        meta: Meta,
-        content: Content,
-        inode: u64,
-        links: &mut HashMap<u64, PathBuf>,
-    ) -> Result<Option<(PathBuf, bool)>> {
+    /// Writes one entry that is neither a directory nor a plain file: a hardlink group's first
+    /// name, an empty or inline or content-object file, a symlink, a fifo, a device.
+    fn place(&mut self, dst: &Dir, rel: &Path, node: &Node, actual: &Actual) -> Result<()> {
+        let name = OsStr::new(node.name());
+        let path = rel.join(name);
+        let meta = self.meta_of(actual);
         let stat = meta.stat;
         let file_type = FileType::from_raw_mode(stat.st_mode);
-        let path = rel.join(name);
-        if file_type == FileType::Directory {
-            let existing = !self.fresh
-                && rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .is_ok_and(|s| FileType::from_raw_mode(s.st_mode) == FileType::Directory);
-            if !existing {
-                self.remove(dst, rel, name)?;
-                rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))
-                    .map_err(|e| Error::io(&path, e.into()))?;
-                self.stats.dirs += 1;
+        // Content with nothing to open: inline in a composefs blob, or none at all.
+        let in_hand: Option<&[u8]> = match &actual.data {
+            Data::Inline(bytes) => Some(bytes),
+            Data::None if stat.st_size == 0 => Some(&[]),
+            _ => None,
+        };
+        match (file_type, in_hand) {
+            (FileType::RegularFile, Some(bytes)) => {
+                let mut file = create_file(dst, name, &path)?;
+                std::io::Write::write_all(&mut file, bytes).map_err(|e| Error::io(&path, e))?;
+                self.options.set_meta(Target::Fd(&file), &meta, &path)?;
+                self.stats.count_file(None);
+                self.advance(bytes.len() as u64);
             }
-            self.dir_meta.insert(path.clone(), meta);
-            return Ok(Some((path, !existing)));
-        }
-        self.remove(dst, rel, name)?;
-        if stat.st_nlink > 1 {
-            if let Some(first) = links.get(&inode) {
-                rustix::fs::linkat(self.root, first.as_os_str(), dst, name, AtFlags::empty())
-                    .map_err(|e| Error::io(&path, e.into()))?;
-                self.stats.hardlinks += 1;
-                return Ok(None);
-            }
-            links.insert(inode, path.clone());
-        }
-        match (file_type, content) {
-            (FileType::RegularFile, Content::File(from)) => {
+            (FileType::RegularFile, None) => {
+                let (diff, diff_path) = &self.diffs[node.layer as usize];
+                let beneath = match &actual.data {
+                    Data::External { payload, .. } => PathBuf::from(OsStr::from_bytes(payload)),
+                    _ => PathBuf::from(node.body.as_deref().unwrap_or(&node.path)),
+                };
+                let from = open_stored(diff, &beneath, &diff_path.join(&beneath))?;
                 let method = write_regular(
                     &self.options,
                     &mut self.cloner,
@@ -741,15 +574,9 @@ impl Applier<'_> {
                 self.stats.count_file(method);
                 self.advance(stat.st_size as u64);
             }
-            (FileType::RegularFile, Content::Bytes(bytes)) => {
-                let mut file = create_file(dst, name, &path)?;
-                std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(&path, e))?;
-                self.options.set_meta(Target::Fd(&file), &meta, &path)?;
-                self.stats.count_file(None);
-                self.advance(bytes.len() as u64);
-            }
-            (FileType::Symlink, Content::Symlink(link)) => {
-                rustix::fs::symlinkat(link, dst, name).map_err(|e| Error::io(&path, e.into()))?;
+            (FileType::Symlink, _) => {
+                rustix::fs::symlinkat(actual.target.as_slice(), dst, name)
+                    .map_err(|e| Error::io(&path, e.into()))?;
                 self.options.set_meta(Target::At(dst, name), &meta, &path)?;
                 self.stats.symlinks += 1;
             }
@@ -777,64 +604,111 @@ impl Applier<'_> {
             }
             _ => self.stats.skipped += 1,
         }
-        Ok(None)
+        Ok(())
     }
 
-    /// Handles a whiteout of `deleted` in the directory `dst`; `recorded` is the stat of the
-    /// whiteout itself, whose mode, owner and times a written whiteout keeps.
-    fn whiteout(&mut self, dst: &Dir, rel: &Path, deleted: &OsStr, recorded: &Stat) -> Result<()> {
-        self.stats.whiteouts += 1;
-        self.remove(dst, rel, deleted)?;
+    /// Copies the plain regular files of one directory, on worker threads when there are enough.
+    fn copy_files(
+        &mut self,
+        dst: &Dir,
+        rel: &Path,
+        sources: &HashMap<u32, Source>,
+        jobs: &[Job<'_>],
+    ) -> Result<()> {
+        let copy_one = |cloner: &mut Cloner, job: &Job<'_>| {
+            let (src, src_path) = &sources[&job.layer];
+            let shown = src_path.join(job.name);
+            let from = open_stored(src, Path::new(job.name), &shown)?;
+            let path = rel.join(job.name);
+            write_regular(&self.options, cloner, from, dst, job.name, &job.meta, &path)
+        };
+        let mut stats = ExtractStats::default();
+        if threads::workers() == 1 || jobs.len() < PARALLEL_MIN_FILES {
+            let mut cloner = self.cloner;
+            for job in jobs {
+                stats.count_file(copy_one(&mut cloner, job)?);
+            }
+            self.cloner = cloner;
+        } else {
+            let cloner = self.cloner;
+            let init = || (ExtractStats::default(), cloner);
+            let done = threads::each(jobs, "copying", init, |(stats, cloner), job| {
+                stats.count_file(copy_one(cloner, job)?);
+                Ok(())
+            })?;
+            for (worker, cloner) in done {
+                stats.absorb_files(&worker);
+                // A method a worker found refused stays refused for the next files.
+                self.cloner = cloner;
+            }
+        }
+        self.stats.absorb_files(&stats);
+        self.advance(jobs.iter().map(|j| j.meta.stat.st_size as u64).sum());
+        Ok(())
+    }
+
+    /// Writes a deletion a layer records (layer trees only), in the form asked for, with the
+    /// mode, owner and times of the whiteout the layer holds.
+    fn whiteout(
+        &mut self,
+        dst: &Dir,
+        rel: &Path,
+        node: &Node,
+        sources: &mut HashMap<u32, Source>,
+    ) -> Result<()> {
+        let name = OsStr::new(node.name());
+        let mut marker = OsString::from(whiteout::PREFIX);
+        marker.push(name);
+        let recorded = match self.actual(node) {
+            Some(actual) => actual.stat,
+            // The AUFS form: the `.wh.` file itself.
+            None => {
+                let (src, src_path) = self.source(sources, node.layer, rel)?;
+                rustix::fs::statat(src, marker.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| Error::io(src_path.join(&marker), e.into()))?
+            }
+        };
         let meta = Meta {
-            stat: *recorded,
+            stat: recorded,
             xattrs: Vec::new(),
         };
         match self.options.whiteouts {
             Whiteouts::Apply => Ok(()),
             Whiteouts::Overlay => {
-                let path = rel.join(deleted);
-                rustix::fs::mknodat(dst, deleted, FileType::CharacterDevice, Mode::empty(), 0)
+                let path = rel.join(name);
+                rustix::fs::mknodat(dst, name, FileType::CharacterDevice, Mode::empty(), 0)
                     .map_err(|e| Error::io(&path, e.into()))?;
-                self.options
-                    .set_meta(Target::At(dst, deleted), &meta, &path)
+                self.options.set_meta(Target::At(dst, name), &meta, &path)
             }
             Whiteouts::Aufs => {
-                let mut marker = OsString::from(whiteout::PREFIX);
-                marker.push(deleted);
                 let path = rel.join(&marker);
-                self.remove(dst, rel, &marker)?;
                 let file = create_file(dst, &marker, &path)?;
                 self.options.set_meta(Target::Fd(&file), &meta, &path)
             }
         }
     }
 
-    /// Removes `name` from `dst` whatever it is (a directory with its contents), and forgets the
-    /// metadata recorded for directories that were beneath it.
-    fn remove(&mut self, dst: &Dir, rel: &Path, name: &OsStr) -> Result<()> {
-        if self.fresh {
+    /// The `.wh..wh..opq` marker of an opaque directory, as containers/storage writes it into a
+    /// layer tar: the directory's permissions and owner, time zero.
+    fn opaque_marker(&mut self, dst: &Dir, rel: &Path) -> Result<()> {
+        let Some((_, dir)) = self.dir_meta.iter().rev().find(|(p, _)| p == rel) else {
             return Ok(());
-        }
-        let path = rel.join(name);
-        let result = match rustix::fs::statat(dst, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Err(Errno::NOENT) => return Ok(()),
-            Err(e) => Err(e.into()),
-            Ok(s) if FileType::from_raw_mode(s.st_mode) == FileType::Directory => {
-                dst.remove_dir_all(name)
-            }
-            Ok(_) => rustix::fs::unlinkat(dst, name, AtFlags::empty()).map_err(Into::into),
         };
-        result.map_err(|e| Error::io(&path, e))?;
-        let doomed: Vec<PathBuf> = self
-            .dir_meta
-            .range(path.clone()..)
-            .take_while(|(k, _)| k.starts_with(&path))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in doomed {
-            self.dir_meta.remove(&key);
-        }
-        Ok(())
+        let mut stat = dir.stat;
+        stat.st_mode = (stat.st_mode & 0o7777) | libc::S_IFREG;
+        (
+            stat.st_mtime,
+            stat.st_mtime_nsec,
+            stat.st_atime,
+            stat.st_atime_nsec,
+        ) = (0, 0, 0, 0);
+        let path = rel.join(whiteout::OPAQUE_MARKER);
+        let marker = create_file(dst, OsStr::new(whiteout::OPAQUE_MARKER), &path)?;
+        let meta = Meta {
+            stat,
+            xattrs: Vec::new(),
+        };
+        self.options.set_meta(Target::Fd(&marker), &meta, &path)
     }
 
     fn advance(&mut self, bytes: u64) {
@@ -866,48 +740,29 @@ impl Applier<'_> {
     }
 }
 
-/// Where the files of one directory are copied: from the layer's directory to the target's.
-struct Place<'a> {
-    src: &'a Dir,
-    dst: &'a Dir,
-    /// The directory beneath the target, and beneath the store, for errors.
-    rel: &'a Path,
-    src_path: &'a Path,
+/// The metadata of a directory no layer lists: containers/storage makes missing parents 0755.
+fn implicit_dir_meta() -> Meta {
+    // SAFETY: `struct stat` is plain integers, for which all-zero bytes are a valid value.
+    let mut stat: Stat = unsafe { std::mem::zeroed() };
+    stat.st_mode = libc::S_IFDIR | 0o755;
+    Meta {
+        stat,
+        xattrs: Vec::new(),
+    }
 }
 
-/// Copies one plain regular file (see [`Applier::copy_files`]): opens it, reads its xattrs by fd,
-/// writes the copy with its metadata.
-fn copy_plain(
-    options: &ExtractOptions,
-    cloner: &mut Cloner,
-    place: &Place<'_>,
-    name: &OsStr,
-    stat: &Stat,
-) -> Result<Option<CopyMethod>> {
-    let shown = place.src_path.join(name);
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let from = File::from(
-        rustix::fs::openat(place.src, name, flags, Mode::empty())
-            .map_err(|e| Error::io(&shown, e.into()))?,
-    );
-    let xattrs = if options.xattrs {
-        read_xattrs(Target::Fd(&from), &shown)?
-    } else {
-        Vec::new()
+/// Opens a stored file for reading: beneath `diff` without following a symlink anywhere, and
+/// without blocking should a FIFO have taken the file's place since the walk.
+fn open_stored(diff: &Dir, beneath: &Path, shown: &Path) -> Result<File> {
+    let (parent, name) = match (beneath.parent(), beneath.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => return Err(Error::corrupt(shown, "not a file's path")),
     };
-    let meta = Meta {
-        stat: *stat,
-        xattrs: options.own_xattrs(xattrs),
-    };
-    write_regular(
-        options,
-        cloner,
-        from,
-        place.dst,
-        name,
-        &meta,
-        &place.rel.join(name),
-    )
+    let dir = open_beneath(diff, parent, shown)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    rustix::fs::openat(&dir, name, flags, Mode::empty())
+        .map(File::from)
+        .map_err(|e| Error::io(shown, e.into()))
 }
 
 /// Creates `name` in `dst` as a copy of the open regular file `from`, with `meta`; returns how

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use ring::digest::{digest as ring_digest, SHA256};
 
+use crate::content::erofs;
 use crate::content::export::LayerPart;
 use crate::content::splitstream::{ContentType, SplitStream};
-use crate::content::{composefs_image::INLINE_MAX, erofs};
 use crate::digest::fsverity::{self, Algorithm};
 use crate::error::{Error, IoContext, Result};
 use crate::extract::clone::Cloner;
@@ -28,6 +28,7 @@ use crate::store::images::Image;
 use crate::store::layers::Layer;
 use crate::store::Store;
 use crate::transport::copy::Copied;
+use crate::tree::composefs_image::INLINE_MAX;
 
 /// The `meta.json` `cfsctl init` writes (format version 1, EROFS format 1).
 fn meta_json(algorithm: Algorithm) -> String {

@@ -36,23 +36,7 @@ struct Item {
 impl Item {
     fn implicit_dir(layer: u32) -> Item {
         Item {
-            entry: TocEntry {
-                name: String::new(),
-                kind: EntryKind::Dir,
-                size: 0,
-                mode: IMPLICIT_DIR_MODE,
-                uid: 0,
-                gid: 0,
-                user_name: String::new(),
-                group_name: String::new(),
-                mod_time: 0,
-                link_name: String::new(),
-                dev_major: 0,
-                dev_minor: 0,
-                xattrs: Vec::new(),
-                digest: None,
-                opaque: false,
-            },
+            entry: TocEntry::new(String::new(), EntryKind::Dir, IMPLICIT_DIR_MODE),
             layer,
             nlink: 1,
             group: None,
@@ -70,6 +54,10 @@ pub struct Stack {
     keep_whiteouts: bool,
     /// The layer being added's hardlinks: (name, target), in tar order.
     links: Vec<(String, String)>,
+    /// Whiteouts and opaque marks met.
+    markers: u64,
+    /// Whether the layer being added marks by `.wh.` names ([`LayerSource::markers_by_name`]).
+    markers_by_name: bool,
 }
 
 impl Stack {
@@ -92,12 +80,15 @@ impl Stack {
             layers: Vec::new(),
             keep_whiteouts,
             links: Vec::new(),
+            markers: 0,
+            markers_by_name: true,
         }
     }
 
     /// Puts the layer `id` (of store `store_index`) on top, all its entries at once.
     pub fn push(&mut self, id: &str, store_index: usize, source: LayerSource) {
         self.begin_layer(id, store_index, source.bodies);
+        self.markers_by_name = source.markers_by_name;
         for entry in source.entries {
             self.add(entry);
         }
@@ -106,6 +97,7 @@ impl Stack {
 
     /// Starts a layer on top; its entries follow with [`Stack::add`], then [`Stack::end_layer`].
     pub fn begin_layer(&mut self, id: &str, store_index: usize, bodies: Bodies) {
+        self.markers_by_name = true;
         self.layers.push(TreeLayer {
             id: id.to_owned(),
             store_index,
@@ -118,21 +110,29 @@ impl Stack {
     pub fn add(&mut self, mut entry: TocEntry) {
         let layer = self.layers.len().saturating_sub(1) as u32;
         let (parent, base) = split(&entry.name);
-        match whiteout::marker(base.as_ref()) {
+        let marker = match self.markers_by_name {
+            true => whiteout::marker(base.as_ref()),
+            false => Marker::None,
+        };
+        match marker {
             Marker::Opaque => {
+                self.markers += 1;
                 let dir = parent.to_owned();
                 self.opaque(&dir, layer);
             }
             Marker::Whiteout(name) => {
+                self.markers += 1;
                 let path = join(parent, &name.to_string_lossy());
                 self.delete(path, entry, layer);
             }
             Marker::None if is_overlay_whiteout(&entry) => {
+                self.markers += 1;
                 let path = std::mem::take(&mut entry.name);
                 self.delete(path, entry, layer);
             }
             Marker::None => {
                 if entry.kind == EntryKind::Dir && has_flag(&entry, &whiteout::OPAQUE_XATTRS) {
+                    self.markers += 1;
                     let dir = entry.name.clone();
                     self.opaque(&dir, layer);
                 }
@@ -310,6 +310,11 @@ impl Stack {
             }
             end += 1;
         }
+    }
+
+    /// How many whiteouts and opaque marks the layers stacked so far hold.
+    pub fn markers(&self) -> u64 {
+        self.markers
     }
 
     /// The entry at `path` in the layers stacked so far.
@@ -532,6 +537,7 @@ pub(crate) mod tests {
             let source = LayerSource {
                 entries: layer(spec),
                 bodies: Bodies::OwnPath,
+                markers_by_name: true,
             };
             stack.push(&format!("layer{i}"), 0, source);
         }
@@ -575,6 +581,7 @@ pub(crate) mod tests {
         let source = LayerSource {
             entries,
             bodies: Bodies::OwnPath,
+            markers_by_name: true,
         };
         stack.push("layer0", 0, source);
         let tree = stack.finish();

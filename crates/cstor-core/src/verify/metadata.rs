@@ -181,7 +181,7 @@ impl Store {
             gidmap: &layer.record.gidmap,
         };
         if self.is_composefs_layer(layer) {
-            let walked = walk_composefs(self.composefs_entries(layer)?);
+            let walked = walk_composefs(self.composefs_entries(layer)?, true);
             return Ok(Comparison::new(self.layer_headers(layer)?, rules).run(walked));
         }
         let diff_path = Path::new("overlay").join(layer.id()).join("diff");

@@ -1,6 +1,6 @@
-//! An image as composefs sees it: its layers merged into one tree (overlayfs rules: a whiteout
-//! deletes, an opaque directory hides what is below, an upper entry replaces a lower one), each
-//! regular file larger than [`INLINE_MAX`] a content object named by its fs-verity digest,
+//! An image as composefs sees it: its layers as stored (each `diff/`, or a composefs layer's
+//! blob: [`crate::tree::source`]) stacked by the one merge ([`crate::tree::merge`]), each regular
+//! file larger than [`INLINE_MAX`] a content object named by its fs-verity digest,
 //! smaller ones inline — the tree composefs-rs builds when it imports an OCI image
 //! (`composefs-oci`), including its OCI transform: the root directory takes `/usr`'s metadata,
 //! `/run` is emptied (with `/usr`'s mtime) and only the `security.capability` xattr is kept.
@@ -12,20 +12,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use cap_fs_ext::DirExt;
 use rustix::fs::FileType;
 
 use crate::content::erofs::{Data, Entry, Inode, S_IFDIR, S_IFMT, S_IFREG};
-use crate::content::layer_tree::{as_path, split, walk, walk_composefs, Actual, Walked};
+use crate::content::layer_tree::{as_path, Actual};
 use crate::content::whiteout;
-use crate::content::xattr::has_flag;
 use crate::digest::fsverity::{self, Algorithm};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::store::images::Image;
-use crate::store::layers::Layer;
-use crate::store::lock::read_lock;
 use crate::store::overlay::overlay_file;
 use crate::store::Store;
+use crate::threads;
+use crate::tree::merge::Stack;
+use crate::tree::source::BlobNames;
+use crate::tree::FsTree;
 
 /// Files up to this size are inline in the image (composefs-rs `INLINE_CONTENT_MAX_V0`).
 pub const INLINE_MAX: u64 = 64;
@@ -49,9 +49,6 @@ pub struct Object {
     pub path: PathBuf,
 }
 
-/// A node's index and its file's fs-verity digest.
-type NodeDigest = (usize, Vec<u8>);
-
 /// Where a file's bytes are.
 #[derive(Clone)]
 enum Content {
@@ -74,32 +71,19 @@ struct Tree {
 }
 
 impl Store {
-    /// The composefs tree of `image`, its objects named by `algorithm`'s fs-verity digests.
+    /// The composefs tree of `image`, its objects named by `algorithm`'s fs-verity digests: its
+    /// layers as stored, stacked by the one merge of [`crate::tree::merge`].
     pub fn composefs_image(&self, image: &Image, algorithm: Algorithm) -> Result<ComposefsImage> {
         let mut layers = self.image_layers(image)?;
         layers.reverse();
-        let mut tree = Tree {
-            nodes: vec![Node {
-                inode: Inode {
-                    mode: S_IFDIR | 0o755,
-                    ..Inode::default()
-                },
-                content: Content::None,
-                children: Some(BTreeMap::new()),
-            }],
-        };
+        let mut stack = Stack::merged();
+        let mut seen = Vec::with_capacity(layers.len());
         for layer in &layers {
-            let store_dir = &self.dir(layer.store_index).dir;
-            let _guard = read_lock(store_dir, Path::new("overlay-layers/layers.lock"))?;
-            let walked = if self.is_composefs_layer(layer) {
-                walk_composefs(self.composefs_entries(layer)?)
-            } else {
-                let diff_path = overlay_file(layer.id(), "diff");
-                let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
-                walk(&diff, &diff_path)?
-            };
-            tree.apply(layer, walked)?;
+            let stored = self.stored_layer(layer, BlobNames::Markers)?;
+            stack.push(layer.id(), layer.store_index, stored.source);
+            seen.push(stored.seen);
         }
+        let mut tree = Tree::of(&stack.finish(), seen);
         tree.transform_for_oci();
         self.finish(&tree, algorithm)
     }
@@ -120,44 +104,17 @@ impl Store {
                 _ => None,
             })
             .collect();
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        let digest_one = |(index, store_index, file): (usize, usize, &PathBuf)| {
-            let opened = self.dir(store_index).dir.open(file).at(file)?.into_std();
-            let digest = fsverity::digest(algorithm, &opened).at(file)?;
-            Ok::<_, Error>((index, digest))
-        };
-        let results: Vec<Result<Vec<NodeDigest>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(&job) = jobs.get(i) else {
-                                return Ok(done);
-                            };
-                            done.push(digest_one(job)?);
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(Error::io(
-                            "",
-                            std::io::Error::other("a digesting thread panicked"),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        let mut digests = HashMap::new();
-        for result in results {
-            digests.extend(result?);
-        }
+        let digested = threads::each(
+            &jobs,
+            "digesting",
+            Vec::new,
+            |done, &(index, store_index, file)| {
+                let opened = self.dir(store_index).dir.open(file).at(file)?.into_std();
+                done.push((index, fsverity::digest(algorithm, &opened).at(file)?));
+                Ok(())
+            },
+        )?;
+        let digests: HashMap<usize, Vec<u8>> = digested.into_iter().flatten().collect();
         Ok(digests)
     }
 
@@ -246,91 +203,56 @@ impl Tree {
         Some(node)
     }
 
-    fn remove(&mut self, key: &[u8]) {
-        let (parent, name) = split(key);
-        if let Some(parent) = self.lookup(parent) {
-            if let Some(children) = &mut self.nodes[parent].children {
-                children.remove(name);
-            }
-        }
-    }
-
-    /// Lays one layer over the tree (overlayfs rules; see the module documentation).
-    fn apply(&mut self, layer: &Layer, walked: Walked) -> Result<()> {
-        let opaque_by_xattr = walked.entries.iter().filter(|(_, a)| {
-            FileType::from_raw_mode(a.stat.st_mode) == FileType::Directory
-                && has_flag(&a.xattrs, &whiteout::OPAQUE_XATTRS)
-        });
-        let opaque: Vec<Vec<u8>> = opaque_by_xattr
-            .map(|(k, _)| k.clone())
-            .chain(walked.aufs_opaque.iter().cloned())
-            .collect();
-        for key in &opaque {
-            if let Some(dir) = self.lookup(key) {
-                if let Some(children) = &mut self.nodes[dir].children {
-                    children.clear();
-                }
-            }
-        }
-        for key in &walked.aufs_whiteouts {
-            self.remove(key);
-        }
-        let diff = overlay_file(layer.id(), "diff");
-        let mut links: HashMap<u64, usize> = HashMap::new();
-        for (key, actual) in walked.entries {
-            let file_type = FileType::from_raw_mode(actual.stat.st_mode);
-            let whiteout = (file_type == FileType::CharacterDevice && actual.stat.st_rdev == 0)
-                || (file_type == FileType::RegularFile
-                    && actual.stat.st_size == 0
-                    && has_flag(&actual.xattrs, &whiteout::WHITEOUT_XATTRS));
-            if whiteout {
-                self.remove(&key);
+    /// The merged tree with each entry's metadata as stored (`seen`: what each layer's walk saw,
+    /// by path); a hardlink group is one node.
+    fn of(merged: &FsTree, mut seen: Vec<HashMap<Box<str>, Actual>>) -> Tree {
+        let mut nodes = Vec::with_capacity(merged.nodes.len());
+        let mut node_of = Vec::with_capacity(merged.nodes.len());
+        let mut by_ino: HashMap<u64, usize> = HashMap::new();
+        for entry in &merged.nodes {
+            if let Some(&node) = by_ino.get(&entry.ino) {
+                node_of.push(node);
                 continue;
             }
-            let (parent_key, name) = split(&key);
-            let parent = self
-                .lookup(parent_key)
-                .filter(|&p| self.nodes[p].children.is_some())
-                .ok_or_else(|| {
-                    Error::corrupt(
-                        diff.join(as_path(&key)),
-                        "an entry whose parent is not a directory",
-                    )
-                })?;
-            let is_dir = file_type == FileType::Directory;
-            let existing = self.nodes[parent]
-                .children
-                .as_ref()
-                .and_then(|c| c.get(name).copied());
-            let inode = inode_of(&actual);
-            if is_dir {
-                if let Some(dir) = existing.filter(|&e| self.nodes[e].children.is_some()) {
-                    self.nodes[dir].inode = inode;
-                    continue;
-                }
-            }
-            let ino = actual.stat.st_ino;
-            let node = match links.get(&ino) {
-                Some(&node) if !is_dir && actual.stat.st_nlink > 1 => node,
-                _ => {
-                    let content = content_of(layer, &diff, &key, actual);
-                    self.nodes.push(Node {
-                        inode,
-                        content,
-                        children: is_dir.then(BTreeMap::new),
-                    });
-                    let node = self.nodes.len() - 1;
-                    if !is_dir && self.nodes[node].inode.nlink > 1 {
-                        links.insert(ino, node);
-                    }
-                    node
-                }
+            let layer = &merged.layers[entry.layer as usize];
+            let key = entry.body.as_deref().unwrap_or(&entry.path);
+            // composefs-rs gives the root its own metadata (see `transform_for_oci`).
+            let stored = match entry.path.is_empty() {
+                true => None,
+                false => seen[entry.layer as usize].remove(key),
             };
-            if let Some(children) = &mut self.nodes[parent].children {
-                children.insert(name.to_vec(), node);
+            let node = match stored {
+                Some(actual) => {
+                    let diff = overlay_file(&layer.id, "diff");
+                    Node {
+                        inode: inode_of(&actual),
+                        content: content_of(layer.store_index, &diff, key.as_bytes(), actual),
+                        children: entry.is_dir().then(BTreeMap::new),
+                    }
+                }
+                // The root, or a directory no layer lists.
+                None => Node {
+                    inode: Inode {
+                        mode: S_IFDIR | 0o755,
+                        ..Inode::default()
+                    },
+                    content: Content::None,
+                    children: Some(BTreeMap::new()),
+                },
+            };
+            by_ino.insert(entry.ino, nodes.len());
+            node_of.push(nodes.len());
+            nodes.push(node);
+        }
+        for (entry, &node) in merged.nodes.iter().zip(&node_of) {
+            if let Some(children) = &mut nodes[node].children {
+                for &child in &entry.children {
+                    let name = merged.node(child).name().as_bytes().to_vec();
+                    children.insert(name, node_of[child as usize]);
+                }
             }
         }
-        Ok(())
+        Tree { nodes }
     }
 
     /// composefs-rs's OCI transform (see the module documentation).
@@ -404,16 +326,16 @@ fn inode_of(actual: &Actual) -> Inode {
     }
 }
 
-fn content_of(layer: &Layer, diff: &Path, key: &[u8], actual: Actual) -> Content {
+fn content_of(store_index: usize, diff: &Path, key: &[u8], actual: Actual) -> Content {
     let file_type = FileType::from_raw_mode(actual.stat.st_mode);
     match (file_type, actual.data) {
         (FileType::Symlink, _) => Content::Inline(actual.target),
         (FileType::RegularFile, Data::External { payload, .. }) => {
-            Content::Stored(layer.store_index, diff.join(as_path(&payload)))
+            Content::Stored(store_index, diff.join(as_path(&payload)))
         }
         (FileType::RegularFile, Data::Inline(bytes)) => Content::Inline(bytes),
         (FileType::RegularFile, Data::None) if actual.stat.st_size > 0 => {
-            Content::Stored(layer.store_index, diff.join(as_path(key)))
+            Content::Stored(store_index, diff.join(as_path(key)))
         }
         _ => Content::None,
     }
