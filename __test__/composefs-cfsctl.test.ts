@@ -280,18 +280,23 @@ describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
     }
   })
 
-  it('a full filesystem: ENOSPC, no temp file, no name, and cfsctl still opens the repository', async () => {
+  it('a full filesystem: ENOSPC, no temp file, no name, cfsctl still opens the repository; a new one is removed', async () => {
     const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-full-'))
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt])
     try {
       const repoDir = path.join(mnt, 'repo')
-      await expect((await storage.image('localhost/base:1')).copyTo(`composefs:${repoDir}:base`)).rejects.toMatchObject({ code: 'ENOSPC' })
+      execFileSync(cfsctl, ['init', '--insecure', repoDir])
+      const base = await storage.image('localhost/base:1')
+      await expect(base.copyTo(`composefs:${repoDir}:base`)).rejects.toMatchObject({ code: 'ENOSPC' })
       const left = execFileSync('find', [repoDir, '-name', '.*']).toString().trim().split('\n').filter((p) => p !== repoDir && p !== '')
       expect(left).toEqual([])
       expect(fs.readdirSync(path.join(repoDir, 'streams', 'refs', 'oci'))).toEqual([])
       const listed = cfsctlIn(repoDir, ['oci', 'images'])
       expect(listed.status, listed.stderr).toBe(0)
       expect(cfsctlIn(repoDir, ['fsck']).stdout).toMatch(/status: ok/)
+      fs.rmSync(repoDir, { recursive: true })
+      await expect(base.copyTo(`composefs:${repoDir}:base`)).rejects.toMatchObject({ code: 'ENOSPC' })
+      expect(fs.readdirSync(mnt)).toEqual([])
     } finally {
       execFileSync('umount', [mnt])
       fs.rmSync(mnt, { recursive: true, force: true })
@@ -302,5 +307,71 @@ describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
     const target = path.join(dir, 'bad-name')
     await expect((await storage.image('localhost/base:1')).copyTo(`composefs:${target}:../x`)).rejects.toMatchObject({ code: 'EINVAL' })
     expect(fs.existsSync(target)).toBe(false)
+  })
+})
+
+/**
+ * A copy that fails midway leaves nothing half-written: its layer is damaged in a copy of the
+ * store where the image's tree does not look (a file the next layer's opaque directory hides, so
+ * the tree is computed and the repository opened before the layer's stream meets it), or its
+ * tar-split is cut short. The copy rejects with a typed code; no temp file, no name and no image
+ * link of the failed image is left; a repository that held an image still holds it whole (cfsctl
+ * finds it, fsck calls the repository ok), and a repository the copy created is gone (an empty
+ * directory it was made in is left empty).
+ */
+describe('a copy into a composefs repository that fails midway', () => {
+  const damages: [string, string, (layerDir: string, tarSplit: string) => void][] = [
+    ['a hidden file cut short', 'ECORRUPT', (diff) => fs.truncateSync(path.join(diff, 'app/conf/b.conf'), 1)],
+    ['a hidden file replaced by a FIFO', 'ECORRUPT', (diff) => {
+      fs.rmSync(path.join(diff, 'app/conf/b.conf'))
+      execFileSync('mkfifo', [path.join(diff, 'app/conf/b.conf')])
+    }],
+    ['a hidden file replaced by a directory', 'ECORRUPT', (diff) => {
+      fs.rmSync(path.join(diff, 'app/conf/b.conf'))
+      fs.mkdirSync(path.join(diff, 'app/conf/b.conf'))
+    }],
+    ['a tar-split cut short', 'ECORRUPT', (_diff, tarSplit) => fs.truncateSync(tarSplit, Math.floor(fs.statSync(tarSplit).size / 2))],
+  ]
+
+  it.each(damages)('%s: rejects with %s, nothing of the image named, the other image intact, a new repository removed', async (_what, code, damage) => {
+    const damaged = copyStore(main)
+    try {
+      const opened = await Storage.open(damaged)
+      try {
+        const app = await opened.image('localhost/app:1')
+        // The middle layer: the one whose /app/conf the top layer replaces with an opaque directory.
+        const middle = (await app.layers())[1]
+        damage(path.join(damaged.root, 'overlay', middle.id, 'diff'), path.join(damaged.root, 'overlay-layers', `${middle.id}.tar-split.gz`))
+        const manifestDigest = app.digest!
+        expect(manifestDigest).toMatch(/^sha256:/)
+
+        const existing = fs.mkdtempSync(path.join(dir, 'damaged-'))
+        fs.rmdirSync(existing)
+        execFileSync(cfsctl, ['init', '--insecure', existing])
+        const base = await (await storage.image('localhost/base:1')).copyTo(`composefs:${existing}:base`)
+        await expect(app.copyTo(`composefs:${existing}:app`)).rejects.toMatchObject({ code })
+        expect(execFileSync('find', [existing, '-name', '.*']).toString().trim().split('\n').filter((p) => p && p !== existing)).toEqual([])
+        expect(fs.readdirSync(path.join(existing, 'streams', 'refs', 'oci'))).toEqual(['base'])
+        expect(fs.readdirSync(path.join(existing, 'images'))).toEqual([base.composefsId])
+        expect(fs.readdirSync(path.join(existing, 'streams')).filter((n) => n.includes(manifestDigest) || n.includes(app.id))).toEqual([])
+        expect(cfsctlIn(existing, ['oci', 'compute-id', 'base']).stdout.trim()).toBe(base.composefsId)
+        expect(cfsctlIn(existing, ['oci', 'images']).stdout).toMatch(/\bbase\b/)
+        const fsck = cfsctlIn(existing, ['oci', 'fsck'])
+        expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0)
+        expect(fsck.stdout).toMatch(/status: ok/)
+
+        const fresh = path.join(dir, `fresh-${path.basename(existing)}`)
+        await expect(app.copyTo(`composefs:${fresh}:app`)).rejects.toMatchObject({ code })
+        expect(fs.existsSync(fresh)).toBe(false)
+        // An empty directory made into a repository by the copy is left empty again.
+        const empty = fs.mkdtempSync(path.join(dir, 'empty-'))
+        await expect(app.copyTo(`composefs:${empty}:app`)).rejects.toMatchObject({ code })
+        expect(fs.readdirSync(empty)).toEqual([])
+      } finally {
+        opened.close()
+      }
+    } finally {
+      damaged.cleanup()
+    }
   })
 })

@@ -228,6 +228,61 @@ fn refuse_secure(meta: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What of a repository a copy is about to create, removed again when the copy fails: a
+/// repository that never held an image is not left behind half-written. An existing one (its
+/// `meta.json` there) keeps what the copy added, as composefs-rs's own imports do: objects no
+/// name reaches, which `cfsctl gc` collects.
+enum Created {
+    /// The topmost directory of the path that does not exist yet.
+    Tree(PathBuf),
+    /// The entries of an existing directory (without `meta.json`) that do not exist yet.
+    Entries(Vec<PathBuf>),
+}
+
+impl Created {
+    fn before(root: &Path) -> Created {
+        let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
+        if missing(root) {
+            let mut top = root;
+            while let Some(parent) = top.parent() {
+                if parent.as_os_str().is_empty() || !missing(parent) {
+                    break;
+                }
+                top = parent;
+            }
+            return Created::Tree(top.to_owned());
+        }
+        if !missing(&root.join("meta.json")) {
+            return Created::Entries(Vec::new());
+        }
+        let entries = ["meta.json", "objects", "streams", "images"]
+            .iter()
+            .map(|name| root.join(name))
+            .filter(|p| missing(p))
+            .collect();
+        Created::Entries(entries)
+    }
+
+    /// Best effort: the copy's own error is what the caller reports.
+    fn remove(&self) {
+        let remove = |p: &Path| match std::fs::symlink_metadata(p) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(p),
+            Ok(_) => std::fs::remove_file(p),
+            Err(_) => Ok(()),
+        };
+        match self {
+            Created::Tree(top) => {
+                let _ = remove(top);
+            }
+            Created::Entries(entries) => {
+                for entry in entries {
+                    let _ = remove(entry);
+                }
+            }
+        }
+    }
+}
+
 /// fs-verity digests of store files, by store directory and path beneath it.
 type Digests = HashMap<(usize, PathBuf), Vec<u8>>;
 
@@ -283,71 +338,79 @@ impl Store {
         let algorithm = Repository::existing_algorithm(root)?.unwrap_or(algorithm);
         let tree = self.composefs_image(image, algorithm)?;
         let erofs = erofs::writer::write(&tree.entries, 1)?;
-        let mut repo = Repository::open_or_create(root, algorithm)?;
+        let created = Created::before(root);
+        let written = (|| {
+            let mut repo = Repository::open_or_create(root, algorithm)?;
 
-        let known: Digests = tree
-            .objects
-            .iter()
-            .map(|o| ((o.store_index, o.path.clone()), o.digest.clone()))
-            .collect();
-        let mut layer_streams = Vec::new();
-        for layer in &layers {
-            let diff_id = layer
-                .record
-                .diff_digest
-                .clone()
-                .ok_or_else(|| Error::Unsupported {
-                    what: format!("layer {} has no uncompressed digest", layer.id()),
-                })?;
-            let digest = repo.store_layer(self, layer, &known)?;
-            layer_streams.push((diff_id, digest));
-        }
-        let image_digest = repo.store_bytes(&erofs)?;
+            let known: Digests = tree
+                .objects
+                .iter()
+                .map(|o| ((o.store_index, o.path.clone()), o.digest.clone()))
+                .collect();
+            let mut layer_streams = Vec::new();
+            for layer in &layers {
+                let diff_id =
+                    layer
+                        .record
+                        .diff_digest
+                        .clone()
+                        .ok_or_else(|| Error::Unsupported {
+                            what: format!("layer {} has no uncompressed digest", layer.id()),
+                        })?;
+                let digest = repo.store_layer(self, layer, &known)?;
+                layer_streams.push((diff_id, digest));
+            }
+            let image_digest = repo.store_bytes(&erofs)?;
 
-        let config_object = repo.store_bytes(&config)?;
-        let mut config_stream = SplitStream::new(repo.algorithm, ContentType::OciConfig);
-        for (diff_id, digest) in &layer_streams {
-            config_stream.add_named_stream(diff_id, digest);
-        }
-        config_stream.add_named_stream("composefs.image.v1", &image_digest);
-        config_stream.write_object(&config_object, config.len() as u64);
-        let config_stream = repo.store_stream(config_stream)?;
+            let config_object = repo.store_bytes(&config)?;
+            let mut config_stream = SplitStream::new(repo.algorithm, ContentType::OciConfig);
+            for (diff_id, digest) in &layer_streams {
+                config_stream.add_named_stream(diff_id, digest);
+            }
+            config_stream.add_named_stream("composefs.image.v1", &image_digest);
+            config_stream.write_object(&config_object, config.len() as u64);
+            let config_stream = repo.store_stream(config_stream)?;
 
-        let manifest_digest = sha256(&manifest);
-        let manifest_object = repo.store_bytes(&manifest)?;
-        let mut manifest_stream = SplitStream::new(repo.algorithm, ContentType::OciManifest);
-        manifest_stream.add_named_stream(&format!("config:{config_key}"), &config_stream);
-        for (diff_id, digest) in &layer_streams {
-            manifest_stream.add_named_stream(diff_id, digest);
-        }
-        manifest_stream.write_object(&manifest_object, manifest.len() as u64);
-        let manifest_stream = repo.store_stream(manifest_stream)?;
+            let manifest_digest = sha256(&manifest);
+            let manifest_object = repo.store_bytes(&manifest)?;
+            let mut manifest_stream = SplitStream::new(repo.algorithm, ContentType::OciManifest);
+            manifest_stream.add_named_stream(&format!("config:{config_key}"), &config_stream);
+            for (diff_id, digest) in &layer_streams {
+                manifest_stream.add_named_stream(diff_id, digest);
+            }
+            manifest_stream.write_object(&manifest_object, manifest.len() as u64);
+            let manifest_stream = repo.store_stream(manifest_stream)?;
 
-        for (diff_id, digest) in &layer_streams {
-            repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
+            for (diff_id, digest) in &layer_streams {
+                repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
+            }
+            repo.link_object(
+                Path::new(&format!("streams/oci-config-{config_key}")),
+                &config_stream,
+            )?;
+            let manifest_link = format!("oci-manifest-{manifest_digest}");
+            repo.link_object(
+                Path::new("streams").join(&manifest_link).as_path(),
+                &manifest_stream,
+            )?;
+            let id = hex(&image_digest);
+            repo.link_object(Path::new("images").join(&id).as_path(), &image_digest)?;
+            if let Some(name) = name {
+                let link = Path::new("streams/refs/oci").join(name);
+                repo.link(&link, &Path::new("../..").join(&manifest_link))?;
+            }
+            Ok(Copied {
+                manifest_digest,
+                manifest_size: manifest.len() as u64,
+                layers: layers.len(),
+                bytes_written: repo.written,
+                blobs_reused: 0,
+                composefs_id: Some(id),
+            })
+        })();
+        if written.is_err() {
+            created.remove();
         }
-        repo.link_object(
-            Path::new(&format!("streams/oci-config-{config_key}")),
-            &config_stream,
-        )?;
-        let manifest_link = format!("oci-manifest-{manifest_digest}");
-        repo.link_object(
-            Path::new("streams").join(&manifest_link).as_path(),
-            &manifest_stream,
-        )?;
-        let id = hex(&image_digest);
-        repo.link_object(Path::new("images").join(&id).as_path(), &image_digest)?;
-        if let Some(name) = name {
-            let link = Path::new("streams/refs/oci").join(name);
-            repo.link(&link, &Path::new("../..").join(&manifest_link))?;
-        }
-        Ok(Copied {
-            manifest_digest,
-            manifest_size: manifest.len() as u64,
-            layers: layers.len(),
-            bytes_written: repo.written,
-            blobs_reused: 0,
-            composefs_id: Some(id),
-        })
+        written
     }
 }
