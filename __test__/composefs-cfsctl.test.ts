@@ -303,6 +303,57 @@ describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
     }
   })
 
+  it('--hardlink: objects are the store\'s own files (same inode, one more link), cfsctl finds the same ID, fsck ok', async () => {
+    const image = await storage.image('localhost/app:1')
+    const expected = await image.composefs(path.join(dir, 'hardlink-expected.cfs'))
+    // The layers' files that become objects (over 64 bytes), by inode, with their link counts.
+    const files = new Map<string, { file: string; nlink: number }>()
+    for (const layer of await image.layers()) {
+      const diff = path.join(store.root, 'overlay', layer.id, 'diff')
+      for (const entry of fs.readdirSync(diff, { recursive: true, withFileTypes: true })) {
+        const file = path.join(entry.parentPath, entry.name)
+        const stat = fs.lstatSync(file)
+        if (stat.isFile() && stat.size > 64) files.set(`${stat.dev}:${stat.ino}`, { file, nlink: stat.nlink })
+      }
+    }
+    expect(files.size).toBeGreaterThan(0)
+    const repoDir = path.join(dir, 'hardlinked')
+    const copied = cliOn(store, ['copy', 'localhost/app:1', `composefs:${repoDir}:app`, '--hardlink', '--json'])
+    expect(copied.status, copied.stderr).toBe(0)
+    expect(JSON.parse(copied.stdout).composefsId).toBe(expected.id)
+    const linked = [...objects(repoDir)].map((o) => fs.statSync(path.join(repoDir, o))).filter((stat) => files.has(`${stat.dev}:${stat.ino}`))
+    expect(linked.length).toBe(files.size)
+    for (const [, { file, nlink }] of files) expect(fs.statSync(file).nlink, file).toBe(nlink + 1)
+    expect(cfsctlIn(repoDir, ['oci', 'compute-id', 'app']).stdout.trim()).toBe(expected.id)
+    const fsck = cfsctlIn(repoDir, ['oci', 'fsck'])
+    expect(fsck.status, fsck.stdout + fsck.stderr).toBe(0)
+    expect(fsck.stdout).toMatch(/status: ok/)
+    // Again into the same repository: nothing new, no link added.
+    await image.copyTo(`composefs:${repoDir}:app`, { hardlink: true })
+    for (const [, { file, nlink }] of files) expect(fs.statSync(file).nlink, file).toBe(nlink + 1)
+  })
+
+  it('--hardlink into a repository on another mount: EXDEV before anything is written', async () => {
+    const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'cstor-other-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt])
+    try {
+      const image = await storage.image('localhost/base:1')
+      const fresh = path.join(mnt, 'new', 'repo')
+      await expect(image.copyTo(`composefs:${fresh}:base`, { hardlink: true })).rejects.toMatchObject({ code: 'EXDEV' })
+      expect(fs.readdirSync(mnt)).toEqual([])
+      const existing = path.join(mnt, 'repo')
+      execFileSync(cfsctl, ['init', '--insecure', existing])
+      const before = execFileSync('find', [existing]).toString()
+      const cli = cliOn(store, ['copy', 'localhost/base:1', `composefs:${existing}:base`, '--hardlink'])
+      expect(cli.status).toBe(1)
+      expect(cli.stderr).toMatch(/EXDEV/)
+      expect(execFileSync('find', [existing]).toString()).toBe(before)
+    } finally {
+      execFileSync('umount', [mnt])
+      fs.rmSync(mnt, { recursive: true, force: true })
+    }
+  })
+
   it('refuses a bad name before writing anything', async () => {
     const target = path.join(dir, 'bad-name')
     await expect((await storage.image('localhost/base:1')).copyTo(`composefs:${target}:../x`)).rejects.toMatchObject({ code: 'EINVAL' })

@@ -9,7 +9,9 @@
 //! Crash-safe as composefs-rs is: every file is written under a temporary name and renamed
 //! into place; objects first (content-addressed, harmless if nothing names them), then the
 //! streams' symlinks, the image's, and the name last. Layer files are reflinked from `diff/`
-//! where the filesystem allows, copied otherwise.
+//! where the filesystem allows, copied otherwise, or hardlinked when asked (`cfsctl`'s own
+//! `--local-fetch` falls back to hardlinks; in a secure repository that would turn fs-verity on
+//! for the store's own files, for good — cstor writes insecure repositories only).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -46,6 +48,8 @@ struct Repository {
     root: PathBuf,
     algorithm: Algorithm,
     cloner: Cloner,
+    /// Objects are hard links to the store's files rather than copies or reflinks.
+    hardlink: bool,
     /// Bytes of objects the repository did not have before.
     written: u64,
 }
@@ -73,7 +77,7 @@ impl Repository {
     }
 
     /// Opens the repository at `root`, or creates it as `cfsctl init` does with `algorithm`.
-    fn open_or_create(root: &Path, algorithm: Algorithm) -> Result<Repository> {
+    fn open_or_create(root: &Path, algorithm: Algorithm, hardlink: bool) -> Result<Repository> {
         let meta = root.join("meta.json");
         if !meta.exists() {
             std::fs::create_dir_all(root).at(root)?;
@@ -87,6 +91,7 @@ impl Repository {
             root: root.to_owned(),
             algorithm,
             cloner: Cloner::new(true),
+            hardlink,
             written: 0,
         })
     }
@@ -122,22 +127,25 @@ impl Repository {
     }
 
     /// Stores the `size` bytes of `file` (a layer's file, `name` in errors), whose fs-verity
-    /// digest is `digest`, as an object: reflinked where the filesystem allows.
+    /// digest is `digest`, as an object: reflinked where the filesystem allows, or hardlinked.
     fn store_file(&mut self, file: &mut File, size: u64, name: &Path, digest: &[u8]) -> Result<()> {
         file.rewind().at(name)?;
         let (path, absent) = self.object_slot(digest)?;
         if absent {
             let temp = temp_path(&path);
-            let copied = (|| {
-                let mut out = File::create(&temp)?;
-                self.cloner.copy(file, &mut out, size)?;
-                out.sync_all()?;
-                std::fs::rename(&temp, &path)
-            })();
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&temp);
-                return Err(Error::io(&path, e));
-            }
+            let stored = if self.hardlink {
+                link_file(file, &temp)
+            } else {
+                (|| {
+                    let mut out = File::create(&temp)?;
+                    self.cloner.copy(file, &mut out, size)?;
+                    out.sync_all()
+                })()
+            };
+            // A rename between two names of one file does nothing: the temp name goes after it.
+            let renamed = stored.and_then(|()| std::fs::rename(&temp, &path));
+            let _ = std::fs::remove_file(&temp);
+            renamed.map_err(|e| Error::io(&path, e))?;
             self.written += size;
         }
         Ok(())
@@ -283,6 +291,41 @@ impl Created {
     }
 }
 
+/// A new name `to` for the file `file` has open (the very file, whatever its path is now).
+fn link_file(file: &File, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        from.as_str(),
+        rustix::fs::CWD,
+        to,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The mount `fd` is on (`STATX_MNT_ID`), or its device where the kernel has no mount IDs
+/// (before Linux 5.8): a hard link cannot cross mounts, even two of one filesystem.
+fn mount_of(fd: impl std::os::fd::AsFd, path: &Path) -> Result<(bool, u64)> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    let stat = statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::MNT_ID | StatxFlags::BASIC_STATS,
+    )
+    .map_err(|e| Error::io(path, e.into()))?;
+    if stat.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
+        Ok((true, stat.stx_mnt_id))
+    } else {
+        Ok((
+            false,
+            rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+        ))
+    }
+}
+
 /// fs-verity digests of store files, by store directory and path beneath it.
 type Digests = HashMap<(usize, PathBuf), Vec<u8>>;
 
@@ -316,13 +359,15 @@ fn sha256(bytes: &[u8]) -> String {
 
 impl Store {
     /// Writes `image` into the composefs repository at `root` (created when missing, with
-    /// `algorithm`; an existing one's `meta.json` decides), named `name` when given.
+    /// `algorithm`; an existing one's `meta.json` decides), named `name` when given; its
+    /// objects hard links to the layers' files with `hardlink`.
     pub fn copy_to_composefs(
         &self,
         image: &Image,
         root: &Path,
         name: Option<&str>,
         algorithm: Algorithm,
+        hardlink: bool,
     ) -> Result<Copied> {
         if let Some(name) = name {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -336,11 +381,14 @@ impl Store {
         let (config_key, config) = self.image_config_bytes(image)?;
         let manifest = self.image_big_data(image, "manifest")?;
         let algorithm = Repository::existing_algorithm(root)?.unwrap_or(algorithm);
+        if hardlink {
+            self.check_same_mount(&layers, root)?;
+        }
         let tree = self.composefs_image(image, algorithm)?;
         let erofs = erofs::writer::write(&tree.entries, 1)?;
         let created = Created::before(root);
         let written = (|| {
-            let mut repo = Repository::open_or_create(root, algorithm)?;
+            let mut repo = Repository::open_or_create(root, algorithm, hardlink)?;
 
             let known: Digests = tree
                 .objects
@@ -412,5 +460,47 @@ impl Store {
             created.remove();
         }
         written
+    }
+
+    /// `EXDEV` before anything is computed or written when a layer's `diff/` is on another
+    /// mount than the repository (or, for a new one, the directory it will be made in).
+    fn check_same_mount(&self, layers: &[Layer], root: &Path) -> Result<()> {
+        let existing = root
+            .ancestors()
+            .find(|p| p.as_os_str().is_empty() || p.exists())
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."));
+        let repo_dir = File::open(existing).at(existing)?;
+        let repo_mount = mount_of(&repo_dir, existing)?;
+        for layer in layers {
+            let diff_path = Path::new("overlay").join(layer.id()).join("diff");
+            let diff = self
+                .dir(layer.store_index)
+                .dir
+                .open_dir(&diff_path)
+                .at(&diff_path)?;
+            let mount = mount_of(&diff, &diff_path)?;
+            if mount.0 == repo_mount.0 && mount.1 != repo_mount.1 {
+                let store = &self.dir(layer.store_index).path;
+                return Err(Error::io(
+                    root,
+                    std::io::Error::new(
+                        std::io::ErrorKind::CrossesDevices,
+                        format!(
+                            "hard links cannot reach it from the store {} (layer {}'s diff/ is on another mount or filesystem)",
+                            store.display(),
+                            layer.id()
+                        ),
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
