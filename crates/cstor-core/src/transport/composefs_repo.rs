@@ -7,8 +7,13 @@
 //! (`streams/refs/oci/NAME`), so `cfsctl oci …` finds the image by name.
 //!
 //! Crash-safe as composefs-rs is: every file is written under a temporary name and renamed
-//! into place; objects first (content-addressed, harmless if nothing names them), then the
-//! streams' symlinks, the image's, and the name last. Layer files are reflinked from `diff/`
+//! into place; objects first (content-addressed, harmless if nothing names them), then one
+//! `syncfs` of the repository's filesystem, then the streams' symlinks, the image's, and the
+//! name last. Objects are not synced one by one (composefs-rs's `ensure_object` does not either,
+//! and `Repository::sync` is its `syncfs`): an `fsync` per object made a copy of thousands of
+//! files wait on the disk for each. A crash before the `syncfs` can leave an object whose data
+//! never reached the disk under its name, which `cfsctl fsck` reports (as it would one of
+//! composefs-rs's own). Layer files are reflinked from `diff/`
 //! where the filesystem allows, copied otherwise, or hardlinked when asked (`cfsctl`'s own
 //! `--local-fetch` falls back to hardlinks; in a secure repository that would turn fs-verity on
 //! for the store's own files, for good — cstor writes insecure repositories only).
@@ -120,7 +125,7 @@ impl Repository {
         let digest = hasher.finish();
         let (path, absent) = self.object_slot(&digest)?;
         if absent {
-            write_whole(&path, bytes)?;
+            write_renamed(&path, bytes, false)?;
             self.written += bytes.len() as u64;
         }
         Ok(digest)
@@ -138,8 +143,7 @@ impl Repository {
             } else {
                 (|| {
                     let mut out = File::create(&temp)?;
-                    self.cloner.copy(file, &mut out, size)?;
-                    out.sync_all()
+                    self.cloner.copy(file, &mut out, size).map(drop)
                 })()
             };
             // A rename between two names of one file does nothing: the temp name goes after it.
@@ -149,6 +153,13 @@ impl Repository {
             self.written += size;
         }
         Ok(())
+    }
+
+    /// Every object written so far on disk, before anything names them: `syncfs`, as
+    /// composefs-rs's `Repository::sync`.
+    fn sync(&self) -> Result<()> {
+        let dir = File::open(&self.root).at(&self.root)?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::io(&self.root, e.into()))
     }
 
     /// Stores a finished split stream; its digest.
@@ -340,11 +351,19 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` through a temporary file beside it, renamed into place: the file
 /// appears whole or not at all.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_renamed(path, bytes, true)
+}
+
+/// [`write_whole`], the file synced before its rename when `sync` (an object is not: the
+/// repository's `syncfs` covers them all before anything names them).
+fn write_renamed(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let temp = temp_path(path);
     let written = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         std::fs::rename(&temp, path)
     })();
     if written.is_err() {
@@ -429,6 +448,7 @@ impl Store {
             manifest_stream.write_object(&manifest_object, manifest.len() as u64);
             let manifest_stream = repo.store_stream(manifest_stream)?;
 
+            repo.sync()?;
             for (diff_id, digest) in &layer_streams {
                 repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
             }
