@@ -11,21 +11,25 @@ export const cli = path.join(repo, 'dist', 'cli', 'main.js')
 /**
  * The benchmark store (bench-results/store) holding `localhost/bench:<basenames of source>`, a
  * one-layer image podman imports from a tar of `source` (one directory, or several joined by
- * commas) the first time.
+ * commas) the first time. With `dirs`, `localhost/bench-dirs:<basenames>` instead: the same files
+ * with a tar entry for every parent directory too (`usr/`, `usr/lib/`), which composefs-rs needs
+ * (`cfsctl oci pull` refuses an image whose tar names `usr/bin` but not `usr`).
  */
-export function benchStore(source) {
+export function benchStore(source, { dirs = false } = {}) {
   const root = path.join(out, 'store', 'root')
   const runroot = path.join(out, 'store', 'run')
   const sources = source.split(',')
-  const image = `localhost/bench:${sources.map((s) => path.basename(s)).join('-')}`
+  const image = `localhost/${dirs ? 'bench-dirs' : 'bench'}:${sources.map((s) => path.basename(s)).join('-')}`
   fs.mkdirSync(out, { recursive: true })
   const env = { ...process.env, CONTAINERS_STORAGE_CONF: path.join(out, 'storage.conf') }
   fs.writeFileSync(env.CONTAINERS_STORAGE_CONF, `[storage]\ndriver = "overlay"\ngraphroot = "${root}"\nrunroot = "${runroot}"\n`)
   const podman = (...args) => execFileSync('podman', ['--root', root, '--runroot', runroot, ...args], { env, maxBuffer: 1 << 26 }).toString()
   if (!podman('images', '--format', '{{.Repository}}:{{.Tag}}').split('\n').includes(image)) {
     console.error(`importing ${source} into ${image} with podman import…`)
-    const paths = sources.map((s) => q(s.replace(/^\//, ''))).join(' ')
-    execFileSync('sh', ['-c', `tar -C / -c ${paths} | podman --root ${root} --runroot ${runroot} import --quiet - ${image}`], { env, stdio: 'inherit' })
+    const relative = sources.map((s) => s.replace(/^\//, ''))
+    const parents = [...new Set(relative.flatMap((s) => s.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))))].sort()
+    const names = `${dirs && parents.length > 0 ? `--no-recursion ${parents.map(q).join(' ')} --recursion ` : ''}${relative.map(q).join(' ')}`
+    execFileSync('sh', ['-c', `tar -C / -c ${names} | podman --root ${root} --runroot ${runroot} import --quiet - ${image}`], { env, stdio: 'inherit' })
   }
   return { root, runroot, image, env, podman }
 }

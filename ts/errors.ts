@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ENOTDIR'
   | 'ELOOP'
   | 'ENODATA'
+  | 'EXDEV'
   | 'EINTERNAL'
 
 export class CstorError extends Error {
@@ -88,6 +89,7 @@ const classes: Record<ErrorCode, new (code: ErrorCode, message: string, options?
   ENOTDIR: SystemError,
   ELOOP: SystemError,
   ENODATA: SystemError,
+  EXDEV: SystemError,
   EINTERNAL: InternalError,
 }
 

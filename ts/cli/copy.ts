@@ -21,6 +21,7 @@ export async function copyCommand(storage: Storage, args: string[], flags: Flags
     ...registryOptions(flags),
     ...(flags.platform !== undefined && { platform: flags.platform }),
     ...(flags.algorithm !== undefined && { algorithm: flags.algorithm as CopyOptions['algorithm'] }),
+    ...(flags.hardlink && { hardlink: true }),
     ...progressOption(flags),
   }
   const started = process.hrtime.bigint()

@@ -22,6 +22,8 @@ export interface Flags {
   /** `image composefs --dumpfile` (the dumpfile, not the EROFS) and `--algorithm sha256|sha512` (also `copy` to a new composefs repository). */
   dumpfile: boolean
   algorithm?: string
+  /** `copy … composefs:REPO --hardlink`: objects hard-linked to the store's files. */
+  hardlink: boolean
   /** `copy --compress gzip|zstd|none`. */
   compress?: string
   /** `serve --socket PATH`, and `--writable` to answer write methods too. */
@@ -107,7 +109,7 @@ Commands:
                              Write one layer's own content into a new or empty directory;
                              whiteouts as overlayfs stores them (default), as .wh. files
                              (aufs) or dropped (apply)
-  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=BOOL] [--algorithm sha256|sha512]
+  copy <ref> <destination> [--compress gzip|zstd|none] [--tls-verify=BOOL] [--algorithm sha256|sha512] [--hardlink]
                              Copy an image to a registry (docker://HOST/REPO:TAG), a
                              docker-archive:FILE[:NAME] (podman save), an
                              oci-archive:FILE[:NAME], an OCI layout (oci:DIR[:NAME]) or a

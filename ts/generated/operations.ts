@@ -112,6 +112,13 @@ export type CopyTo = { image: string, destination: string, compression?: 'gzip' 
  */
 algorithm?: 'sha256' | 'sha512', 
 /**
+ * A `composefs:` destination: objects are hard links to the store's layer files instead of
+ * reflinks or copies (`EXDEV` before anything is written when the repository is on another
+ * mount). In a secure repository that would enable fs-verity on the store's own files for
+ * good; cstor writes insecure repositories only.
+ */
+hardlink?: boolean, 
+/**
  * The registries.conf to read instead of the user's or the system's (`--registries-conf`,
  * `$CONTAINERS_REGISTRIES_CONF`); its drop-in directories are read as well.
  */

@@ -103,6 +103,7 @@ impl Error {
                 io::ErrorKind::PermissionDenied => "EACCES",
                 io::ErrorKind::NotFound => "ENOENT",
                 io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "ENOSPC",
+                io::ErrorKind::CrossesDevices => "EXDEV",
                 _ => "EIO",
             },
         }
@@ -110,7 +111,7 @@ impl Error {
 
     /// The static code a peer's code string stands for (`EREMOTE` when it is not one of ours).
     pub fn known_code(code: &str) -> &'static str {
-        const CODES: [&str; 18] = [
+        const CODES: [&str; 19] = [
             "ENOIMAGE",
             "ENOLAYER",
             "EAMBIGUOUS",
@@ -129,6 +130,7 @@ impl Error {
             "ENOTDIR",
             "ELOOP",
             "ENODATA",
+            "EXDEV",
         ];
         CODES.into_iter().find(|c| *c == code).unwrap_or("EREMOTE")
     }

@@ -39,6 +39,12 @@ pub struct CopyTo {
     #[serde(default)]
     #[ts(optional, type = "'sha256' | 'sha512'")]
     pub algorithm: Option<String>,
+    /// A `composefs:` destination: objects are hard links to the store's layer files instead of
+    /// reflinks or copies (`EXDEV` before anything is written when the repository is on another
+    /// mount). In a secure repository that would enable fs-verity on the store's own files for
+    /// good; cstor writes insecure repositories only.
+    #[serde(default)]
+    pub hardlink: Option<bool>,
     #[serde(flatten)]
     pub registry: RegistryOptions,
 }
@@ -57,7 +63,8 @@ impl Operation for CopyTo {
         if let Some(rest) = destination.strip_prefix("composefs:") {
             let (repo, name) = path_and_name(rest);
             let algorithm = composefs::algorithm(self.algorithm.as_deref())?;
-            return store.copy_to_composefs(&image, Path::new(repo), name, algorithm);
+            let hardlink = self.hardlink.unwrap_or(false);
+            return store.copy_to_composefs(&image, Path::new(repo), name, algorithm, hardlink);
         }
         let ctx = self.registry.context(call, None);
         let open = || open_destination(&destination, &ctx);

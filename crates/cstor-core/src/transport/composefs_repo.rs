@@ -7,9 +7,16 @@
 //! (`streams/refs/oci/NAME`), so `cfsctl oci …` finds the image by name.
 //!
 //! Crash-safe as composefs-rs is: every file is written under a temporary name and renamed
-//! into place; objects first (content-addressed, harmless if nothing names them), then the
-//! streams' symlinks, the image's, and the name last. Layer files are reflinked from `diff/`
-//! where the filesystem allows, copied otherwise.
+//! into place; objects first (content-addressed, harmless if nothing names them), then one
+//! `syncfs` of the repository's filesystem, then the streams' symlinks, the image's, and the
+//! name last. Objects are not synced one by one (composefs-rs's `ensure_object` does not either,
+//! and `Repository::sync` is its `syncfs`): an `fsync` per object made a copy of thousands of
+//! files wait on the disk for each. A crash before the `syncfs` can leave an object whose data
+//! never reached the disk under its name, which `cfsctl fsck` reports (as it would one of
+//! composefs-rs's own). Layer files are reflinked from `diff/`
+//! where the filesystem allows, copied otherwise, or hardlinked when asked (`cfsctl`'s own
+//! `--local-fetch` falls back to hardlinks; in a secure repository that would turn fs-verity on
+//! for the store's own files, for good — cstor writes insecure repositories only).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -47,6 +54,8 @@ struct Repository {
     root: PathBuf,
     algorithm: Algorithm,
     cloner: Cloner,
+    /// Objects are hard links to the store's files rather than copies or reflinks.
+    hardlink: bool,
     /// Bytes of objects the repository did not have before.
     written: u64,
 }
@@ -74,7 +83,7 @@ impl Repository {
     }
 
     /// Opens the repository at `root`, or creates it as `cfsctl init` does with `algorithm`.
-    fn open_or_create(root: &Path, algorithm: Algorithm) -> Result<Repository> {
+    fn open_or_create(root: &Path, algorithm: Algorithm, hardlink: bool) -> Result<Repository> {
         let meta = root.join("meta.json");
         if !meta.exists() {
             std::fs::create_dir_all(root).at(root)?;
@@ -88,6 +97,7 @@ impl Repository {
             root: root.to_owned(),
             algorithm,
             cloner: Cloner::new(true),
+            hardlink,
             written: 0,
         })
     }
@@ -116,32 +126,41 @@ impl Repository {
         let digest = hasher.finish();
         let (path, absent) = self.object_slot(&digest)?;
         if absent {
-            write_whole(&path, bytes)?;
+            write_renamed(&path, bytes, false)?;
             self.written += bytes.len() as u64;
         }
         Ok(digest)
     }
 
     /// Stores the `size` bytes of `file` (a layer's file, `name` in errors), whose fs-verity
-    /// digest is `digest`, as an object: reflinked where the filesystem allows.
+    /// digest is `digest`, as an object: reflinked where the filesystem allows, or hardlinked.
     fn store_file(&mut self, file: &mut File, size: u64, name: &Path, digest: &[u8]) -> Result<()> {
         file.rewind().at(name)?;
         let (path, absent) = self.object_slot(digest)?;
         if absent {
             let temp = temp_path(&path);
-            let copied = (|| {
-                let mut out = File::create(&temp)?;
-                self.cloner.copy(file, &mut out, size)?;
-                out.sync_all()?;
-                std::fs::rename(&temp, &path)
-            })();
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&temp);
-                return Err(Error::io(&path, e));
-            }
+            let stored = if self.hardlink {
+                link_file(file, &temp)
+            } else {
+                (|| {
+                    let mut out = File::create(&temp)?;
+                    self.cloner.copy(file, &mut out, size).map(drop)
+                })()
+            };
+            // A rename between two names of one file does nothing: the temp name goes after it.
+            let renamed = stored.and_then(|()| std::fs::rename(&temp, &path));
+            let _ = std::fs::remove_file(&temp);
+            renamed.map_err(|e| Error::io(&path, e))?;
             self.written += size;
         }
         Ok(())
+    }
+
+    /// Every object written so far on disk, before anything names them: `syncfs`, as
+    /// composefs-rs's `Repository::sync`.
+    fn sync(&self) -> Result<()> {
+        let dir = File::open(&self.root).at(&self.root)?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::io(&self.root, e.into()))
     }
 
     /// Stores a finished split stream; its digest.
@@ -229,6 +248,96 @@ fn refuse_secure(meta: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What of a repository a copy is about to create, removed again when the copy fails: a
+/// repository that never held an image is not left behind half-written. An existing one (its
+/// `meta.json` there) keeps what the copy added, as composefs-rs's own imports do: objects no
+/// name reaches, which `cfsctl gc` collects.
+enum Created {
+    /// The topmost directory of the path that does not exist yet.
+    Tree(PathBuf),
+    /// The entries of an existing directory (without `meta.json`) that do not exist yet.
+    Entries(Vec<PathBuf>),
+}
+
+impl Created {
+    fn before(root: &Path) -> Created {
+        let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
+        if missing(root) {
+            let mut top = root;
+            while let Some(parent) = top.parent() {
+                if parent.as_os_str().is_empty() || !missing(parent) {
+                    break;
+                }
+                top = parent;
+            }
+            return Created::Tree(top.to_owned());
+        }
+        if !missing(&root.join("meta.json")) {
+            return Created::Entries(Vec::new());
+        }
+        let entries = ["meta.json", "objects", "streams", "images"]
+            .iter()
+            .map(|name| root.join(name))
+            .filter(|p| missing(p))
+            .collect();
+        Created::Entries(entries)
+    }
+
+    /// Best effort: the copy's own error is what the caller reports.
+    fn remove(&self) {
+        let remove = |p: &Path| match std::fs::symlink_metadata(p) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(p),
+            Ok(_) => std::fs::remove_file(p),
+            Err(_) => Ok(()),
+        };
+        match self {
+            Created::Tree(top) => {
+                let _ = remove(top);
+            }
+            Created::Entries(entries) => {
+                for entry in entries {
+                    let _ = remove(entry);
+                }
+            }
+        }
+    }
+}
+
+/// A new name `to` for the file `file` has open (the very file, whatever its path is now).
+fn link_file(file: &File, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        from.as_str(),
+        rustix::fs::CWD,
+        to,
+        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+    )
+    .map_err(std::io::Error::from)
+}
+
+/// The mount `fd` is on (`STATX_MNT_ID`), or its device where the kernel has no mount IDs
+/// (before Linux 5.8): a hard link cannot cross mounts, even two of one filesystem.
+fn mount_of(fd: impl std::os::fd::AsFd, path: &Path) -> Result<(bool, u64)> {
+    use rustix::fs::{statx, AtFlags, StatxFlags};
+    let stat = statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::MNT_ID | StatxFlags::BASIC_STATS,
+    )
+    .map_err(|e| Error::io(path, e.into()))?;
+    if stat.stx_mask & StatxFlags::MNT_ID.bits() != 0 {
+        Ok((true, stat.stx_mnt_id))
+    } else {
+        Ok((
+            false,
+            rustix::fs::makedev(stat.stx_dev_major, stat.stx_dev_minor),
+        ))
+    }
+}
+
 /// fs-verity digests of store files, by store directory and path beneath it.
 type Digests = HashMap<(usize, PathBuf), Vec<u8>>;
 
@@ -243,11 +352,19 @@ fn temp_path(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` through a temporary file beside it, renamed into place: the file
 /// appears whole or not at all.
 pub(crate) fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_renamed(path, bytes, true)
+}
+
+/// [`write_whole`], the file synced before its rename when `sync` (an object is not: the
+/// repository's `syncfs` covers them all before anything names them).
+fn write_renamed(path: &Path, bytes: &[u8], sync: bool) -> Result<()> {
     let temp = temp_path(path);
     let written = (|| {
         let mut file = File::create(&temp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if sync {
+            file.sync_all()?;
+        }
         std::fs::rename(&temp, path)
     })();
     if written.is_err() {
@@ -262,13 +379,15 @@ fn sha256(bytes: &[u8]) -> String {
 
 impl Store {
     /// Writes `image` into the composefs repository at `root` (created when missing, with
-    /// `algorithm`; an existing one's `meta.json` decides), named `name` when given.
+    /// `algorithm`; an existing one's `meta.json` decides), named `name` when given; its
+    /// objects hard links to the layers' files with `hardlink`.
     pub fn copy_to_composefs(
         &self,
         image: &Image,
         root: &Path,
         name: Option<&str>,
         algorithm: Algorithm,
+        hardlink: bool,
     ) -> Result<Copied> {
         if let Some(name) = name {
             if name.is_empty() || name.contains('/') || name.starts_with('.') {
@@ -282,73 +401,127 @@ impl Store {
         let (config_key, config) = self.image_config_bytes(image)?;
         let manifest = self.image_big_data(image, "manifest")?;
         let algorithm = Repository::existing_algorithm(root)?.unwrap_or(algorithm);
+        if hardlink {
+            self.check_same_mount(&layers, root)?;
+        }
         let tree = self.composefs_image(image, algorithm)?;
         let erofs = erofs::writer::write(&tree.entries, 1)?;
-        let mut repo = Repository::open_or_create(root, algorithm)?;
+        let created = Created::before(root);
+        let written = (|| {
+            let mut repo = Repository::open_or_create(root, algorithm, hardlink)?;
 
-        let known: Digests = tree
-            .objects
-            .iter()
-            .map(|o| ((o.store_index, o.path.clone()), o.digest.clone()))
-            .collect();
-        let mut layer_streams = Vec::new();
-        for layer in &layers {
-            let diff_id = layer
-                .record
-                .diff_digest
-                .clone()
-                .ok_or_else(|| Error::Unsupported {
-                    what: format!("layer {} has no uncompressed digest", layer.id()),
-                })?;
-            let digest = repo.store_layer(self, layer, &known)?;
-            layer_streams.push((diff_id, digest));
-        }
-        let image_digest = repo.store_bytes(&erofs)?;
+            let known: Digests = tree
+                .objects
+                .iter()
+                .map(|o| ((o.store_index, o.path.clone()), o.digest.clone()))
+                .collect();
+            let mut layer_streams = Vec::new();
+            for layer in &layers {
+                let diff_id =
+                    layer
+                        .record
+                        .diff_digest
+                        .clone()
+                        .ok_or_else(|| Error::Unsupported {
+                            what: format!("layer {} has no uncompressed digest", layer.id()),
+                        })?;
+                let digest = repo.store_layer(self, layer, &known)?;
+                layer_streams.push((diff_id, digest));
+            }
+            let image_digest = repo.store_bytes(&erofs)?;
 
-        let config_object = repo.store_bytes(&config)?;
-        let mut config_stream = SplitStream::new(repo.algorithm, ContentType::OciConfig);
-        for (diff_id, digest) in &layer_streams {
-            config_stream.add_named_stream(diff_id, digest);
-        }
-        config_stream.add_named_stream("composefs.image.v1", &image_digest);
-        config_stream.write_object(&config_object, config.len() as u64);
-        let config_stream = repo.store_stream(config_stream)?;
+            let config_object = repo.store_bytes(&config)?;
+            let mut config_stream = SplitStream::new(repo.algorithm, ContentType::OciConfig);
+            for (diff_id, digest) in &layer_streams {
+                config_stream.add_named_stream(diff_id, digest);
+            }
+            config_stream.add_named_stream("composefs.image.v1", &image_digest);
+            config_stream.write_object(&config_object, config.len() as u64);
+            let config_stream = repo.store_stream(config_stream)?;
 
-        let manifest_digest = sha256(&manifest);
-        let manifest_object = repo.store_bytes(&manifest)?;
-        let mut manifest_stream = SplitStream::new(repo.algorithm, ContentType::OciManifest);
-        manifest_stream.add_named_stream(&format!("config:{config_key}"), &config_stream);
-        for (diff_id, digest) in &layer_streams {
-            manifest_stream.add_named_stream(diff_id, digest);
-        }
-        manifest_stream.write_object(&manifest_object, manifest.len() as u64);
-        let manifest_stream = repo.store_stream(manifest_stream)?;
+            let manifest_digest = sha256(&manifest);
+            let manifest_object = repo.store_bytes(&manifest)?;
+            let mut manifest_stream = SplitStream::new(repo.algorithm, ContentType::OciManifest);
+            manifest_stream.add_named_stream(&format!("config:{config_key}"), &config_stream);
+            for (diff_id, digest) in &layer_streams {
+                manifest_stream.add_named_stream(diff_id, digest);
+            }
+            manifest_stream.write_object(&manifest_object, manifest.len() as u64);
+            let manifest_stream = repo.store_stream(manifest_stream)?;
 
-        for (diff_id, digest) in &layer_streams {
-            repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
+            repo.sync()?;
+            for (diff_id, digest) in &layer_streams {
+                repo.link_object(Path::new(&format!("streams/oci-layer-{diff_id}")), digest)?;
+            }
+            repo.link_object(
+                Path::new(&format!("streams/oci-config-{config_key}")),
+                &config_stream,
+            )?;
+            let manifest_link = format!("oci-manifest-{manifest_digest}");
+            repo.link_object(
+                Path::new("streams").join(&manifest_link).as_path(),
+                &manifest_stream,
+            )?;
+            let id = hex(&image_digest);
+            repo.link_object(Path::new("images").join(&id).as_path(), &image_digest)?;
+            if let Some(name) = name {
+                let link = Path::new("streams/refs/oci").join(name);
+                repo.link(&link, &Path::new("../..").join(&manifest_link))?;
+            }
+            Ok(Copied {
+                manifest_digest,
+                manifest_size: manifest.len() as u64,
+                layers: layers.len(),
+                bytes_written: repo.written,
+                blobs_reused: 0,
+                composefs_id: Some(id),
+            })
+        })();
+        if written.is_err() {
+            created.remove();
         }
-        repo.link_object(
-            Path::new(&format!("streams/oci-config-{config_key}")),
-            &config_stream,
-        )?;
-        let manifest_link = format!("oci-manifest-{manifest_digest}");
-        repo.link_object(
-            Path::new("streams").join(&manifest_link).as_path(),
-            &manifest_stream,
-        )?;
-        let id = hex(&image_digest);
-        repo.link_object(Path::new("images").join(&id).as_path(), &image_digest)?;
-        if let Some(name) = name {
-            let link = Path::new("streams/refs/oci").join(name);
-            repo.link(&link, &Path::new("../..").join(&manifest_link))?;
+        written
+    }
+
+    /// `EXDEV` before anything is computed or written when a layer's `diff/` is on another
+    /// mount than the repository (or, for a new one, the directory it will be made in).
+    fn check_same_mount(&self, layers: &[Layer], root: &Path) -> Result<()> {
+        let existing = root
+            .ancestors()
+            .find(|p| p.as_os_str().is_empty() || p.exists())
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."));
+        let repo_dir = File::open(existing).at(existing)?;
+        let repo_mount = mount_of(&repo_dir, existing)?;
+        for layer in layers {
+            let diff_path = Path::new("overlay").join(layer.id()).join("diff");
+            let diff = self
+                .dir(layer.store_index)
+                .dir
+                .open_dir(&diff_path)
+                .at(&diff_path)?;
+            let mount = mount_of(&diff, &diff_path)?;
+            if mount.0 == repo_mount.0 && mount.1 != repo_mount.1 {
+                let store = &self.dir(layer.store_index).path;
+                return Err(Error::io(
+                    root,
+                    std::io::Error::new(
+                        std::io::ErrorKind::CrossesDevices,
+                        format!(
+                            "hard links cannot reach it from the store {} (layer {}'s diff/ is on another mount or filesystem)",
+                            store.display(),
+                            layer.id()
+                        ),
+                    ),
+                ));
+            }
         }
-        Ok(Copied {
-            manifest_digest,
-            manifest_size: manifest.len() as u64,
-            layers: layers.len(),
-            bytes_written: repo.written,
-            blobs_reused: 0,
-            composefs_id: Some(id),
-        })
+        Ok(())
     }
 }
