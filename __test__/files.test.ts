@@ -296,6 +296,43 @@ describe('symlinks resolve inside the image as in a chroot', () => {
   })
 })
 
+describe('entries() streams', () => {
+  it('a tree larger than a page comes in path order, each entry once, matches across pages too', async () => {
+    // 3 directories of 3000 files: three pages of 4096 and a part, with page ends inside directories.
+    const rootfs = fs.mkdtempSync(path.join(top, 'wide-'))
+    const expected: string[] = []
+    for (const dir of ['a', 'b', 'c']) {
+      fs.mkdirSync(path.join(rootfs, dir))
+      expected.push(dir)
+      for (let i = 0; i < 3000; i++) {
+        const name = `${dir}/f${String(i).padStart(4, '0')}`
+        fs.writeFileSync(path.join(rootfs, name), '')
+        expected.push(name)
+      }
+    }
+    expected.sort()
+    const paths = expected.map((p) => `/${p}`)
+    const store = fs.mkdtempSync(path.join(top, 'wide-store-'))
+    const pod = ['--root', `${store}/root`, '--runroot', `${store}/run`, '--storage-driver', 'overlay']
+    execFileSync('sh', ['-c', `tar -C ${rootfs} -c . | podman ${pod.join(' ')} import -q - localhost/wide:1`], { env: { ...process.env, CONTAINERS_STORAGE_CONF: storageConf } })
+    const storage = await Storage.open({ root: `${store}/root`, runroot: `${store}/run` })
+    try {
+      const tree = (await storage.image('localhost/wide:1')).fs
+      const all: string[] = []
+      for await (const entry of tree.entries()) all.push(entry.path)
+      expect(all).toEqual(paths)
+      const matched: string[] = []
+      for await (const entry of tree.entries({ match: '*/f?999' })) matched.push(entry.path)
+      expect(matched).toEqual(['a', 'b', 'c'].flatMap((d) => [0, 1, 2].map((i) => `/${d}/f${i}999`)))
+      // Leaving early is fine: nothing is held for the rest.
+      for await (const entry of tree.entries()) if (entry.path === '/b') break
+    } finally {
+      storage.close()
+      spawnSync('umount', [`${store}/root/overlay`], { stdio: 'ignore' })
+    }
+  })
+})
+
 describe('cstor image cat|ls|find|analyze, layer ls', () => {
   const { store } = podmanFixtures[0]
 

@@ -14,6 +14,9 @@ import { closeAll } from './call.js'
 import { CstorError } from './errors.js'
 import type { FsDirent, FsStats } from './generated/operations.js'
 
+/** Entries per call of `entries()`: large enough that calls cost little, small enough to hold. */
+const ENTRIES_PAGE = 4096
+
 /** Which tree: an image's merged view or one layer's own entries. */
 type FsSource = { image: string } | { layer: string }
 
@@ -111,7 +114,7 @@ export class Dirent extends EntryType {
   }
 }
 
-/** One entry of `entries()`: its path (no leading `/`), metadata and the layer providing it. */
+/** One entry of `entries()`: its absolute path in the image, metadata and the layer providing it. */
 export type FsEntry = Stats
 
 export interface EntriesOptions {
@@ -229,10 +232,19 @@ export class ImageFs {
     return Object.keys(await this.#call('listxattr', path, () => this.#backend.call('FsXattrs', { ...this.#source, path })))
   }
 
-  /** Every entry in path order (the root left out), or those a pattern of `match` matches. */
+  /**
+   * Every entry in path order (the root left out), or those a pattern of `match` matches —
+   * streamed a page at a time, so a tree of any size is never held whole on this side.
+   */
   async *entries(options: EntriesOptions = {}): AsyncGenerator<FsEntry> {
     const match = options.match === undefined ? undefined : [options.match].flat()
-    for (const entry of await this.#backend.call('FsEntries', { ...this.#source, match })) yield new Stats(entry)
+    let after: string | undefined
+    for (;;) {
+      const page = await this.#backend.call('FsEntries', { ...this.#source, match, after, limit: ENTRIES_PAGE })
+      for (const entry of page) yield new Stats(entry)
+      if (page.length < ENTRIES_PAGE) return
+      after = page[page.length - 1].path
+    }
   }
 
   async #open(path: string): Promise<{ size: number; fd?: number }> {

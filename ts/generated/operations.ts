@@ -265,7 +265,15 @@ export type FindingKind = "layer-missing" | "layer-parent-cycle" | "layer-dir-mi
 
 export type FsDirent = { name: string, type: 'dir' | 'reg' | 'symlink' | 'char' | 'block' | 'fifo' | 'whiteout', };
 
-export type FsEntries = { match?: Array<string>, image?: string, layer?: string, };
+export type FsEntries = { match?: Array<string>, 
+/**
+ * Only entries whose path (with or without its leading `/`) sorts after this one.
+ */
+after?: string, 
+/**
+ * At most this many entries.
+ */
+limit?: number, image?: string, layer?: string, };
 
 export type FsOpen = { path: string, image?: string, layer?: string, };
 

@@ -279,9 +279,11 @@ impl Operation for FsXattrs {
     }
 }
 
-/// Every entry of the tree in path order (the root left out), or those whose path (no leading
+/// The entries of the tree in path order (the root left out), or those whose path (no leading
 /// `/`) one of the glob patterns of `match` matches: `*`, `?`, `[a-z]` within a component, `**`
-/// across components.
+/// across components. A page at a time when asked: at most `limit` entries, those after the
+/// path `after` — so a caller streams a tree of any size holding one page (the tree itself is
+/// built once and kept while the store is unchanged).
 #[derive(Debug, Deserialize, TS)]
 #[ts(optional_fields)]
 pub struct FsEntries {
@@ -291,6 +293,12 @@ pub struct FsEntries {
     #[serde(default, rename = "match")]
     #[ts(rename = "match")]
     pub patterns: Option<Vec<String>>,
+    /// Only entries whose path (with or without its leading `/`) sorts after this one.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// At most this many entries.
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 impl Operation for FsEntries {
@@ -305,8 +313,13 @@ impl Operation for FsEntries {
             .iter()
             .map(|p| Glob::new(p))
             .collect::<Result<Vec<_>>>()?;
+        let limit = self.limit.map_or(usize::MAX, |l| l as usize);
         Ok(tree
-            .entries(&globs)
+            .entries(
+                &globs,
+                self.after.as_deref().map(|a| a.trim_start_matches('/')),
+            )
+            .take(limit)
             .map(|n| FsStats::new(&tree, n))
             .collect())
     }

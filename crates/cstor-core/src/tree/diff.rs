@@ -100,7 +100,7 @@ impl Store {
 fn overlay_changes(upper: &FsTree, lowers: &[FsTree]) -> Vec<Change> {
     let mut changes = Vec::new();
     let mut changed_dirs: HashSet<&str> = HashSet::new();
-    for node in upper.entries(&[]) {
+    for node in upper.entries(&[], None) {
         let path: &str = &node.path;
         let kind = if node.kind == EntryKind::Whiteout || deleted_opaque(node, lowers) {
             "D"

@@ -546,7 +546,7 @@ pub(crate) mod tests {
 
     fn paths(tree: &FsTree) -> String {
         let kinds: Vec<String> = tree
-            .entries(&[])
+            .entries(&[], None)
             .map(|n| format!("{} {}", n.path, n.kind.as_str()))
             .collect();
         kinds.join(", ")

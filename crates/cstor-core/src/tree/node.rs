@@ -97,9 +97,18 @@ impl FsTree {
         self.node(dir).children.iter().map(|&c| self.node(c))
     }
 
-    /// Every entry but the root, in path order, or those some pattern of `globs` matches.
-    pub fn entries<'a>(&'a self, globs: &'a [Glob]) -> impl Iterator<Item = &'a Node> {
-        self.nodes[1..]
+    /// Every entry but the root, in path order, or those some pattern of `globs` matches; with
+    /// `after`, only those whose path sorts after it.
+    pub fn entries<'a>(
+        &'a self,
+        globs: &'a [Glob],
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a Node> {
+        let start = match after {
+            Some(after) => self.nodes.partition_point(|n| n.path.as_ref() <= after),
+            None => 1,
+        };
+        self.nodes[start.max(1)..]
             .iter()
             .filter(move |n| globs.is_empty() || globs.iter().any(|g| g.matches(&n.path)))
     }
