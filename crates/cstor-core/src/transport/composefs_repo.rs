@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ring::digest::{digest as ring_digest, SHA256};
@@ -85,7 +86,18 @@ impl Repository {
     fn open_or_create(root: &Path, algorithm: Algorithm, hardlink: bool) -> Result<Repository> {
         let meta = root.join("meta.json");
         if !meta.exists() {
-            std::fs::create_dir_all(root).at(root)?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).at(parent)?;
+            }
+            // 0700 as `cfsctl init` makes it: objects keep no owner or mode of the files they
+            // hold (copies are 0644; hard links keep the store file's, setuid bits too), so
+            // only the repository's own directory keeps other users out, as the store's does.
+            match std::fs::DirBuilder::new().mode(0o700).create(root) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::io(root, e))
+                }
+                _ => {}
+            }
             write_whole(&meta, meta_json(algorithm).as_bytes())?;
         }
         for dir in ["objects", "streams/refs/oci", "images"] {
