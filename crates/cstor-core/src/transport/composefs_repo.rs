@@ -23,12 +23,14 @@ use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ring::digest::{digest as ring_digest, SHA256};
 
+use crate::content::composefs_image::{Object, INLINE_MAX};
+use crate::content::erofs;
 use crate::content::export::LayerPart;
 use crate::content::splitstream::{ContentType, SplitStream};
-use crate::content::{composefs_image::INLINE_MAX, erofs};
 use crate::digest::fsverity::{self, Algorithm};
 use crate::error::{Error, IoContext, Result};
 use crate::extract::clone::Cloner;
@@ -149,22 +151,58 @@ impl Repository {
         file.rewind().at(name)?;
         let (path, absent) = self.object_slot(digest)?;
         if absent {
-            let temp = temp_path(&path);
-            let stored = if self.hardlink {
-                link_file(file, &temp)
-            } else {
-                (|| {
-                    let mut out = File::create(&temp)?;
-                    self.cloner.copy(file, &mut out, size).map(drop)
-                })()
-            };
-            // A rename between two names of one file does nothing: the temp name goes after it.
-            let renamed = stored.and_then(|()| std::fs::rename(&temp, &path));
-            let _ = std::fs::remove_file(&temp);
-            renamed.map_err(|e| Error::io(&path, e))?;
+            let mut cloner = self.cloner;
+            store_object(&mut cloner, self.hardlink, file, size, &path)?;
+            self.cloner = cloner;
             self.written += size;
         }
         Ok(())
+    }
+
+    /// Stores the objects of the image's merged tree (its files over 64 bytes, digests known)
+    /// on as many threads as there are cores, before the layer streams name them: the streams
+    /// then find them there, and read only the files the merged view hides.
+    fn store_objects(&mut self, store: &Store, objects: &[Object]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let written = AtomicU64::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let this = &*self;
+        let work = || -> Result<()> {
+            let mut cloner = this.cloner;
+            loop {
+                let Some(object) = objects.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    return Ok(());
+                };
+                let (path, absent) = this.object_slot(&object.digest)?;
+                if !absent {
+                    continue;
+                }
+                let mut file = store
+                    .dir(object.store_index)
+                    .dir
+                    .open(&object.path)
+                    .at(&object.path)?
+                    .into_std();
+                store_object(&mut cloner, this.hardlink, &mut file, object.size, &path)?;
+                written.fetch_add(object.size, Ordering::Relaxed);
+            }
+        };
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::io(
+                            &this.root,
+                            std::io::Error::other("a copying thread panicked"),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        self.written += written.into_inner();
+        results.into_iter().collect()
     }
 
     /// Every object written so far on disk, before anything names them: `syncfs`, as
@@ -314,6 +352,27 @@ impl Created {
     }
 }
 
+/// Writes the object `path` (absent) from the `size` bytes of `file` (at its start) through a
+/// temporary name: a hard link to it with `hardlink`, else a reflink or a copy.
+fn store_object(
+    cloner: &mut Cloner,
+    hardlink: bool,
+    file: &mut File,
+    size: u64,
+    path: &Path,
+) -> Result<()> {
+    let temp = temp_path(path);
+    let stored = if hardlink {
+        link_file(file, &temp)
+    } else {
+        File::create(&temp).and_then(|mut out| cloner.copy(file, &mut out, size).map(drop))
+    };
+    // A rename between two names of one file does nothing: the temp name goes after it.
+    let renamed = stored.and_then(|()| std::fs::rename(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    renamed.map_err(|e| Error::io(path, e))
+}
+
 /// A new name `to` for the file `file` has open (the very file, whatever its path is now).
 fn link_file(file: &File, to: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -421,6 +480,7 @@ impl Store {
         let written = (|| {
             let mut repo = Repository::open_or_create(root, algorithm, hardlink)?;
 
+            repo.store_objects(self, &tree.objects)?;
             let known: Digests = tree
                 .objects
                 .iter()
