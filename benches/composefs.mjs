@@ -63,7 +63,8 @@ async function on(name, { root, runroot, work }, withNaming) {
   const results = []
   if (withNaming) {
     // The naming cases first, and the extracted tree they need removed before the imports run:
-    // with it in the page cache too, both imports ran up to 2× slower here (system time).
+    // with it still there, both imports ran 1.5–3.5× slower in earlier runs here, mostly in
+    // system time (at a higher load too: the cause is not pinned down).
     const rootfs = path.join(work, 'rootfs')
     execFileSync('sh', ['-c', `${cstorCli} image extract ${q(image)} ${q(rootfs)} --quiet`])
     const naming = [
