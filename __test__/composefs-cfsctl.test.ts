@@ -417,6 +417,13 @@ describe('a copy into a composefs repository that fails midway', () => {
         const fresh = path.join(dir, `fresh-${path.basename(existing)}`)
         await expect(app.copyTo(`composefs:${fresh}:app`)).rejects.toMatchObject({ code })
         expect(fs.existsSync(fresh)).toBe(false)
+        // With hard links, the store's files linked before the failure are left as they were.
+        const busybox = path.join(damaged.root, 'overlay', (await app.layers())[2].id, 'diff', 'bin', 'busybox')
+        const links = fs.statSync(busybox).nlink
+        const linked = `${fresh}-hardlinked`
+        await expect(app.copyTo(`composefs:${linked}:app`, { hardlink: true })).rejects.toMatchObject({ code })
+        expect(fs.existsSync(linked)).toBe(false)
+        expect(fs.statSync(busybox).nlink).toBe(links)
         // An empty directory made into a repository by the copy is left empty again.
         const empty = fs.mkdtempSync(path.join(dir, 'empty-'))
         await expect(app.copyTo(`composefs:${empty}:app`)).rejects.toMatchObject({ code })
