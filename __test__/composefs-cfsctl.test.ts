@@ -251,12 +251,15 @@ describe('cstor copy IMAGE composefs:REPO[:NAME]', () => {
     expect(human.stdout).toContain(`composefs ID ${id}`)
   })
 
-  it('a new repository gets the meta.json cfsctl init writes', async () => {
+  it('a new repository gets the meta.json and the mode (0700) cfsctl init gives it', async () => {
     const made = path.join(dir, 'init-made')
     execFileSync(cfsctl, ['init', '--insecure', made])
     const ours = path.join(dir, 'cstor-made')
     await (await storage.image('localhost/base:1')).copyTo(`composefs:${ours}`)
     expect(fs.readFileSync(path.join(ours, 'meta.json'), 'utf8')).toBe(fs.readFileSync(path.join(made, 'meta.json'), 'utf8'))
+    // Closed to other users as cfsctl's is (0700): objects keep no mode of the files they hold.
+    expect(fs.statSync(ours).mode & 0o777).toBe(fs.statSync(made).mode & 0o777)
+    expect(fs.statSync(ours).mode & 0o777).toBe(0o700)
   })
 
   it('on XFS with reflink=1, layer files are reflinked into objects/ (filefrag: shared extents)', async () => {
@@ -414,6 +417,13 @@ describe('a copy into a composefs repository that fails midway', () => {
         const fresh = path.join(dir, `fresh-${path.basename(existing)}`)
         await expect(app.copyTo(`composefs:${fresh}:app`)).rejects.toMatchObject({ code })
         expect(fs.existsSync(fresh)).toBe(false)
+        // With hard links, the store's files linked before the failure are left as they were.
+        const busybox = path.join(damaged.root, 'overlay', (await app.layers())[2].id, 'diff', 'bin', 'busybox')
+        const links = fs.statSync(busybox).nlink
+        const linked = `${fresh}-hardlinked`
+        await expect(app.copyTo(`composefs:${linked}:app`, { hardlink: true })).rejects.toMatchObject({ code })
+        expect(fs.existsSync(linked)).toBe(false)
+        expect(fs.statSync(busybox).nlink).toBe(links)
         // An empty directory made into a repository by the copy is left empty again.
         const empty = fs.mkdtempSync(path.join(dir, 'empty-'))
         await expect(app.copyTo(`composefs:${empty}:app`)).rejects.toMatchObject({ code })

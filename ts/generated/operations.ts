@@ -114,7 +114,8 @@ algorithm?: 'sha256' | 'sha512',
 /**
  * A `composefs:` destination: objects are hard links to the store's layer files instead of
  * reflinks or copies (`EXDEV` before anything is written when the repository is on another
- * mount). In a secure repository that would enable fs-verity on the store's own files for
+ * mount than the store's `overlay/`, which podman often bind-mounts on itself, rootless
+ * podman always). In a secure repository that would enable fs-verity on the store's own files for
  * good; cstor writes insecure repositories only.
  */
 hardlink?: boolean, 

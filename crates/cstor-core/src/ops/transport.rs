@@ -41,7 +41,8 @@ pub struct CopyTo {
     pub algorithm: Option<String>,
     /// A `composefs:` destination: objects are hard links to the store's layer files instead of
     /// reflinks or copies (`EXDEV` before anything is written when the repository is on another
-    /// mount). In a secure repository that would enable fs-verity on the store's own files for
+    /// mount than the store's `overlay/`, which podman often bind-mounts on itself, rootless
+    /// podman always). In a secure repository that would enable fs-verity on the store's own files for
     /// good; cstor writes insecure repositories only.
     #[serde(default)]
     pub hardlink: Option<bool>,

@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use ring::digest::{digest as ring_digest, SHA256};
@@ -34,8 +35,9 @@ use crate::extract::clone::Cloner;
 use crate::store::images::Image;
 use crate::store::layers::Layer;
 use crate::store::Store;
+use crate::threads;
 use crate::transport::copy::Copied;
-use crate::tree::composefs_image::INLINE_MAX;
+use crate::tree::composefs_image::{Object, INLINE_MAX};
 
 /// The `meta.json` `cfsctl init` writes (format version 1, EROFS format 1).
 fn meta_json(algorithm: Algorithm) -> String {
@@ -86,7 +88,18 @@ impl Repository {
     fn open_or_create(root: &Path, algorithm: Algorithm, hardlink: bool) -> Result<Repository> {
         let meta = root.join("meta.json");
         if !meta.exists() {
-            std::fs::create_dir_all(root).at(root)?;
+            if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).at(parent)?;
+            }
+            // 0700 as `cfsctl init` makes it: objects keep no owner or mode of the files they
+            // hold (copies are 0644; hard links keep the store file's, setuid bits too), so
+            // only the repository's own directory keeps other users out, as the store's does.
+            match std::fs::DirBuilder::new().mode(0o700).create(root) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::io(root, e))
+                }
+                _ => {}
+            }
             write_whole(&meta, meta_json(algorithm).as_bytes())?;
         }
         for dir in ["objects", "streams/refs/oci", "images"] {
@@ -138,21 +151,35 @@ impl Repository {
         file.rewind().at(name)?;
         let (path, absent) = self.object_slot(digest)?;
         if absent {
-            let temp = temp_path(&path);
-            let stored = if self.hardlink {
-                link_file(file, &temp)
-            } else {
-                (|| {
-                    let mut out = File::create(&temp)?;
-                    self.cloner.copy(file, &mut out, size).map(drop)
-                })()
-            };
-            // A rename between two names of one file does nothing: the temp name goes after it.
-            let renamed = stored.and_then(|()| std::fs::rename(&temp, &path));
-            let _ = std::fs::remove_file(&temp);
-            renamed.map_err(|e| Error::io(&path, e))?;
+            let mut cloner = self.cloner;
+            store_object(&mut cloner, self.hardlink, file, size, &path)?;
+            self.cloner = cloner;
             self.written += size;
         }
+        Ok(())
+    }
+
+    /// Stores the objects of the image's merged tree (its files over 64 bytes, digests known)
+    /// on as many threads as there are cores, before the layer streams name them: the streams
+    /// then find them there, and read only the files the merged view hides.
+    fn store_objects(&mut self, store: &Store, objects: &[Object]) -> Result<()> {
+        let this = &*self;
+        let init = || (this.cloner, 0u64);
+        let done = threads::each(objects, "copying", init, |(cloner, written), object| {
+            let (path, absent) = this.object_slot(&object.digest)?;
+            if absent {
+                let mut file = store
+                    .dir(object.store_index)
+                    .dir
+                    .open(&object.path)
+                    .at(&object.path)?
+                    .into_std();
+                store_object(cloner, this.hardlink, &mut file, object.size, &path)?;
+                *written += object.size;
+            }
+            Ok(())
+        })?;
+        self.written += done.iter().map(|(_, written)| written).sum::<u64>();
         Ok(())
     }
 
@@ -303,6 +330,27 @@ impl Created {
     }
 }
 
+/// Writes the object `path` (absent) from the `size` bytes of `file` (at its start) through a
+/// temporary name: a hard link to it with `hardlink`, else a reflink or a copy.
+fn store_object(
+    cloner: &mut Cloner,
+    hardlink: bool,
+    file: &mut File,
+    size: u64,
+    path: &Path,
+) -> Result<()> {
+    let temp = temp_path(path);
+    let stored = if hardlink {
+        link_file(file, &temp)
+    } else {
+        File::create(&temp).and_then(|mut out| cloner.copy(file, &mut out, size).map(drop))
+    };
+    // A rename between two names of one file does nothing: the temp name goes after it.
+    let renamed = stored.and_then(|()| std::fs::rename(&temp, path));
+    let _ = std::fs::remove_file(&temp);
+    renamed.map_err(|e| Error::io(path, e))
+}
+
 /// A new name `to` for the file `file` has open (the very file, whatever its path is now).
 fn link_file(file: &File, to: &Path) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -410,6 +458,7 @@ impl Store {
         let written = (|| {
             let mut repo = Repository::open_or_create(root, algorithm, hardlink)?;
 
+            repo.store_objects(self, &tree.objects)?;
             let known: Digests = tree
                 .objects
                 .iter()
