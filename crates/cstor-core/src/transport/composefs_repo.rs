@@ -122,9 +122,13 @@ impl Repository {
     }
 
     /// The object's final path, and whether it must still be written (absent).
-    fn object_slot(&self, digest: &[u8]) -> Result<(PathBuf, bool)> {
+    fn object_slot(&self, digest: &[u8], size: u64) -> Result<(PathBuf, bool)> {
         let path = self.root.join(Self::object_path(digest));
-        if path.exists() {
+        // An object is trusted only as the regular file of its size: objects are synced once,
+        // before anything names them, so a crash before that may leave one cut short — the
+        // next copy writes it again (the rename replaces it, or a symlink planted there).
+        let whole = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == size);
+        if whole {
             return Ok((path, false));
         }
         let dir = path.parent().expect("an object path has a directory");
@@ -137,7 +141,7 @@ impl Repository {
         let mut hasher = fsverity::Hasher::new(self.algorithm);
         hasher.update(bytes);
         let digest = hasher.finish();
-        let (path, absent) = self.object_slot(&digest)?;
+        let (path, absent) = self.object_slot(&digest, bytes.len() as u64)?;
         if absent {
             write_renamed(&path, bytes, false)?;
             self.written += bytes.len() as u64;
@@ -149,7 +153,7 @@ impl Repository {
     /// digest is `digest`, as an object: reflinked where the filesystem allows, or hardlinked.
     fn store_file(&mut self, file: &mut File, size: u64, name: &Path, digest: &[u8]) -> Result<()> {
         file.rewind().at(name)?;
-        let (path, absent) = self.object_slot(digest)?;
+        let (path, absent) = self.object_slot(digest, size)?;
         if absent {
             let mut cloner = self.cloner;
             store_object(&mut cloner, self.hardlink, file, size, &path)?;
@@ -166,7 +170,7 @@ impl Repository {
         let this = &*self;
         let init = || (this.cloner, 0u64);
         let done = threads::each(objects, "copying", init, |(cloner, written), object| {
-            let (path, absent) = this.object_slot(&object.digest)?;
+            let (path, absent) = this.object_slot(&object.digest, object.size)?;
             if absent {
                 let mut file = store
                     .dir(object.store_index)
