@@ -5,7 +5,7 @@
  * compute-id` must be the ID `cstor image composefs` prints and its `oci dump` the dumpfile cstor
  * writes. The images: every fixture image of the stores podman 4.3 and podman 5.8 wrote (plain,
  * zstd:chunked, composefs), and two more `fixtures/make-cfsctl-images.mjs` adds to the 4.3 store
- * copy with podman and skopeo: a 400-layer chain and a layer of hardlinks and xattrs. cfsctl reads
+ * copy with skopeo: a 400-layer chain and a layer of hardlinks and xattrs. cfsctl reads
  * only the default store root, so each import runs in a private mount namespace where a copy of the
  * store is /var/lib/containers/storage. Where cfsctl itself fails — composefs-rs refuses an image
  * without /usr (it takes the root's metadata from /usr), and cannot import podman's composefs
