@@ -56,8 +56,10 @@ pub(crate) struct Walked {
 }
 
 /// Reads every entry beneath `diff` (`diff_path` names it in errors): its `lstat`, xattrs and
-/// symlink target, fd-relative and without following a symlink.
-pub(crate) fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
+/// symlink target, fd-relative and without following a symlink. With `aufs_markers`, regular
+/// files named `.wh.*` are set apart as the markers they are; without, they are entries like any
+/// other, for a reader that interprets names itself ([`crate::tree::merge`]).
+pub(crate) fn walk(diff: &Dir, diff_path: &Path, aufs_markers: bool) -> Result<Walked> {
     let mut walked = Walked::default();
     let mut pending = vec![Key::new()];
     while let Some(rel) = pending.pop() {
@@ -71,7 +73,11 @@ pub(crate) fn walk(diff: &Dir, diff_path: &Path) -> Result<Walked> {
             let name = entry.at(&shown)?.file_name();
             let actual = actual(&dir, &name, &shown)?;
             let file_type = FileType::from_raw_mode(actual.stat.st_mode);
-            match whiteout::marker(&name) {
+            let marker = match aufs_markers {
+                true => whiteout::marker(&name),
+                false => Marker::None,
+            };
+            match marker {
                 Marker::Opaque if file_type == FileType::RegularFile => {
                     walked.aufs_opaque.insert(rel.clone());
                     continue;

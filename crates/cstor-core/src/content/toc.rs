@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::content::export::entry_path;
 use crate::content::reader::{ContentReads, LayerReader};
+use crate::content::whiteout;
 use crate::error::{into_core_error, Error, Result};
 use crate::store::layers::Layer;
 use crate::store::Store;
@@ -93,6 +94,22 @@ impl TocEntry {
             digest: None,
             opaque: false,
         }
+    }
+
+    /// A whiteout in overlayfs's own form — a character device 0:0, or an empty file with an
+    /// `overlay.whiteout` xattr — as an entry read from a `diff/`-shaped tree has it.
+    pub fn is_overlay_whiteout(&self) -> bool {
+        (self.kind == EntryKind::Char && self.dev_major == 0 && self.dev_minor == 0)
+            || (self.kind == EntryKind::Reg
+                && self.size == 0
+                && self.has_flag(&whiteout::WHITEOUT_XATTRS))
+    }
+
+    /// Whether one of the xattrs `names` is set to `y` on the entry.
+    pub fn has_flag(&self, names: &[&str]) -> bool {
+        self.xattrs
+            .iter()
+            .any(|(k, v)| names.contains(&k.as_str()) && v.as_slice() == b"y")
     }
 }
 

@@ -438,7 +438,6 @@ impl<'a> Writer<'a> {
         let mut pending = vec![(0u32, PathBuf::new())];
         while let Some((dir, rel)) = pending.pop() {
             let dst = open_beneath(self.root, &rel, &rel)?;
-            let mut sources: HashMap<u32, Source> = HashMap::new();
             let mut plain = Vec::new();
             if self.tree.node(dir).opaque && self.options.whiteouts == Whiteouts::Aufs {
                 self.opaque_marker(&dst, &rel)?;
@@ -463,7 +462,7 @@ impl<'a> Writer<'a> {
                         self.dir_meta.push((path.clone(), meta));
                         pending.push((child, path));
                     }
-                    EntryKind::Whiteout => self.whiteout(&dst, &rel, node, &mut sources)?,
+                    EntryKind::Whiteout => self.whiteout(&dst, &rel, node)?,
                     _ => {
                         if let Some(first) = self.links.get(&node.ino) {
                             rustix::fs::linkat(self.root, first, &dst, name, AtFlags::empty())
@@ -495,9 +494,7 @@ impl<'a> Writer<'a> {
                     }
                 }
             }
-            for job in &plain {
-                self.source(&mut sources, job.layer, &rel)?;
-            }
+            let sources = self.sources(&rel, plain.iter().map(|job| job.layer))?;
             self.copy_files(&dst, &rel, &sources, &plain)?;
         }
         Ok(())
@@ -518,19 +515,21 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// The directory `rel` beneath `layer`'s `diff/`, opened once per directory written.
-    fn source<'s>(
+    /// The directory `rel` beneath each of `layers`' `diff/`, each opened once.
+    fn sources(
         &self,
-        sources: &'s mut HashMap<u32, Source>,
-        layer: u32,
         rel: &Path,
-    ) -> Result<&'s Source> {
-        if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(layer) {
-            let (diff, diff_path) = &self.diffs[layer as usize];
-            let shown = diff_path.join(rel);
-            slot.insert((open_beneath(diff, rel, &shown)?, shown));
+        layers: impl Iterator<Item = u32>,
+    ) -> Result<HashMap<u32, Source>> {
+        let mut sources = HashMap::new();
+        for layer in layers {
+            if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(layer) {
+                let (diff, diff_path) = &self.diffs[layer as usize];
+                let shown = diff_path.join(rel);
+                slot.insert((open_beneath(diff, rel, &shown)?, shown));
+            }
         }
-        Ok(&sources[&layer])
+        Ok(sources)
     }
 
     /// Writes one entry that is neither a directory nor a plain file: a hardlink group's first
@@ -649,25 +648,20 @@ impl<'a> Writer<'a> {
 
     /// Writes a deletion a layer records (layer trees only), in the form asked for, with the
     /// mode, owner and times of the whiteout the layer holds.
-    fn whiteout(
-        &mut self,
-        dst: &Dir,
-        rel: &Path,
-        node: &Node,
-        sources: &mut HashMap<u32, Source>,
-    ) -> Result<()> {
+    fn whiteout(&mut self, dst: &Dir, rel: &Path, node: &Node) -> Result<()> {
         let name = OsStr::new(node.name());
         let mut marker = OsString::from(whiteout::PREFIX);
         marker.push(name);
-        let recorded = match self.actual(node) {
-            Some(actual) => actual.stat,
-            // The AUFS form: the `.wh.` file itself.
-            None => {
-                let (src, src_path) = self.source(sources, node.layer, rel)?;
-                rustix::fs::statat(src, marker.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
-                    .map_err(|e| Error::io(src_path.join(&marker), e.into()))?
-            }
+        // The overlay forms are seen at the deleted path, the AUFS form at its `.wh.` file's.
+        let marker_key = match node.path.rsplit_once('/') {
+            Some((dir, deleted)) => format!("{dir}/{}{deleted}", whiteout::PREFIX),
+            None => format!("{}{}", whiteout::PREFIX, node.path),
         };
+        let recorded = self
+            .actual(node)
+            .or_else(|| self.seen[node.layer as usize].get(marker_key.as_str()))
+            .ok_or_else(|| Error::corrupt(rel.join(&marker), "a deletion the walk did not see"))?
+            .stat;
         let meta = Meta {
             stat: recorded,
             xattrs: Vec::new(),

@@ -209,6 +209,11 @@ impl Tree {
         let mut nodes = Vec::with_capacity(merged.nodes.len());
         let mut node_of = Vec::with_capacity(merged.nodes.len());
         let mut by_ino: HashMap<u64, usize> = HashMap::new();
+        let diffs: Vec<PathBuf> = merged
+            .layers
+            .iter()
+            .map(|layer| overlay_file(&layer.id, "diff"))
+            .collect();
         for entry in &merged.nodes {
             if let Some(&node) = by_ino.get(&entry.ino) {
                 node_of.push(node);
@@ -223,10 +228,10 @@ impl Tree {
             };
             let node = match stored {
                 Some(actual) => {
-                    let diff = overlay_file(&layer.id, "diff");
+                    let diff = &diffs[entry.layer as usize];
                     Node {
                         inode: inode_of(&actual),
-                        content: content_of(layer.store_index, &diff, key.as_bytes(), actual),
+                        content: content_of(layer.store_index, diff, key.as_bytes(), actual),
                         children: entry.is_dir().then(BTreeMap::new),
                     }
                 }

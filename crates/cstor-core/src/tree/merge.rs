@@ -125,13 +125,13 @@ impl Stack {
                 let path = join(parent, &name.to_string_lossy());
                 self.delete(path, entry, layer);
             }
-            Marker::None if is_overlay_whiteout(&entry) => {
+            Marker::None if entry.is_overlay_whiteout() => {
                 self.markers += 1;
                 let path = std::mem::take(&mut entry.name);
                 self.delete(path, entry, layer);
             }
             Marker::None => {
-                if entry.kind == EntryKind::Dir && has_flag(&entry, &whiteout::OPAQUE_XATTRS) {
+                if entry.kind == EntryKind::Dir && entry.has_flag(&whiteout::OPAQUE_XATTRS) {
                     self.markers += 1;
                     let dir = entry.name.clone();
                     self.opaque(&dir, layer);
@@ -482,22 +482,6 @@ fn join(parent: &str, name: &str) -> String {
     } else {
         format!("{parent}/{name}")
     }
-}
-
-/// A whiteout in overlayfs's own form (a layer source that reads `diff/`-shaped trees gives it).
-fn is_overlay_whiteout(entry: &TocEntry) -> bool {
-    (entry.kind == EntryKind::Char && entry.dev_major == 0 && entry.dev_minor == 0)
-        || (entry.kind == EntryKind::Reg
-            && entry.size == 0
-            && has_flag(entry, &whiteout::WHITEOUT_XATTRS))
-}
-
-/// Whether one of `names` is set to `y` on the entry.
-fn has_flag(entry: &TocEntry, names: &[&str]) -> bool {
-    entry
-        .xattrs
-        .iter()
-        .any(|(k, v)| names.contains(&k.as_str()) && v.as_slice() == b"y")
 }
 
 #[cfg(test)]

@@ -18,9 +18,8 @@ use rustix::fs::FileType;
 
 use crate::content::composefs::stat_of;
 use crate::content::erofs::Data;
-use crate::content::layer_tree::{as_path, join, split, walk, walk_composefs, Actual, Key};
+use crate::content::layer_tree::{as_path, walk, walk_composefs, Actual};
 use crate::content::toc::{EntryKind, TocEntry, TocOptions};
-use crate::content::whiteout::{self, OPAQUE_MARKER, PREFIX};
 use crate::content::xattr::{read_xattrs, Target};
 use crate::error::{Error, IoContext, Result};
 use crate::store::layers::Layer;
@@ -56,8 +55,8 @@ pub enum BlobNames {
     Files,
 }
 
-/// A layer as stored: its entries for the merge, and what the walk saw of each (by path; `""`
-/// is the layer's root directory; the `.wh.` markers of the AUFS form have none).
+/// A layer as stored: its entries for the merge (`.wh.` markers among them, by name), and what
+/// the walk saw of each, by path; `""` is the layer's root directory.
 pub(crate) struct StoredLayer {
     pub source: LayerSource,
     pub seen: HashMap<Box<str>, Actual>,
@@ -83,7 +82,7 @@ impl Store {
     }
 
     /// The entries of `layer` as stored: its `diff/` walked (fd-relative, never following a
-    /// symlink) or its composefs blob read (its `.wh.` files taken as `names` says), under the
+    /// symlink) or its composefs blob read (its `.wh.` files marking as `names` says), under the
     /// store's layer lock. A name that is not UTF-8 is refused (`EUNSUPPORTED`): the merge keys
     /// paths as text.
     pub(crate) fn stored_layer(&self, layer: &Layer, names: BlobNames) -> Result<StoredLayer> {
@@ -104,7 +103,7 @@ impl Store {
                 target: Vec::new(),
                 data: Data::None,
             });
-            (root, walk_composefs(entries, names == BlobNames::Markers))
+            (root, walk_composefs(entries, false))
         } else {
             let diff = store_dir.open_dir_nofollow(&diff_path).at(&diff_path)?;
             let root = Actual {
@@ -113,7 +112,7 @@ impl Store {
                 target: Vec::new(),
                 data: Data::None,
             };
-            (Some(root), walk(&diff, &diff_path)?)
+            (Some(root), walk(&diff, &diff_path, false)?)
         };
         let text = |key: &[u8]| {
             std::str::from_utf8(key)
@@ -133,7 +132,10 @@ impl Store {
         for (key, actual) in walked.entries {
             let name = text(&key)?;
             let mut entry = toc_entry(&actual, name.clone(), text(&actual.target)?);
-            if entry.kind == EntryKind::Reg && actual.stat.st_nlink > 1 && !is_whiteout(&entry) {
+            if entry.kind == EntryKind::Reg
+                && actual.stat.st_nlink > 1
+                && !entry.is_overlay_whiteout()
+            {
                 match first_names.get(&actual.stat.st_ino) {
                     Some(first) => {
                         entry.kind = EntryKind::Hardlink;
@@ -153,14 +155,6 @@ impl Store {
         if let Some(root) = root {
             seen.insert(Box::from(""), root);
         }
-        let markers = walked
-            .aufs_opaque
-            .iter()
-            .map(|dir| join(dir, OPAQUE_MARKER.as_bytes()))
-            .chain(walked.aufs_whiteouts.iter().map(|path| aufs_whiteout(path)));
-        for marker in markers {
-            entries.push(TocEntry::new(text(&marker)?, EntryKind::Reg, 0o644));
-        }
         let bodies = if composefs {
             Bodies::Objects(objects)
         } else {
@@ -175,14 +169,6 @@ impl Store {
             seen,
         })
     }
-}
-
-/// `dir/.wh.name` for the deleted `dir/name`.
-fn aufs_whiteout(deleted: &[u8]) -> Key {
-    let (dir, name) = split(deleted);
-    let mut marker = PREFIX.as_bytes().to_vec();
-    marker.extend_from_slice(name);
-    join(dir, &marker)
 }
 
 /// What a tar header would say of an entry `lstat` saw (seconds of its time; the rest is kept
@@ -218,13 +204,4 @@ fn toc_entry(actual: &Actual, name: String, target: String) -> TocEntry {
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.clone()))
         .collect();
     entry
-}
-
-/// An empty file that overlayfs reads as a whiteout (its xattr form).
-fn is_whiteout(entry: &TocEntry) -> bool {
-    entry.size == 0
-        && entry
-            .xattrs
-            .iter()
-            .any(|(k, v)| whiteout::WHITEOUT_XATTRS.contains(&k.as_str()) && v.as_slice() == b"y")
 }

@@ -194,7 +194,7 @@ impl Store {
         // big layer (gunzip and tar parsing; a stat and listxattr per entry): side by side.
         let (headers, walked) = std::thread::scope(|scope| {
             let headers = scope.spawn(|| self.layer_headers(layer));
-            let walked = walk(&diff, &diff_path);
+            let walked = walk(&diff, &diff_path, true);
             let headers = headers.join().unwrap_or_else(|_| {
                 Err(Error::io(
                     &diff_path,
